@@ -111,6 +111,43 @@ class EnvConfig(Section):
     )
 
 
+class ServerConfig(Section):
+    """The vLLM server billp launches when ``llm.base_url`` is empty and the backend is openai."""
+
+    host: str = Field("127.0.0.1", description="Interface the server binds to (loopback by default).")
+    port: int = Field(
+        0, ge=0, le=65535, description="Port to try first; 0 or a taken port picks a free one."
+    )
+    startup_timeout_s: float = Field(
+        300.0, gt=0, description="Give up (and show the log tail) if not healthy by then."
+    )
+    max_model_len: int = Field(4096, ge=256, description="vLLM --max-model-len.")
+    dtype: str = Field("bfloat16", description="vLLM --dtype.")
+    enforce_eager: bool = Field(
+        True, description="vLLM --enforce-eager: skips graph compilation (starts ~3x faster on CPU)."
+    )
+    kv_cache_gib: float = Field(
+        2.0, gt=0, description="CPU KV-cache size in GiB (VLLM_CPU_KVCACHE_SPACE)."
+    )
+    cpu_threads_bind: str = Field(
+        "auto",
+        description="VLLM_CPU_OMP_THREADS_BIND: 'auto' binds all cores of this machine (0-N) and "
+        "reserves none; 'vllm' keeps vLLM's own default; or an explicit list like '0-1'.",
+    )
+    gpu_memory_utilization: float | None = Field(
+        None, gt=0, le=1, description="vLLM --gpu-memory-utilization (GPU only)."
+    )
+    tensor_parallel_size: int = Field(1, ge=1, description="vLLM --tensor-parallel-size (GPU only).")
+    lora: dict[str, Path] = Field(
+        default_factory=dict,
+        description="Per-role LoRA adapters, role=PATH (maps to --enable-lora --lora-modules).",
+    )
+    max_lora_rank: int = Field(16, ge=1, description="vLLM --max-lora-rank when adapters are given.")
+    extra_args: list[str] = Field(
+        default_factory=list, description="Further vLLM server arguments, passed verbatim."
+    )
+
+
 class LLMConfig(Section):
     """How the agent's roles reach a language model."""
 
@@ -138,6 +175,15 @@ class LLMConfig(Section):
     reask_on_invalid: bool = Field(
         True, description="Re-ask once with the validation error before repairing."
     )
+    cache: Literal["off", "record", "replay"] = Field(
+        "off",
+        description="Response cache: 'record' stores every reply, 'replay' answers from the store "
+        "with no server (byte-identical reruns).",
+    )
+    cache_dir: Path | None = Field(
+        None, description="Response cache folder (default: <run dir>/llm_cache)."
+    )
+    server: ServerConfig = Field(default_factory=ServerConfig)
 
 
 class MemoryConfig(Section):
