@@ -270,6 +270,9 @@ class AgentConfig(Section):
     genre_hint_count: int = Field(
         2, ge=0, description="Genres absent from the recent window suggested for exploration."
     )
+    hint_window: int = Field(
+        4, ge=0, description="Recent recommendations whose genres the exploration hint avoids."
+    )
     state_window: int = Field(
         10, ge=1, description="Recent items that describe a state for the Critic and memories."
     )

@@ -1,0 +1,428 @@
+"""BiLLP: Planner, Actor, Critic and Reflector over shared FAISS memories.
+
+One class covers BiLLP and its ablations; the switches come from ``AgentConfig``:
+
+============== ======= ===== ===== ===========================
+preset         planner macro micro reflection retrieval
+============== ======= ===== ===== ===========================
+billp          yes     yes   yes   nearest (FAISS top-K)
+billp-no-macro yes     no    yes   -
+billp-no-micro yes     yes   no    nearest
+reflexion      yes     yes   no    recent
+react          yes     no    no    -
+actonly        no      no    no    -
+============== ======= ===== ===== ===========================
+
+Macro-learning: after each episode the Reflector writes a lesson; the Planner retrieves
+the K lessons nearest to the user's situation. Micro-learning: the Critic values each
+state (its memory first); the signed one-step advantage ``A = r + gamma*V(s') - V(s)``
+is stored as ``actor memory[state][item] = sign(A)``, and ``r + gamma*V(s')`` as the
+critic memory of ``state``. On the step where the user quits, ``r`` is
+``agent.quit_value`` and ``V(s') = 0``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import numpy as np
+
+from billp.agents.item_index import ItemIndex
+from billp.agents.messages import (
+    VALUE_MAX,
+    VALUE_MIN,
+    ActorChoice,
+    ActorInput,
+    CandidateView,
+    CriticInput,
+    CriticValue,
+    Plan,
+    PlannerInput,
+    Reflection,
+    ReflectorInput,
+    StepView,
+    actor_schema,
+)
+from billp.agents.protocol import (
+    ActorWrite,
+    CriticWrite,
+    EpisodeSummary,
+    MemoryWrites,
+    ReflectionWrite,
+    Transition,
+)
+from billp.agents.roles import Role
+from billp.agents.shortlist import ShortlistBuilder, exploration_genres
+from billp.config import AgentConfig, MemoryConfig
+from billp.data import Catalogue
+from billp.memory import AgentMemories, ReflectionEntry
+
+log = logging.getLogger(__name__)
+
+FALLBACK_PLAN = "Recommend a well-liked movie from genres the user has not seen recently."
+"""Plan used when the Planner's reply cannot be used."""
+_INTEGER = re.compile(r"-?\d+")
+_SEED_MODULUS = 2**31 - 1
+
+
+class BiLLPRoles:
+    """The four roles of one run, bound to their clients and templates."""
+
+    def __init__(
+        self,
+        planner: Role[Plan],
+        actor: Role[ActorChoice],
+        critic: Role[CriticValue],
+        reflector: Role[Reflection],
+    ) -> None:
+        self.planner = planner
+        self.actor = actor
+        self.critic = critic
+        self.reflector = reflector
+
+
+def describe_outcome(summary: EpisodeSummary, catalogue: Catalogue, info: dict[str, Any]) -> str:
+    """A sentence saying why the episode ended, for the Reflector."""
+    if summary.truncated and not summary.terminated:
+        return f"the session reached the step cap after {len(summary.items)} recommendations"
+    if not summary.items:
+        return "the session ended before any recommendation"
+    last = catalogue[summary.items[-1]].label
+    reason = summary.quit_reason
+    if reason == "low_reward":
+        return f"the user left because they disliked {last} (reward {summary.rewards[-1]:.1f})"
+    if reason in {"too_similar", "repeat"}:
+        other = info.get("similar_to")
+        other_label = catalogue[other].label if isinstance(other, int) else "a recent movie"
+        what = "repeated" if reason == "repeat" else "was too similar to"
+        return f"the user left because {last} {what} {other_label}"
+    return f"the user left after {last}"
+
+
+class BiLLPPolicy:
+    """The shared part of BiLLP and its ablations: config, roles, memories, shortlists."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        memory_config: MemoryConfig,
+        catalogue: Catalogue,
+        roles: BiLLPRoles,
+        item_index: ItemIndex,
+        shortlister: ShortlistBuilder,
+        memories: AgentMemories | None,
+    ) -> None:
+        self.name = config.name
+        self.config = config
+        self.memory_config = memory_config
+        self.catalogue = catalogue
+        self.roles = roles
+        self.item_index = item_index
+        self.shortlister = shortlister
+        self.memories = memories
+        self._memory_root = memories.root if memories is not None else None
+        self._embedder = memories.embedder if memories is not None else None
+
+    @property
+    def uses_memory(self) -> bool:
+        return bool(self.config.macro or self.config.micro)
+
+    def spawn(self, episode_key: str, seed: int) -> BiLLPEpisode:
+        return BiLLPEpisode(self, episode_key, seed)
+
+    def commit(self, writes: MemoryWrites, episode_key: str) -> None:
+        """Apply an episode's buffered writes and persist the memories atomically."""
+        if self.memories is None:
+            return
+        for reflection in writes.reflections:
+            self.memories.reflections.add(reflection.situation, reflection.entry)
+        for write in writes.actor:
+            self.memories.actor.record(write.state, write.item_id, write.sign)
+        for write in writes.critic:
+            self.memories.critic.record(write.state, write.value)
+        self.memories.save(committed_episode=episode_key)
+
+    def committed_episodes(self) -> set[str]:
+        return set(self.memories.committed) if self.memories is not None else set()
+
+    def reload(self) -> None:
+        if self._memory_root is not None and self._embedder is not None:
+            self.memories = AgentMemories.open(self._memory_root, self._embedder)
+
+    def state_text(self, items: list[int]) -> str:
+        """The text that identifies a state in memories (BiLLP's "viewing history is [...]")."""
+        titles = "; ".join(self.catalogue[i].label for i in items)
+        return f"The user's recent movies are [{titles}]"
+
+    def labels(self, items: list[int]) -> list[str]:
+        return [self.catalogue[i].label for i in items]
+
+
+class BiLLPEpisode:
+    """One episode of a BiLLP-family agent."""
+
+    def __init__(self, policy: BiLLPPolicy, episode_key: str, seed: int) -> None:
+        self.p = policy
+        self.cfg = policy.config
+        self.key = episode_key
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.user_id = -1
+        self.history: list[int] = []
+        self.recommended: list[int] = []
+        self.steps: list[StepView] = []
+        self.reflections: list[str] = []
+        self.value: float | None = None
+        self.writes = MemoryWrites()
+        self._calls = 0
+        self._trace: dict[str, Any] = {}
+        self._episode_trace: dict[str, Any] = {}
+        self._pending_thought: str | None = None
+        self._quit_info: dict[str, Any] = {}
+
+    # ------------------------------------------------------------ helpers
+    def _seed(self) -> int:
+        self._calls += 1
+        return (self.seed * 1_000_003 + self._calls) % _SEED_MODULUS
+
+    def _recent(self) -> list[int]:
+        return (self.history + self.recommended)[-self.cfg.state_window :]
+
+    async def _estimate_value(self, items: list[int]) -> tuple[float, dict[str, Any]]:
+        """V(state): the critic memory first, then the Critic LLM."""
+        state = self.p.state_text(items)
+        memories = self.p.memories
+        hit = None
+        if memories is not None:
+            hit = memories.critic.lookup(state, self.p.memory_config.critic_hint_similarity)
+        if hit is not None and hit[0] >= self.p.memory_config.critic_reuse_similarity:
+            return hit[1], {"source": "memory", "similarity": round(hit[0], 6), "value": hit[1]}
+        remembered = hit[1] if hit is not None else None
+        default = int(round(remembered)) if remembered is not None else 0
+        result = await self.p.roles.critic(
+            CriticInput(state=self.p.labels(items), remembered_value=remembered),
+            fallback=lambda: CriticValue(value=default),
+            seed=self._seed(),
+            repair=_repair_critic,
+        )
+        trace = {"source": "critic", "value": result.value.value, "call": result.trace.model_dump()}
+        if hit is not None:
+            trace["similarity"] = round(hit[0], 6)
+        return float(result.value.value), trace
+
+    # ------------------------------------------------------------ protocol
+    async def reset(self, info: dict[str, Any]) -> None:
+        self.user_id = int(info["user_id"])
+        self.history = [int(i) for i in info["history"]]
+        memories = self.p.memories
+        if self.cfg.macro and memories is not None and self.p.memory_config.reflections_top_k > 0:
+            situation = self.p.state_text(self.history[-self.cfg.state_window :])
+            entries = memories.reflections.retrieve(
+                situation,
+                self.p.memory_config.reflections_top_k,
+                self.cfg.reflection_retrieval or "nearest",
+            )
+            self.reflections = [entry.text for entry in entries]
+
+    async def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> int:
+        recent = self._recent()
+        state = self.p.state_text(recent)
+        trace: dict[str, Any] = {"calls": []}
+        if self.cfg.micro and self.value is None:
+            self.value, value_trace = await self._estimate_value(recent)
+            trace["value"] = value_trace
+            if "call" in value_trace:
+                trace["calls"].append(value_trace["call"])
+        hint_window = self.recommended[-self.cfg.hint_window :]
+        genre_hints = exploration_genres(
+            self.p.catalogue, hint_window, self.cfg.genre_hint_count, self.rng
+        )
+        plan = Plan(thought="", genres=[])
+        if self.cfg.planner:
+            scratch = self.steps[-self.cfg.scratchpad_length :] if self.cfg.scratchpad_length else []
+            planned = await self.p.roles.planner(
+                PlannerInput(
+                    history=self.p.labels(self.history[-self.cfg.prompt_history_length :]),
+                    reflections=self.reflections,
+                    scratchpad=scratch,
+                    genres=list(self.p.catalogue.genres),
+                    step=len(self.recommended) + 1,
+                ),
+                fallback=lambda: Plan(thought=FALLBACK_PLAN, genres=genre_hints),
+                seed=self._seed(),
+                schema=_plan_schema(self.p.catalogue.genres),
+                repair=lambda raw: Plan(thought=raw.strip()[:200], genres=[]) if raw.strip() else None,
+            )
+            plan = planned.value
+            trace["plan"] = plan.model_dump()
+            trace["calls"].append(planned.trace.model_dump())
+        hints_enc: list[int] = []
+        hints_dis: list[int] = []
+        if self.cfg.micro and self.p.memories is not None:
+            hints = self.p.memories.actor.hints(
+                state, self.p.memory_config.actor_top_k, self.p.memory_config.actor_min_similarity
+            )
+            hints_enc, hints_dis = hints.encouraged, hints.discouraged
+            trace["memory_hits"] = {"encouraged": hints_enc, "discouraged": hints_dis}
+        seen = set(self.history) | set(self.recommended)
+        shortlist = self.p.shortlister.build(
+            size=self.cfg.shortlist_size,
+            recent=recent,
+            exclude=seen,
+            plan_genres=plan.genres,
+            hint_genres=genre_hints,
+            encouraged=hints_enc,
+            discouraged=hints_dis,
+        )
+        ids = shortlist.item_ids
+        if not ids:
+            raise RuntimeError(f"episode {self.key}: no unseen catalogue item is left to recommend")
+        allowed = set(ids)
+
+        def check(choice: ActorChoice) -> None:
+            if choice.item_id not in allowed:
+                raise ValueError(f"item_id {choice.item_id} is not one of the candidates")
+
+        def repair(raw: str) -> ActorChoice | None:
+            for match in _INTEGER.findall(raw):
+                if int(match) in allowed:
+                    return ActorChoice(item_id=int(match), reason="repaired: id found in free text")
+            grounded = self.p.item_index.ground(raw, exclude=seen)
+            if grounded is None:
+                return None
+            return ActorChoice(item_id=grounded, reason="grounded: nearest catalogue title")
+
+        chosen = await self.p.roles.actor(
+            ActorInput(
+                plan=plan.thought or None,
+                history=self.p.labels(self.history[-self.cfg.prompt_history_length :]),
+                candidates=[
+                    CandidateView(
+                        item_id=i,
+                        title=self.p.catalogue[i].label,
+                        genres=list(self.p.catalogue[i].genres),
+                    )
+                    for i in ids
+                ],
+                encouraged=self.p.labels(hints_enc[: len(ids)]),
+                discouraged=self.p.labels(hints_dis[: len(ids)]),
+                genre_hints=genre_hints,
+            ),
+            fallback=lambda: ActorChoice(item_id=ids[0], reason="fallback: top candidate"),
+            seed=self._seed(),
+            schema=actor_schema(ids),
+            validate=check,
+            repair=repair,
+        )
+        trace["calls"].append(chosen.trace.model_dump())
+        trace["genre_hints"] = genre_hints
+        trace["shortlist"] = ids
+        trace["shortlist_sources"] = {str(k): v for k, v in shortlist.sources.items()}
+        trace["choice"] = chosen.value.model_dump()
+        self._pending_thought = plan.thought or None
+        self._trace = trace
+        return chosen.value.item_id
+
+    async def observe(self, transition: Transition) -> None:
+        item = transition.action
+        previous = self._recent()
+        self.recommended.append(item)
+        if transition.terminated:
+            self._quit_info = {"similar_to": transition.info.get("similar_to")}
+        self.steps.append(
+            StepView(
+                step=len(self.recommended),
+                title=self.p.catalogue[item].label,
+                genres=list(self.p.catalogue[item].genres),
+                reward=round(float(transition.reward), 4),
+                thought=self._pending_thought,
+            )
+        )
+        if not self.cfg.micro:
+            return
+        assert self.value is not None, "act() must run before observe()"
+        if transition.terminated:
+            reward, next_value = self.cfg.quit_value, 0.0
+            value_trace: dict[str, Any] = {"source": "terminal", "value": 0.0}
+        else:
+            reward = float(transition.reward)
+            next_value, value_trace = await self._estimate_value(self._recent())
+            if "call" in value_trace:
+                self._trace.setdefault("calls", []).append(value_trace["call"])
+        target = reward + self.cfg.gamma * next_value
+        advantage = target - self.value
+        state = self.p.state_text(previous)
+        self.writes.actor.append(
+            ActorWrite(state=state, item_id=item, sign=1 if advantage >= 0 else -1)
+        )
+        self.writes.critic.append(CriticWrite(state=state, value=round(target, 6)))
+        self._trace["critic"] = {
+            "v": self.value,
+            "v_next": next_value,
+            "next": value_trace,
+            "td_target": round(target, 6),
+            "advantage": round(advantage, 6),
+        }
+        self.value = next_value
+
+    async def end_episode(self, summary: EpisodeSummary) -> MemoryWrites:
+        if self.cfg.macro and self.p.memories is not None:
+            outcome = describe_outcome(summary, self.p.catalogue, self._quit_info)
+            accepted = self.steps[:-1] if summary.terminated else self.steps
+            result = await self.p.roles.reflector(
+                ReflectorInput(
+                    history=self.p.labels(self.history[-self.cfg.prompt_history_length :]),
+                    steps=self.steps,
+                    outcome=outcome,
+                    length=len(accepted),
+                    total_reward=round(sum(s.reward for s in accepted), 4),
+                ),
+                fallback=lambda: Reflection(
+                    reflection=f"Last time {outcome}; vary genres and follow the user's tastes."
+                ),
+                seed=self._seed(),
+                repair=lambda raw: Reflection(reflection=raw.strip()[:200]) if raw.strip() else None,
+            )
+            situation = self.p.state_text(self.history[-self.cfg.state_window :])
+            self.writes.reflections.append(
+                ReflectionWrite(
+                    situation=situation,
+                    entry=ReflectionEntry(
+                        text=result.value.reflection,
+                        user_id=self.user_id,
+                        episode=self.key,
+                        length=len(accepted),
+                        total_reward=round(sum(s.reward for s in accepted), 4),
+                    ),
+                )
+            )
+            self._episode_trace = {
+                "outcome": outcome,
+                "reflection": result.value.reflection,
+                "calls": [result.trace.model_dump()],
+            }
+        return self.writes
+
+    def step_trace(self) -> dict[str, Any]:
+        return self._trace
+
+    def episode_trace(self) -> dict[str, Any]:
+        return self._episode_trace
+
+
+def _repair_critic(raw: str) -> CriticValue | None:
+    """Read an integer value out of free text, clipped to the Critic's scale."""
+    match = _INTEGER.search(raw)
+    if match is None:
+        return None
+    value = max(VALUE_MIN, min(VALUE_MAX, int(match.group())))
+    return CriticValue(value=value)
+
+
+def _plan_schema(genres: list[str]) -> dict[str, Any]:
+    """The Plan schema with ``genres`` restricted to the catalogue's genre names."""
+    schema = Plan.model_json_schema()
+    schema["properties"]["genres"]["items"] = {"type": "string", "enum": list(genres)}
+    return schema

