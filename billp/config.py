@@ -203,6 +203,9 @@ class LLMConfig(Section):
     cache_dir: Path | None = Field(
         None, description="Response cache folder (default: <run dir>/llm_cache)."
     )
+    scripted_latency_s: float = Field(
+        0.0, ge=0, description="Simulated latency of each scripted-LLM reply (demos, tests)."
+    )
     server: ServerConfig = Field(default_factory=ServerConfig)
     roles: dict[str, RoleLLMConfig] = Field(
         default_factory=dict,

@@ -428,13 +428,30 @@ def _recover(run_dir: Path, specs: list[EpisodeSpec]) -> tuple[list[EpisodeRecor
     return list(finished.values()), remaining
 
 
-async def _execute(config: RunConfig, run_dir: Path, resume: bool) -> RunResult:
+class _Prepared(BaseModel):
+    """What is checked and built before a run directory exists."""
+
+    model_config = {"arbitrary_types_allowed": True}
+
+    world: Any
+    prompts: PromptLibrary
+    specs: list[EpisodeSpec]
+
+
+def _prepare(config: RunConfig) -> _Prepared:
+    """Load templates and data and plan the episodes: fails fast on bad input."""
+    prompts = PromptLibrary(config.prompts_dir)
     world = build_world(config.env, config.data)
     split = world.dataset.split
     specs = plan_episodes(config, split.train_users, split.test_users)
+    return _Prepared(world=world, prompts=prompts, specs=specs)
+
+
+async def _execute(config: RunConfig, prepared: _Prepared, run_dir: Path, resume: bool) -> RunResult:
+    world: World = prepared.world
+    prompts, specs = prepared.prompts, prepared.specs
     name = run_dir.name
     memory_root = config.memory.dir / name
-    prompts = PromptLibrary(config.prompts_dir)
     manifest_path = run_dir / "manifest.json"
     if resume and manifest_path.is_file():
         memory_root = Path(json.loads(manifest_path.read_text())["memory_dir"])
@@ -487,11 +504,13 @@ async def _execute(config: RunConfig, run_dir: Path, resume: bool) -> RunResult:
 
 def execute(config: RunConfig) -> RunResult:
     """Start a new run of ``config``."""
+    prepared = _prepare(config)
     run_dir = prepare_run_dir(config)
-    return asyncio.run(_execute(config, run_dir, resume=False))
+    return asyncio.run(_execute(config, prepared, run_dir, resume=False))
 
 
 def resume(run_dir: Path) -> RunResult:
     """Finish a run that was interrupted, from its directory alone."""
     config = load_run_config(run_dir)
-    return asyncio.run(_execute(config, run_dir, resume=True))
+    prepared = _prepare(config)
+    return asyncio.run(_execute(config, prepared, run_dir, resume=True))

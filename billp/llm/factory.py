@@ -1,0 +1,100 @@
+"""Build the LLM client a run asks for, including the vLLM server it may need."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from billp.config import RunConfig
+from billp.llm.cache import CachingClient, ResponseCache
+from billp.llm.client import LLMClient, LLMError
+from billp.llm.messages import LLMRequest, LLMResponse
+from billp.llm.openai_client import OpenAICompatibleClient
+from billp.llm.scripted import ScriptedLLM
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def make_llm_client(config: RunConfig, run_dir: Path) -> AsyncIterator[LLMClient]:
+    """Yield the client of ``config.llm``; close it (and any server billp started) on exit.
+
+    - ``scripted``: the deterministic offline LLM, seeded by the run seed.
+    - ``openai``: the server(s) at ``llm.base_url``.
+    - ``vllm``: ``llm.base_url`` when given, else a vLLM server started here for
+      ``llm.model`` and stopped when the run ends, however it ends.
+
+    ``llm.cache`` wraps the client in the record/replay response cache; ``replay`` needs
+    no server at all.
+    """
+    llm = config.llm
+    cache = None
+    if llm.cache != "off":
+        cache = ResponseCache(llm.cache_dir or run_dir / "llm_cache", llm.cache)
+    async with contextlib.AsyncExitStack() as stack:
+        client: LLMClient
+        served_name = llm.served_model_name
+        if llm.backend == "scripted":
+            client = ScriptedLLM(seed=config.seed)
+            if llm.scripted_latency_s > 0:
+                client = _Delayed(client, llm.scripted_latency_s)
+        elif llm.cache == "replay":
+            client = _ReplayOnly()
+        else:
+            base_urls = list(llm.base_url)
+            if not base_urls:
+                if llm.backend == "openai":
+                    raise ValueError("llm.base_url: the 'openai' backend needs at least one URL")
+                from billp.llm.provision import resolve_model
+                from billp.llm.server import VLLMServer
+
+                model = resolve_model(llm.model)
+                served_name = served_name or model.served_name
+                server = VLLMServer(
+                    model=str(model.path) if model.path else str(model.hub_id),
+                    served_name=served_name,
+                    config=llm.server,
+                    log_path=run_dir / "vllm_server.log",
+                )
+                await stack.enter_async_context(server)
+                base_urls = [server.base_url]
+                log.info("vLLM server for %s ready at %s", served_name, server.base_url)
+            client = OpenAICompatibleClient.from_config(
+                llm.model_copy(update={"base_url": base_urls, "model": served_name or llm.model})
+            )
+        if cache is not None:
+            # Keyed by the configured model, so a replay needs no provisioning or server.
+            client = CachingClient(client, cache, model=llm.served_model_name or llm.model)
+        try:
+            yield client
+        finally:
+            await client.aclose()
+
+
+class _Delayed:
+    """Adds a fixed latency to every reply of another client (simulates a server)."""
+
+    def __init__(self, inner: LLMClient, delay_s: float) -> None:
+        self._inner = inner
+        self._delay_s = delay_s
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        await asyncio.sleep(self._delay_s)
+        response = await self._inner.complete(request)
+        return response.model_copy(update={"latency_s": response.latency_s + self._delay_s})
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _ReplayOnly:
+    """Stands in for the server in replay mode: any request the cache misses is an error."""
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        raise LLMError(f"replay mode: no recorded reply for a {request.role} request")
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,100 @@
+"""Every role template renders against its input model, strictly and sandboxed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from billp.agents.messages import (
+    ActorInput,
+    CandidateView,
+    CriticInput,
+    PlannerInput,
+    ReflectorInput,
+    StepView,
+)
+from billp.agents.prompts import ROLE_TEMPLATES, PromptError, PromptLibrary, shipped_prompts_dir
+
+STEP = StepView(step=1, title="Heat (1995)", genres=["Action", "Crime"], reward=4.2, thought="go")
+
+
+def role_inputs(variant: int) -> dict[str, object]:
+    history = [f"Movie {variant}-{i} (1990)" for i in range(3)]
+    return {
+        "planner": PlannerInput(
+            history=history,
+            reflections=[f"lesson {variant}"] if variant else [],
+            scratchpad=[STEP] if variant else [],
+            genres=["Action", "Comedy", "Drama"],
+            step=variant + 1,
+        ),
+        "actor": ActorInput(
+            plan=f"plan {variant}" if variant else None,
+            history=history,
+            candidates=[CandidateView(item_id=7 + variant, title="Heat (1995)", genres=["Crime"])],
+            encouraged=["Up (2009)"] if variant else [],
+            discouraged=[],
+            genre_hints=["Comedy"],
+        ),
+        "critic": CriticInput(state=history, remembered_value=2.0 if variant else None),
+        "reflector": ReflectorInput(
+            history=history, steps=[STEP], outcome="the user left", length=variant, total_reward=4.2
+        ),
+    }
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_TEMPLATES))
+def test_every_template_renders_against_its_input_model(role: str) -> None:
+    library = PromptLibrary()
+    for variant in (0, 1):
+        rendered = library.render(role, role_inputs(variant)[role])  # type: ignore[arg-type]
+        assert rendered.text
+        assert "{{" not in rendered.text and "{%" not in rendered.text
+        assert len(rendered.template_hash) == 16
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_TEMPLATES))
+def test_templates_put_static_text_first(role: str) -> None:
+    """Two different inputs share a long common prefix: good for vLLM prefix caching."""
+    library = PromptLibrary()
+    first = library.render(role, role_inputs(0)[role]).text  # type: ignore[arg-type]
+    second = library.render(role, role_inputs(1)[role]).text  # type: ignore[arg-type]
+    common = len(os.path.commonprefix([first, second]))
+    assert common >= 150, f"{role}: only {common} static characters before the first variable"
+
+
+def test_undefined_variable_is_an_error_naming_the_template(tmp_path: Path) -> None:
+    (tmp_path / "critic.j2").write_text("Value of {{ stat }}")
+    library = PromptLibrary(tmp_path)
+    with pytest.raises(PromptError, match=r"critic\.j2.*undefined"):
+        library.render("critic", CriticInput(state=["a"]))
+
+
+def test_user_folder_overrides_one_template(tmp_path: Path) -> None:
+    (tmp_path / "critic.j2").write_text("Custom critic: {{ state | join(',') }}")
+    library = PromptLibrary(tmp_path)
+    assert library.render("critic", CriticInput(state=["a", "b"])).text == "Custom critic: a,b"
+    planner = library.render("planner", role_inputs(0)["planner"])  # type: ignore[arg-type]
+    assert planner.text.startswith("You are the Planner")
+
+
+def test_sandbox_blocks_attribute_escapes(tmp_path: Path) -> None:
+    (tmp_path / "critic.j2").write_text("{{ state.__class__.__mro__[1].__subclasses__() }}")
+    library = PromptLibrary(tmp_path)
+    with pytest.raises(PromptError):
+        library.render("critic", CriticInput(state=["a"]))
+
+
+def test_syntax_error_and_missing_folder_are_clear(tmp_path: Path) -> None:
+    (tmp_path / "actor.j2").write_text("{% for x in %}")
+    with pytest.raises(PromptError, match=r"actor\.j2, line 1"):
+        PromptLibrary(tmp_path)
+    with pytest.raises(PromptError, match="not found"):
+        PromptLibrary(tmp_path / "nope")
+
+
+def test_shipped_templates_exist() -> None:
+    for name in ROLE_TEMPLATES.values():
+        assert (shipped_prompts_dir() / name).is_file()

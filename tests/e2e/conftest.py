@@ -1,0 +1,54 @@
+"""Helpers for end-to-end tests that run the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "tests" / "e2e" / "tiny.toml"
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One model/embedding cache for every e2e test of the session."""
+    return tmp_path_factory.mktemp("billp-cache")
+
+
+def cli_env(cache: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["XDG_CACHE_HOME"] = str(cache)
+    env["HF_HUB_OFFLINE"] = "1"
+    env.setdefault("PYTHONHASHSEED", "0")
+    return env
+
+
+def simulate_cmd(out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "billp.simulate",
+        "--config",
+        str(TINY),
+        "--output-dir",
+        str(out / "runs"),
+        "--memory.dir",
+        str(out / "memory"),
+        *extra,
+    ]
+
+
+def run_cli(cmd: list[str], cache: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cmd, env=cli_env(cache), capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
+
+
+def only_run_dir(out: Path) -> Path:
+    runs = sorted((out / "runs").iterdir())
+    assert len(runs) == 1, runs
+    return runs[0]

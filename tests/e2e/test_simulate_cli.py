@@ -1,0 +1,90 @@
+"""The real `python -m billp.simulate` on a tiny configuration."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import REPO, only_run_dir, run_cli, simulate_cmd
+
+GOLDEN = REPO / "tests" / "e2e" / "golden" / "tiny_episodes.jsonl"
+UPDATE_GOLDEN = os.environ.get("BILLP_UPDATE_GOLDEN") == "1"
+
+
+def test_tiny_run_matches_the_golden_episodes(tmp_path: Path, shared_cache: Path) -> None:
+    result = run_cli(simulate_cmd(tmp_path), shared_cache)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = only_run_dir(tmp_path)
+    for name in ("config.toml", "manifest.json", "episodes.jsonl", "steps.jsonl", "summary.json"):
+        assert (run_dir / name).is_file(), name
+    produced = (run_dir / "episodes.jsonl").read_bytes()
+    if UPDATE_GOLDEN:
+        GOLDEN.write_bytes(produced)
+    assert produced == GOLDEN.read_bytes(), "episodes.jsonl differs from the golden file"
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["test"]["episodes"] == 3 and summary["train"]["episodes"] == 3
+    for key in ("len", "r_each", "r_traj", "coverage"):
+        assert key in summary["test"]
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert set(manifest["templates"]) == {"actor.j2", "critic.j2", "planner.j2", "reflector.j2"}
+    steps = [json.loads(line) for line in (run_dir / "steps.jsonl").read_text().splitlines()]
+    act_steps = [s for s in steps if s["step"] is not None]
+    calls = [c for s in act_steps for c in s["trace"]["calls"]]
+    assert {c["role"] for c in calls} == {"planner", "actor", "critic"}
+    assert all(len(c["prompt_hash"]) == 16 and c["raw"] for c in calls)
+    reflections = [s for s in steps if s["step"] is None]
+    assert len(reflections) == 6
+    memory_root = Path(manifest["memory_dir"])
+    assert (memory_root / "reflections" / "index.faiss").is_file()
+
+
+def test_rerun_is_byte_identical(tmp_path: Path, shared_cache: Path) -> None:
+    """Same config, same seed: the same episodes (the scripted LLM is deterministic)."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    for out in (first, second):
+        result = run_cli(simulate_cmd(out, "--train-users", "2", "--test-users", "1"), shared_cache)
+        assert result.returncode == 0, result.stderr[-3000:]
+    a = (only_run_dir(first) / "episodes.jsonl").read_bytes()
+    b = (only_run_dir(second) / "episodes.jsonl").read_bytes()
+    assert a == b and a.count(b"\n") == 3
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "field"),
+    [
+        ("--env.max-steps", "0", "env.max_steps"),
+        ("--agent.name", "nonsense", "agent.name"),
+        ("--agent.gamma", "abc", "agent.gamma"),
+        ("--llm.backend", "gpt", "llm.backend"),
+    ],
+)
+def test_invalid_config_value_names_the_field(
+    tmp_path: Path, shared_cache: Path, flag: str, value: str, field: str
+) -> None:
+    result = run_cli(simulate_cmd(tmp_path, flag, value), shared_cache, timeout=60)
+    assert result.returncode == 2
+    assert field in result.stderr
+    assert not (tmp_path / "runs").exists(), "nothing may start before the config is valid"
+
+
+def test_missing_data_folder_is_a_clear_error(tmp_path: Path, shared_cache: Path) -> None:
+    missing = tmp_path / "no-such-dataset"
+    result = run_cli(simulate_cmd(tmp_path, "--data.path", str(missing)), shared_cache, timeout=60)
+    assert result.returncode == 2
+    assert "no-such-dataset" in result.stderr
+
+
+def test_help_documents_every_section() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "billp.simulate", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for flag in ("--env.max-steps", "--agent.gamma", "--memory.reflections-top-k", "--llm.base-url",
+                 "--data.path", "--llm.server.kv-cache-gib", "--resume"):
+        assert flag in out
