@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-run}"
-py="${PYTHON:-python3}"
+py="${PYTHON:-python}"
 case "$mode" in
   run)  extras="cpu,le" ;;
   test) extras="cpu,le,test" ;;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import subprocess
 import time
 from collections import Counter
@@ -52,7 +53,7 @@ def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path: Path, shared_ca
     assert KILL_AFTER_EPISODES <= len(before) < TOTAL
 
     run_dir = only_run_dir(tmp_path)
-    result = run_cli(["python", "-m", "billp.simulate", "--resume", str(run_dir)], shared_cache)
+    result = run_cli([sys.executable, "-m", "billp.simulate", "--resume", str(run_dir)], shared_cache)
     assert result.returncode == 0, result.stderr[-3000:]
 
     after = _lines(run_dir / "episodes.jsonl")
