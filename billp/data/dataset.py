@@ -1,0 +1,355 @@
+"""Datasets: interactions, the user split and the episodes' starting histories.
+
+Design (shared by the simulator and the agents):
+
+* The simulator's rating model is fitted on ``train_interactions`` of ALL users, so it can
+  score every user. ``train_interactions`` is each user's earliest ``1 - holdout_fraction``
+  share of interactions (never fewer than ``history_length`` when the user has them).
+* ``heldout_interactions`` (each user's latest share) are never seen by the simulator; they
+  are for fidelity checks of the simulator.
+* Users are split, with ``DataConfig.split_seed``, into train users (episodes that build
+  the agent's memories) and test users (evaluation episodes).
+* An episode for user ``u`` starts from the last ``history_length`` items of ``u``'s train part.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel
+
+from billp.config import DataConfig
+from billp.data.atomic import read_atomic_file
+from billp.data.catalogue import Catalogue, read_catalogue, resolve_column
+from billp.data.errors import DataError, UnknownUserError
+from billp.data.movielens import movielens_100k_dir
+
+logger = logging.getLogger(__name__)
+
+USER_ID_COLUMN = "user_id"
+ITEM_ID_COLUMN = "item_id"
+RATING_COLUMNS: tuple[str, ...] = ("rating",)
+TIMESTAMP_COLUMNS: tuple[str, ...] = ("timestamp",)
+IMPLICIT_RATING = 1.0
+"""Rating given to every interaction of a dataset without a rating column."""
+RATING_SCALE: tuple[float, float] = (1.0, 5.0)
+"""The reward scale of the simulated users; ratings outside it are reported."""
+FINGERPRINT_VERSION = "billp-dataset-1"
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)
+    return array
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """Parallel arrays of interactions, sorted by (user, timestamp, original row order)."""
+
+    users: np.ndarray
+    items: np.ndarray
+    ratings: np.ndarray
+    timestamps: np.ndarray
+
+    def __post_init__(self) -> None:
+        lengths = {len(self.users), len(self.items), len(self.ratings), len(self.timestamps)}
+        if len(lengths) != 1:
+            raise DataError(
+                "interaction arrays differ in length: "
+                f"users {len(self.users)}, items {len(self.items)}, "
+                f"ratings {len(self.ratings)}, timestamps {len(self.timestamps)}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def take(self, index: np.ndarray | slice) -> Interactions:
+        """The interactions selected by a slice, boolean mask or index array."""
+        return Interactions(
+            users=self.users[index],
+            items=self.items[index],
+            ratings=self.ratings[index],
+            timestamps=self.timestamps[index],
+        )
+
+
+def make_interactions(
+    users: np.ndarray, items: np.ndarray, ratings: np.ndarray, timestamps: np.ndarray
+) -> Interactions:
+    """Typed, read-only :class:`Interactions` sorted by (user, timestamp, given order)."""
+    users = np.asarray(users, dtype=np.int64)
+    order = np.lexsort((np.arange(len(users)), np.asarray(timestamps, dtype=np.float64), users))
+    return Interactions(
+        users=_read_only(users[order]),
+        items=_read_only(np.asarray(items, dtype=np.int64)[order]),
+        ratings=_read_only(np.asarray(ratings, dtype=np.float32)[order]),
+        timestamps=_read_only(np.asarray(timestamps, dtype=np.float64)[order]),
+    )
+
+
+class UserSplit(BaseModel):
+    """Dense user ids of the train users (memory building) and test users (evaluation)."""
+
+    train_users: list[int]
+    test_users: list[int]
+
+
+def split_users(n_users: int, test_fraction: float, seed: int) -> UserSplit:
+    """Seeded split of ``0..n_users-1``; both sides get at least one user."""
+    if n_users < 2:
+        raise DataError(f"splitting users needs at least 2 users, the dataset has {n_users}")
+    n_test = min(max(round(test_fraction * n_users), 1), n_users - 1)
+    permutation = np.random.default_rng(seed).permutation(n_users)
+    return UserSplit(
+        train_users=sorted(int(u) for u in permutation[n_test:]),
+        test_users=sorted(int(u) for u in permutation[:n_test]),
+    )
+
+
+class Dataset:
+    """A loaded dataset: catalogue, users, interactions and their train/held-out parts."""
+
+    def __init__(
+        self,
+        name: str,
+        catalogue: Catalogue,
+        user_raw_ids: Sequence[str],
+        interactions: Interactions,
+        config: DataConfig,
+        fingerprint: str,
+    ) -> None:
+        """Split ``interactions`` (dense ids, sorted as :func:`make_interactions` sorts).
+
+        Raises:
+            DataError: an interaction names a user or item outside the given ranges.
+        """
+        self.name = name
+        self.catalogue = catalogue
+        self.user_raw_ids: list[str] = list(user_raw_ids)
+        self.n_users = len(self.user_raw_ids)
+        self.config = config
+        self.fingerprint = fingerprint
+        self.interactions = interactions
+        if len(interactions) and (
+            interactions.users.min() < 0 or interactions.users.max() >= self.n_users
+        ):
+            raise DataError(f"interactions name users outside 0..{self.n_users - 1}")
+        if len(interactions) and (
+            interactions.items.min() < 0 or interactions.items.max() >= len(catalogue)
+        ):
+            raise DataError(f"interactions name items outside 0..{len(catalogue) - 1}")
+        users = interactions.users
+        starts = np.searchsorted(users, np.arange(self.n_users), side="left")
+        ends = np.searchsorted(users, np.arange(self.n_users), side="right")
+        counts = ends - starts
+        n_heldout = np.floor(config.holdout_fraction * counts).astype(np.int64)
+        n_train = np.maximum(counts - n_heldout, np.minimum(counts, config.history_length))
+        rank = np.arange(len(users)) - starts[users]
+        train_mask = rank < n_train[users]
+        self.train_interactions = interactions.take(train_mask)
+        self.heldout_interactions = interactions.take(~train_mask)
+        self._train_starts = np.searchsorted(
+            self.train_interactions.users, np.arange(self.n_users), side="left"
+        )
+        self._train_ends = np.searchsorted(
+            self.train_interactions.users, np.arange(self.n_users), side="right"
+        )
+        self.split = split_users(self.n_users, config.test_user_fraction, config.split_seed)
+        self.item_popularity: np.ndarray = _read_only(
+            np.bincount(self.train_interactions.items, minlength=len(catalogue)).astype(np.int64)
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset({self.name!r}: {self.n_users} users, {len(self.catalogue)} items, "
+            f"{len(self.interactions)} interactions, {len(self.train_interactions)} train)"
+        )
+
+    def check_user(self, user: int) -> int:
+        """``user`` as a plain int if it is a dense user id of this dataset."""
+        if isinstance(user, bool) or not isinstance(user, int | np.integer):
+            raise UnknownUserError(f"user id {user!r} is not an integer")
+        if not 0 <= int(user) < self.n_users:
+            raise UnknownUserError(
+                f"user id {user} is not in dataset {self.name!r} of {self.n_users} users"
+            )
+        return int(user)
+
+    def user_log(self, user: int) -> Interactions:
+        """The user's train part, chronological."""
+        index = self.check_user(user)
+        return self.train_interactions.take(
+            slice(int(self._train_starts[index]), int(self._train_ends[index]))
+        )
+
+    def starting_history(self, user: int) -> list[int]:
+        """The last ``history_length`` items of the user's train part (oldest first)."""
+        items = self.user_log(user).items
+        return [int(i) for i in items[-self.config.history_length :]]
+
+
+def _parse_floats(path: Path, column: str, values: list[str]) -> np.ndarray:
+    try:
+        parsed = np.array(values, dtype=np.float64)
+    except ValueError:
+        parsed = None
+    if parsed is not None and bool(np.isfinite(parsed).all()):
+        return parsed
+    for row, value in enumerate(values):
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number):
+            raise DataError(
+                f"{path}: line {row + 2}, column {column!r}: expected a finite number, "
+                f"got {value!r}"
+            )
+    raise DataError(f"{path}: column {column!r} holds values that are not finite numbers")
+
+
+def _natural_key(raw: str) -> tuple[int, int, str]:
+    return (0, int(raw), raw) if raw.isdigit() else (1, 0, raw)
+
+
+def _atomic_path(folder: Path, name: str, suffix: str) -> Path:
+    path = folder / f"{name}.{suffix}"
+    if not path.is_file():
+        present = sorted(p.name for p in folder.glob("*.inter")) + sorted(
+            p.name for p in folder.glob("*.item")
+        )
+        raise DataError(
+            f"dataset file not found: {path} (data.name is {name!r}; atomic files in "
+            f"{folder}: {present or 'none'})"
+        )
+    return path
+
+
+def _fingerprint(paths: Sequence[Path], name: str, config: DataConfig) -> str:
+    digest = hashlib.sha256(FINGERPRINT_VERSION.encode())
+    for path in paths:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    digest.update(name.encode())
+    digest.update(config.model_dump_json(exclude={"path", "name"}).encode())
+    return digest.hexdigest()
+
+
+def load_dataset(config: DataConfig) -> Dataset:
+    """Load ``<path>/<name>.inter`` and ``<path>/<name>.item`` (RecBole atomic files).
+
+    ``config.path`` None means MovieLens-100K from the recbole package; ``config.name``
+    defaults to the folder's name. Interactions whose item is not in the ``.item`` file are
+    dropped (with a warning), as are users with fewer than ``min_user_interactions``.
+    A missing rating column gives every interaction the rating 1.0; a missing timestamp
+    column makes the file order the chronological order.
+
+    Raises:
+        DataError: a folder, file or required column is missing, or a value is malformed.
+    """
+    folder = Path(config.path) if config.path is not None else movielens_100k_dir()
+    if not folder.is_dir():
+        raise DataError(f"data.path {folder} is not a folder of RecBole atomic files")
+    name = config.name or folder.name
+    inter_path = _atomic_path(folder, name, "inter")
+    item_path = _atomic_path(folder, name, "item")
+    catalogue = read_catalogue(item_path)
+    columns = read_atomic_file(inter_path, required=[USER_ID_COLUMN, ITEM_ID_COLUMN])
+    raw_users = columns[USER_ID_COLUMN]
+    raw_items = columns[ITEM_ID_COLUMN]
+    n_rows = len(raw_users)
+    for column in (USER_ID_COLUMN, ITEM_ID_COLUMN):
+        empty = next((row for row, value in enumerate(columns[column]) if not value), None)
+        if empty is not None:
+            raise DataError(f"{inter_path}: line {empty + 2} has an empty {column!r}")
+
+    rating_col = resolve_column(columns, RATING_COLUMNS)
+    if rating_col is None:
+        logger.warning(
+            "%s has no %s column: every interaction gets rating %s (implicit feedback)",
+            inter_path,
+            "/".join(RATING_COLUMNS),
+            IMPLICIT_RATING,
+        )
+        ratings = np.full(n_rows, IMPLICIT_RATING)
+    else:
+        ratings = _parse_floats(inter_path, rating_col, columns[rating_col])
+    time_col = resolve_column(columns, TIMESTAMP_COLUMNS)
+    if time_col is None:
+        logger.warning(
+            "%s has no %s column: the file order is taken as the chronological order",
+            inter_path,
+            "/".join(TIMESTAMP_COLUMNS),
+        )
+        timestamps = np.arange(n_rows, dtype=np.float64)
+    else:
+        timestamps = _parse_floats(inter_path, time_col, columns[time_col])
+
+    item_lookup = {item.raw_id: item.item_id for item in catalogue}
+    items = np.array([item_lookup.get(raw, -1) for raw in raw_items], dtype=np.int64)
+    known = items >= 0
+    if not known.all():
+        unknown_ids = {raw for raw, ok in zip(raw_items, known, strict=True) if not ok}
+        logger.warning(
+            "dropped %d of %d interactions in %s: their %d distinct item ids are not in %s",
+            int((~known).sum()),
+            n_rows,
+            inter_path,
+            len(unknown_ids),
+            item_path,
+        )
+
+    kept_raw_users = [raw for raw, ok in zip(raw_users, known, strict=True) if ok]
+    user_names, user_index, user_counts = np.unique(
+        np.array(kept_raw_users, dtype=str), return_inverse=True, return_counts=True
+    )
+    enough = user_counts >= config.min_user_interactions
+    if not enough.all():
+        logger.info(
+            "dropped %d users with fewer than %d interactions",
+            int((~enough).sum()),
+            config.min_user_interactions,
+        )
+    kept_names = sorted((str(n) for n in user_names[enough]), key=_natural_key)
+    if not kept_names:
+        raise DataError(
+            f"{inter_path}: no user has at least data.min_user_interactions="
+            f"{config.min_user_interactions} interactions with items of {item_path}"
+        )
+    dense_of_name = {raw: dense for dense, raw in enumerate(kept_names)}
+    name_to_dense = np.array([dense_of_name.get(str(n), -1) for n in user_names], dtype=np.int64)
+    users = name_to_dense[user_index.reshape(-1)]
+    keep_rows = users >= 0
+    kept_ratings = ratings[known][keep_rows]
+    if len(kept_ratings) and (
+        kept_ratings.min() < RATING_SCALE[0] or kept_ratings.max() > RATING_SCALE[1]
+    ):
+        logger.warning(
+            "ratings in %s span [%g, %g]; simulated users rate on [%g, %g]",
+            inter_path,
+            float(kept_ratings.min()),
+            float(kept_ratings.max()),
+            *RATING_SCALE,
+        )
+    interactions = make_interactions(
+        users=users[keep_rows],
+        items=items[known][keep_rows],
+        ratings=kept_ratings,
+        timestamps=timestamps[known][keep_rows],
+    )
+    dataset = Dataset(
+        name=name,
+        catalogue=catalogue,
+        user_raw_ids=kept_names,
+        interactions=interactions,
+        config=config,
+        fingerprint=_fingerprint([inter_path, item_path], name, config),
+    )
+    logger.info("loaded %r", dataset)
+    return dataset
