@@ -57,7 +57,7 @@ from billp.agents.roles import Role
 from billp.agents.shortlist import ShortlistBuilder, exploration_genres
 from billp.config import AgentConfig, MemoryConfig
 from billp.data import Catalogue
-from billp.memory import AgentMemories, ReflectionEntry
+from billp.memory import AgentMemories, Embedder, ReflectionEntry
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,7 @@ class BiLLPPolicy:
         item_index: ItemIndex,
         shortlister: ShortlistBuilder,
         memories: AgentMemories | None,
+        embedder: Embedder | None = None,
     ) -> None:
         self.name = config.name
         self.config = config
@@ -122,8 +123,7 @@ class BiLLPPolicy:
         self.item_index = item_index
         self.shortlister = shortlister
         self.memories = memories
-        self._memory_root = memories.root if memories is not None else None
-        self._embedder = memories.embedder if memories is not None else None
+        self._embedder = embedder
 
     @property
     def uses_memory(self) -> bool:
@@ -133,23 +133,31 @@ class BiLLPPolicy:
         return BiLLPEpisode(self, episode_key, seed)
 
     def commit(self, writes: MemoryWrites, episode_key: str) -> None:
-        """Apply an episode's buffered writes and persist the memories atomically."""
-        if self.memories is None:
+        """Apply an episode's buffered writes and persist the memories atomically.
+
+        Each memory records the episodes it holds, so a commit interrupted between the
+        three saves is completed on resume without applying any write twice.
+        """
+        memories = self.memories
+        if memories is None:
             return
-        for reflection in writes.reflections:
-            self.memories.reflections.add(reflection.situation, reflection.entry)
-        for write in writes.actor:
-            self.memories.actor.record(write.state, write.item_id, write.sign)
-        for write in writes.critic:
-            self.memories.critic.record(write.state, write.value)
-        self.memories.save(committed_episode=episode_key)
+        if episode_key not in memories.reflections.memory.committed:
+            for reflection in writes.reflections:
+                memories.reflections.add(reflection.situation, reflection.entry)
+        if episode_key not in memories.actor.memory.committed:
+            for write in writes.actor:
+                memories.actor.record(write.state, write.item_id, write.sign)
+        if episode_key not in memories.critic.memory.committed:
+            for write in writes.critic:
+                memories.critic.record(write.state, write.value)
+        memories.save(committed_episode=episode_key)
 
     def committed_episodes(self) -> set[str]:
         return set(self.memories.committed) if self.memories is not None else set()
 
     def reload(self) -> None:
-        if self._memory_root is not None and self._embedder is not None:
-            self.memories = AgentMemories.open(self._memory_root, self._embedder)
+        if self.memories is not None and self._embedder is not None:
+            self.memories = AgentMemories.open(self.memories.root, self._embedder)
 
     def state_text(self, items: list[int]) -> str:
         """The text that identifies a state in memories (BiLLP's "viewing history is [...]")."""

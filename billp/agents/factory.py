@@ -87,5 +87,5 @@ def build_policy(
         reflector=role("reflector", Reflection),
     )
     return BiLLPPolicy(
-        config.agent, config.memory, catalogue, roles, index, shortlister, memories
+        config.agent, config.memory, catalogue, roles, index, shortlister, memories, embedder
     )
