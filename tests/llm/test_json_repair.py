@@ -1,0 +1,79 @@
+"""JSON repair: near-JSON and cut-off replies become objects, cheaply and without raising."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from billp.llm.json_repair import MAX_REPAIR_CHARS, normalise, repair_json_object
+
+CASES = [
+    ('{"a": 1}', {"a": 1}),
+    ('Sure! Here it is: {"a": 1, "b": "x"} Hope that helps.', {"a": 1, "b": "x"}),
+    ('```json\n{"a": [1, 2]}\n```', {"a": [1, 2]}),
+    ('```\n{"a": 2}\n``` and also {"a": 3}', {"a": 2}),
+    ('```json\n{"a": 4', {"a": 4}),
+    ("{'a': 'single', 'b': \"it's\"}", {"a": "single", "b": "it's"}),
+    ("{'quote': 'say \"hi\"'}", {"quote": 'say "hi"'}),
+    ('{"a": [1, 2, ], "b": {"c": 3,},}', {"a": [1, 2], "b": {"c": 3}}),
+    ('{"a": True, "b": False, "c": None}', {"a": True, "b": False, "c": None}),
+    ('{item_id: 7, reason: "fun"}', {"item_id": 7, "reason": "fun"}),
+    ('{"a": "keeps True, None and , }"}', {"a": "keeps True, None and , }"}),
+    ('{"a": 1, "b": "cut of', {"a": 1, "b": "cut of"}),
+    ('{"a": 1, "b": [1, {"c": 2', {"a": 1, "b": [1, {"c": 2}]}),
+    ('{"a": 1, "b": ', {"a": 1}),
+    ('{"a": 1, "bee', {"a": 1}),
+    ('{"a": "x\\', {"a": "x"}),
+    ('noise } { "broken" {"a": 5}', {"a": 5}),
+    ('{"text": "line\nbreak"}', {"text": "line\nbreak"}),
+    ("{", {}),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), CASES)
+def test_repairs(text: str, expected: dict[str, object]) -> None:
+    assert repair_json_object(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "no json here", "[1, 2, 3]", "{:}", "{1 2 3}", "'''"])
+def test_hopeless_input_gives_none(text: str) -> None:
+    assert repair_json_object(text) is None
+
+
+def test_normalise_leaves_valid_json_alone() -> None:
+    text = '{"a": [1, 2.5, -3e2], "b": {"c": null, "d": "x, y"}, "e": true}'
+    assert normalise(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{" * 200_000,
+        "[" * 200_000,
+        "{'" * 100_000,
+        "{" + ", " * 100_000,
+        '{"a": ' + "1," * 100_000,
+        "```" * 50_000,
+        "{" + "a" * 200_000,
+        '{"s": "' + "\\" * 200_000,
+    ],
+)
+def test_hostile_input_is_cheap(text: str) -> None:
+    started = time.perf_counter()
+    assert repair_json_object(text) is None or isinstance(repair_json_object(text), dict)
+    assert time.perf_counter() - started < 2.0
+
+
+def test_only_a_bounded_prefix_is_read() -> None:
+    text = " " * MAX_REPAIR_CHARS + '{"a": 1}'
+    assert repair_json_object(text) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("{}[]\"':,\\ aTNn01.\n`")), max_size=300))
+def test_never_raises(text: str) -> None:
+    result = repair_json_object(text)
+    assert result is None or isinstance(result, dict)
