@@ -1,0 +1,171 @@
+"""BiLLP's learning rules and ablation switches, with scripted fake LLM replies."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from billp.agents.billp_agent import BiLLPPolicy, BiLLPRoles
+from billp.agents.item_index import ItemIndex
+from billp.agents.messages import ActorChoice, CriticValue, Plan, Reflection
+from billp.agents.prompts import PromptLibrary
+from billp.agents.protocol import EpisodeSummary, Transition
+from billp.agents.roles import Role, RoleSettings
+from billp.agents.shortlist import ShortlistBuilder
+from billp.config import AgentConfig, MemoryConfig
+from billp.data import Catalogue
+from billp.llm import Accounting, LLMRequest, LLMResponse, TokenUsage
+from billp.memory import AgentMemories, HashEmbedderForTests
+
+CRITIC_VALUE = 2
+
+
+class FakeRoleLLMForTests:
+    """Answers each role with a fixed reply; the actor reply may be free text."""
+
+    def __init__(self, actor_reply: str | None = None) -> None:
+        self.actor_reply = actor_reply
+        self.requests: list[LLMRequest] = []
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        self.requests.append(request)
+        schema = request.response_schema or {}
+        if request.role == "planner":
+            text = json.dumps({"thought": "try a drama", "genres": ["Drama"]})
+        elif request.role == "actor":
+            ids = schema["properties"]["item_id"]["enum"]
+            text = self.actor_reply or json.dumps({"item_id": ids[-1], "reason": "last"})
+        elif request.role == "critic":
+            text = json.dumps({"value": CRITIC_VALUE})
+        else:
+            text = json.dumps({"reflection": "vary the genres"})
+        return LLMResponse(text=text, usage=TokenUsage(prompt_tokens=10, completion_tokens=3),
+                           latency_s=0.0, model="fake")
+
+    async def aclose(self) -> None:
+        return None
+
+    def roles(self) -> list[str]:
+        return [r.role for r in self.requests]
+
+
+def make_policy(
+    catalogue: Catalogue, tmp_path: Path, name: str, llm: FakeRoleLLMForTests
+) -> BiLLPPolicy:
+    embedder = HashEmbedderForTests()
+    index = ItemIndex(catalogue, embedder, cache_dir=tmp_path / "cache")
+    shortlister = ShortlistBuilder(catalogue, index, np.ones(len(catalogue)))
+    prompts, accounting = PromptLibrary(), Accounting()
+    settings = RoleSettings(temperature=0.0, max_tokens=64)
+
+    def role(role_name: str, out: type) -> Role:
+        return Role(role_name, out, llm, prompts, accounting, settings)
+
+    config = AgentConfig(name=name)  # type: ignore[arg-type]
+    memories = AgentMemories.open(tmp_path / "mem", embedder) if config.macro or config.micro else None
+    return BiLLPPolicy(
+        config,
+        MemoryConfig(embedder="hash"),
+        catalogue,
+        BiLLPRoles(role("planner", Plan), role("actor", ActorChoice), role("critic", CriticValue),
+                   role("reflector", Reflection)),
+        index,
+        shortlister,
+        memories,
+        embedder,
+    )
+
+
+def transition(item: int, reward: float, terminated: bool = False) -> Transition:
+    obs = {"history": np.zeros(3, dtype=np.int64), "mask": np.zeros(3, dtype=np.int8)}
+    return Transition(action=item, reward=reward, terminated=terminated, truncated=False,
+                      next_obs=obs, info={"similar_to": 0 if terminated else None})
+
+
+async def play(policy: BiLLPPolicy, rewards: list[float], quit_last: bool) -> tuple[Any, list[int]]:
+    episode = policy.spawn("train-0000", seed=3)
+    await episode.reset({"user_id": 1, "history": [0]})
+    items = []
+    for step, reward in enumerate(rewards):
+        item = await episode.act({}, {})
+        items.append(item)
+        last = step == len(rewards) - 1
+        await episode.observe(transition(item, reward, terminated=quit_last and last))
+    writes = await episode.end_episode(
+        EpisodeSummary(user_id=1, items=items, rewards=rewards, terminated=quit_last,
+                       truncated=not quit_last, quit_reason="too_similar" if quit_last else None)
+    )
+    return writes, items
+
+
+async def test_advantage_sign_and_td_targets(catalogue: Catalogue, tmp_path: Path) -> None:
+    llm = FakeRoleLLMForTests()
+    policy = make_policy(catalogue, tmp_path, "billp", llm)
+    writes, items = await play(policy, [1.0, 4.0, 3.0], quit_last=True)
+    gamma = policy.config.gamma
+    # V(s) = 2 everywhere from the critic; the quitting step books quit_value and V(s') = 0.
+    expected = [1.0 + gamma * CRITIC_VALUE, 4.0 + gamma * CRITIC_VALUE, policy.config.quit_value]
+    assert [w.value for w in writes.critic] == pytest.approx(expected)
+    assert [w.sign for w in writes.actor] == [1 if t - CRITIC_VALUE >= 0 else -1 for t in expected]
+    assert [w.item_id for w in writes.actor] == items
+    assert len(writes.reflections) == 1 and writes.reflections[0].entry.length == 2
+    assert len(set(items)) == 3 and 0 not in items, "never recommends a seen item"
+
+
+async def test_commit_then_memory_guides_the_next_episode(catalogue: Catalogue, tmp_path: Path) -> None:
+    llm = FakeRoleLLMForTests()
+    policy = make_policy(catalogue, tmp_path, "billp", llm)
+    writes, _ = await play(policy, [4.0, 4.0], quit_last=False)
+    policy.commit(writes, "train-0000")
+    policy.commit(writes, "train-0000")  # a repeated commit applies nothing twice
+    assert policy.committed_episodes() == {"train-0000"}
+    assert policy.memories is not None and len(policy.memories.reflections) == 1
+    policy.reload()
+    assert len(policy.memories.reflections) == 1
+    # The same starting state: the critic memory answers without the Critic LLM.
+    llm.requests.clear()
+    episode = policy.spawn("test-0000", seed=4)
+    await episode.reset({"user_id": 2, "history": [0]})
+    assert episode.reflections == ["vary the genres"]
+    await episode.act({}, {})
+    assert episode.step_trace()["value"]["source"] == "memory"
+    assert "critic" not in llm.roles()
+
+
+@pytest.mark.parametrize(
+    ("name", "roles"),
+    [
+        ("billp", {"planner", "actor", "critic", "reflector"}),
+        ("billp-no-macro", {"planner", "actor", "critic"}),
+        ("billp-no-micro", {"planner", "actor", "reflector"}),
+        ("reflexion", {"planner", "actor", "reflector"}),
+        ("react", {"planner", "actor"}),
+        ("actonly", {"actor"}),
+    ],
+)
+async def test_ablations_call_only_their_roles(
+    catalogue: Catalogue, tmp_path: Path, name: str, roles: set[str]
+) -> None:
+    llm = FakeRoleLLMForTests()
+    policy = make_policy(catalogue, tmp_path, name, llm)
+    writes, _ = await play(policy, [4.0, 3.0], quit_last=False)
+    assert set(llm.roles()) == roles
+    assert bool(writes.actor) == ("critic" in roles)
+    assert bool(writes.reflections) == ("reflector" in roles)
+
+
+async def test_free_text_actor_reply_is_grounded(catalogue: Catalogue, tmp_path: Path) -> None:
+    llm = FakeRoleLLMForTests(actor_reply="I would recommend Casablanca to this user.")
+    policy = make_policy(catalogue, tmp_path, "react", llm)
+    episode = policy.spawn("e", seed=1)
+    await episode.reset({"user_id": 1, "history": [0]})
+    item = await episode.act({}, {})
+    trace = episode.step_trace()
+    actor_call = [c for c in trace["calls"] if c["role"] == "actor"][0]
+    assert actor_call["stage"] == "repair"
+    assert item not in {0}
+    assert 0 <= item < len(catalogue)
