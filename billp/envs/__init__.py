@@ -1,0 +1,45 @@
+"""Simulated users as Gymnasium envs; importing this package registers them.
+
+Design decisions:
+
+* The simulator's rating model is fitted on the train part of ALL users' logs (so it can score
+  every user); users are split into train users (memory building) and test users (evaluation);
+  an episode starts from the last H items of the user's train part.
+* The step on which the user quits returns its reward with ``terminated=True``; the first
+  recommendation can already end the episode (on a low reward). The step cap comes from
+  ``TimeLimit`` and shows as ``truncated=True``.
+"""
+
+from __future__ import annotations
+
+from billp.envs.quit_rule import QuitDecision, QuitReason, QuitRule
+from billp.envs.rating_model import (
+    RatingFactors,
+    default_cache_dir,
+    fit_rating_model,
+    load_or_fit_rating_matrix,
+)
+from billp.envs.recommendation_env import RecommendationEnv
+from billp.envs.registration import MATRIX_ENV_ID, make_matrix_env, register_envs
+from billp.envs.similarity import genre_jaccard
+from billp.envs.user_model import MatrixUserModel, UserModel
+from billp.envs.world import World, build_world
+
+__all__ = [
+    "MATRIX_ENV_ID",
+    "MatrixUserModel",
+    "QuitDecision",
+    "QuitReason",
+    "QuitRule",
+    "RatingFactors",
+    "RecommendationEnv",
+    "UserModel",
+    "World",
+    "build_world",
+    "default_cache_dir",
+    "fit_rating_model",
+    "genre_jaccard",
+    "load_or_fit_rating_matrix",
+    "make_matrix_env",
+    "register_envs",
+]

@@ -1,0 +1,75 @@
+"""The simulated world, built once: dataset, rating model, quit rule; envs are cheap views."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import gymnasium
+from gymnasium.wrappers import TimeLimit
+
+from billp.config import DataConfig, EnvConfig
+from billp.data.dataset import Dataset, load_dataset
+from billp.envs.quit_rule import QuitRule
+from billp.envs.rating_model import load_or_fit_rating_matrix
+from billp.envs.recommendation_env import RecommendationEnv
+from billp.envs.user_model import MatrixUserModel, UserModel
+
+
+class World:
+    """Everything an episode needs. Users are dense ids of ``dataset``; an episode starts
+    from the user's starting history (the last H items of their train part)."""
+
+    def __init__(self, dataset: Dataset, user_model: UserModel, config: EnvConfig) -> None:
+        self.dataset = dataset
+        self.user_model = user_model
+        self.config = config
+        self.quit_rule = QuitRule(
+            dataset.catalogue.genre_sets,
+            window=config.quit_window,
+            reward_threshold=config.quit_reward_threshold,
+            similarity_threshold=config.similarity_threshold,
+        )
+
+    def starts(self, users: Sequence[int] | None = None) -> dict[int, list[int]]:
+        """Starting histories of ``users`` (all users when None)."""
+        chosen = range(self.dataset.n_users) if users is None else users
+        return {self.dataset.check_user(u): self.dataset.starting_history(u) for u in chosen}
+
+    def make_env(
+        self, users: Sequence[int] | None = None, render_mode: str | None = None
+    ) -> gymnasium.Env:
+        """A :class:`RecommendationEnv` over ``users`` (all when None), capped by ``TimeLimit``.
+
+        Raises:
+            ValueError: ``users`` is empty.
+            UnknownUserError: a user is not in the dataset.
+        """
+        if users is not None and len(users) == 0:
+            raise ValueError("make_env needs at least one user (users=None means all users)")
+        env = RecommendationEnv(
+            catalogue=self.dataset.catalogue,
+            user_model=self.user_model,
+            starts=self.starts(users),
+            quit_rule=self.quit_rule,
+            observation_length=self.config.observation_length,
+            render_mode=render_mode,
+        )
+        return TimeLimit(env, max_episode_steps=self.config.max_steps)
+
+
+def build_world(env_config: EnvConfig, data_config: DataConfig) -> World:
+    """Load the dataset and the world model named by ``env_config.name``.
+
+    Raises:
+        NotImplementedError: ``env_config.name == "le"`` (the LLM environment model comes later).
+    """
+    if env_config.name == "le":
+        raise NotImplementedError(
+            "env.name='le' (the LLM environment model) is not implemented yet; "
+            "use env.name='matrix'"
+        )
+    dataset = load_dataset(data_config)
+    cache_dir = Path(env_config.cache_dir) if env_config.cache_dir is not None else None
+    matrix = load_or_fit_rating_matrix(dataset, env_config.rating_model, cache_dir)
+    return World(dataset, MatrixUserModel(matrix), env_config)

@@ -1,0 +1,48 @@
+"""Building the world and making envs from it."""
+
+from __future__ import annotations
+
+import pytest
+from gymnasium.wrappers import TimeLimit
+
+from billp.config import DataConfig, EnvConfig
+from billp.data import UnknownUserError
+from billp.envs import MatrixUserModel, RecommendationEnv, World, build_world
+
+
+def test_world_parts(toy_world: World, toy_env_config: EnvConfig) -> None:
+    assert isinstance(toy_world.user_model, MatrixUserModel)
+    assert toy_world.user_model.matrix.shape == (
+        toy_world.dataset.n_users,
+        len(toy_world.dataset.catalogue),
+    )
+    assert toy_world.quit_rule.window == toy_env_config.quit_window
+    assert toy_world.starts([2]) == {2: toy_world.dataset.starting_history(2)}
+
+
+def test_make_env_wraps_in_time_limit(toy_world: World) -> None:
+    env = toy_world.make_env(toy_world.dataset.split.test_users)
+    assert isinstance(env, TimeLimit)
+    inner = env.unwrapped
+    assert isinstance(inner, RecommendationEnv)
+    assert inner.users == toy_world.dataset.split.test_users
+    assert inner.observation_length == 8
+    env.reset(seed=0)
+    steps = 0
+    truncated = terminated = False
+    while not (terminated or truncated):  # bounded by max_steps=6
+        _, _, terminated, truncated, _ = env.step(steps)
+        steps += 1
+    assert steps <= 6
+
+
+def test_make_env_rejects_bad_users(toy_world: World) -> None:
+    with pytest.raises(ValueError, match="at least one user"):
+        toy_world.make_env([])
+    with pytest.raises(UnknownUserError, match="user id 99"):
+        toy_world.make_env([99])
+
+
+def test_le_world_is_not_implemented_yet(toy_data_config: DataConfig) -> None:
+    with pytest.raises(NotImplementedError, match=r"env\.name='le'"):
+        build_world(EnvConfig(name="le"), toy_data_config)
