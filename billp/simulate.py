@@ -14,10 +14,10 @@ Every ``--section.field`` flag below can also be set in a TOML file (``--config`
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from billp.cli import add_config_arguments, collect_overrides
 from billp.config import ConfigError, RunConfig, load_config
@@ -70,8 +70,38 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    print(json.dumps({"run_dir": str(result.run_dir), **result.summary}, indent=2))
+    print_summary(result.run_dir, result.summary)
     return 0
+
+
+def print_summary(run_dir: Path, summary: dict[str, Any]) -> None:
+    """A short table of the run's metrics on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"run: {run_dir}")
+    for column in ("phase", "episodes", "Len", "R_each", "R_traj", "coverage", "quit share"):
+        table.add_column(column, justify="right")
+    for phase in ("train", "test"):
+        m = summary.get(phase, {})
+        if not m.get("episodes"):
+            continue
+        table.add_row(
+            phase,
+            str(m["episodes"]),
+            f"{m['len']:.2f}",
+            f"{m['r_each']:.3f}",
+            f"{m['r_traj']:.2f}",
+            f"{m['coverage']:.4f}",
+            f"{m['quit_share']:.2f}",
+        )
+    console = Console()
+    console.print(table)
+    llm = summary.get("llm") or {}
+    if llm:
+        calls = sum(r["calls"] for r in llm.values())
+        fallbacks = sum(r["fallbacks"] for r in llm.values())
+        console.print(f"LLM calls: {calls} (fallbacks: {fallbacks}); details in summary.json")
 
 
 if __name__ == "__main__":
