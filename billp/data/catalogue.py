@@ -13,6 +13,7 @@ import operator
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -99,7 +100,7 @@ class Catalogue:
     def __repr__(self) -> str:
         return f"Catalogue({len(self)} items, {len(self.genres)} genres)"
 
-    def check_id(self, item_id: int) -> int:
+    def check_id(self, item_id: int | np.integer[Any]) -> int:
         """``item_id`` as a plain int if it is in the catalogue.
 
         Raises:
@@ -115,7 +116,7 @@ class Catalogue:
             raise UnknownItemError(f"item id {index} is not in the catalogue of {len(self)} items")
         return index
 
-    def __getitem__(self, item_id: int) -> Item:
+    def __getitem__(self, item_id: int | np.integer[Any]) -> Item:
         return self._items[self.check_id(item_id)]
 
     def id_of_raw(self, raw_id: str) -> int:

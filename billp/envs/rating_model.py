@@ -13,6 +13,7 @@ The fitted factors are cached as safetensors under
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -131,13 +132,19 @@ def fit_rating_model(dataset: Dataset, config: RatingModelConfig) -> RatingFacto
         loss = (predicted - ratings).square().mean() + config.weight_decay * penalty
         loss.backward()
         optimizer.step()
-    with torch.no_grad():
-        arrays = [
-            t.detach().numpy().astype(np.float32)
-            for t in (user_factors, item_factors, user_bias, item_bias, global_mean.reshape(1))
-        ]
-    unscored = RatingFactors(*arrays, train_rmse=float("nan"))
-    return RatingFactors(*arrays, train_rmse=rmse(unscored, train))
+    factors = RatingFactors(
+        user_factors=_to_numpy(user_factors),
+        item_factors=_to_numpy(item_factors),
+        user_bias=_to_numpy(user_bias),
+        item_bias=_to_numpy(item_bias),
+        global_mean=_to_numpy(global_mean.reshape(1)),
+        train_rmse=float("nan"),
+    )
+    return dataclasses.replace(factors, train_rmse=rmse(factors, train))
+
+
+def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().numpy().astype(np.float32)
 
 
 def _write_atomically(path: Path, payload: bytes) -> None:

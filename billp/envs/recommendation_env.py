@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, cast
 
 import gymnasium
 import numpy as np
@@ -31,7 +31,7 @@ RENDER_FPS = 4
 class RecommendationEnv(gymnasium.Env[Observation, np.int64]):
     """One episode = one user, starting from their starting history."""
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": RENDER_FPS}
+    metadata: dict[str, Any] = {"render_modes": ["ansi"], "render_fps": RENDER_FPS}  # noqa: RUF012
 
     def __init__(
         self,
@@ -96,12 +96,13 @@ class RecommendationEnv(gymnasium.Env[Observation, np.int64]):
         self.render_mode = render_mode
         n_items = len(catalogue)
         self.action_space = spaces.Discrete(n_items)
-        self.observation_space = spaces.Dict(
+        observation_space = spaces.Dict(
             {
                 "history": spaces.MultiDiscrete([n_items] * observation_length),
                 "mask": spaces.MultiBinary(observation_length),
             }
         )
+        self.observation_space = cast(spaces.Space[Observation], observation_space)
         self._user: int | None = None
         self._history: list[int] = []
         self._recommendations: list[int] = []
