@@ -241,6 +241,106 @@ def _fingerprint(paths: Sequence[Path], name: str, config: DataConfig) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class _RawLog:
+    """The ``.inter`` file resolved against the catalogue: one entry per known-item row."""
+
+    raw_users: list[str]
+    items: np.ndarray
+    ratings: np.ndarray
+    timestamps: np.ndarray
+
+
+def _optional_floats(
+    path: Path, columns: dict[str, list[str]], aliases: Sequence[str], default: np.ndarray, why: str
+) -> np.ndarray:
+    column = resolve_column(columns, aliases)
+    if column is None:
+        logger.warning("%s has no %s column: %s", path, "/".join(aliases), why)
+        return default
+    return _parse_floats(path, column, columns[column])
+
+
+def _read_log(inter_path: Path, item_path: Path, catalogue: Catalogue) -> _RawLog:
+    """Read the ``.inter`` file, dropping (with a warning) rows whose item is unknown."""
+    columns = read_atomic_file(inter_path, required=[USER_ID_COLUMN, ITEM_ID_COLUMN])
+    raw_users, raw_items = columns[USER_ID_COLUMN], columns[ITEM_ID_COLUMN]
+    n_rows = len(raw_users)
+    for column in (USER_ID_COLUMN, ITEM_ID_COLUMN):
+        empty = next((row for row, value in enumerate(columns[column]) if not value), None)
+        if empty is not None:
+            raise DataError(f"{inter_path}: line {empty + 2} has an empty {column!r}")
+    ratings = _optional_floats(
+        inter_path,
+        columns,
+        RATING_COLUMNS,
+        np.full(n_rows, IMPLICIT_RATING),
+        f"every interaction gets rating {IMPLICIT_RATING} (implicit feedback)",
+    )
+    timestamps = _optional_floats(
+        inter_path,
+        columns,
+        TIMESTAMP_COLUMNS,
+        np.arange(n_rows, dtype=np.float64),
+        "the file order is taken as the chronological order",
+    )
+    lookup = {item.raw_id: item.item_id for item in catalogue}
+    items = np.array([lookup.get(raw, -1) for raw in raw_items], dtype=np.int64)
+    known = items >= 0
+    if not known.all():
+        unknown_ids = {raw for raw, ok in zip(raw_items, known, strict=True) if not ok}
+        logger.warning(
+            "dropped %d of %d interactions in %s: their %d distinct item ids are not in %s",
+            int((~known).sum()),
+            n_rows,
+            inter_path,
+            len(unknown_ids),
+            item_path,
+        )
+    return _RawLog(
+        raw_users=[raw for raw, ok in zip(raw_users, known, strict=True) if ok],
+        items=items[known],
+        ratings=ratings[known],
+        timestamps=timestamps[known],
+    )
+
+
+def _dense_users(
+    log: _RawLog, min_interactions: int, inter_path: Path
+) -> tuple[list[str], np.ndarray]:
+    """Raw ids of the users kept (natural order) and each row's dense user id (-1: dropped)."""
+    names, inverse, counts = np.unique(
+        np.array(log.raw_users, dtype=str), return_inverse=True, return_counts=True
+    )
+    enough = counts >= min_interactions
+    if not enough.all():
+        logger.info(
+            "dropped %d users with fewer than %d interactions",
+            int((~enough).sum()),
+            min_interactions,
+        )
+    kept = sorted((str(name) for name in names[enough]), key=_natural_key)
+    if not kept:
+        raise DataError(
+            f"{inter_path}: no user has at least data.min_user_interactions={min_interactions} "
+            "interactions with known items"
+        )
+    dense_of = {raw: dense for dense, raw in enumerate(kept)}
+    dense_of_name = np.array([dense_of.get(str(name), -1) for name in names], dtype=np.int64)
+    return kept, dense_of_name[inverse.reshape(-1)]
+
+
+def _warn_off_scale(path: Path, ratings: np.ndarray) -> None:
+    if len(ratings) and (ratings.min() < RATING_SCALE[0] or ratings.max() > RATING_SCALE[1]):
+        logger.warning(
+            "ratings in %s span [%g, %g]; simulated users rate on [%g, %g]",
+            path,
+            float(ratings.min()),
+            float(ratings.max()),
+            *RATING_SCALE,
+        )
+
+
 def load_dataset(config: DataConfig) -> Dataset:
     """Load ``<path>/<name>.inter`` and ``<path>/<name>.item`` (RecBole atomic files).
 
@@ -260,93 +360,20 @@ def load_dataset(config: DataConfig) -> Dataset:
     inter_path = _atomic_path(folder, name, "inter")
     item_path = _atomic_path(folder, name, "item")
     catalogue = read_catalogue(item_path)
-    columns = read_atomic_file(inter_path, required=[USER_ID_COLUMN, ITEM_ID_COLUMN])
-    raw_users = columns[USER_ID_COLUMN]
-    raw_items = columns[ITEM_ID_COLUMN]
-    n_rows = len(raw_users)
-    for column in (USER_ID_COLUMN, ITEM_ID_COLUMN):
-        empty = next((row for row, value in enumerate(columns[column]) if not value), None)
-        if empty is not None:
-            raise DataError(f"{inter_path}: line {empty + 2} has an empty {column!r}")
-
-    rating_col = resolve_column(columns, RATING_COLUMNS)
-    if rating_col is None:
-        logger.warning(
-            "%s has no %s column: every interaction gets rating %s (implicit feedback)",
-            inter_path,
-            "/".join(RATING_COLUMNS),
-            IMPLICIT_RATING,
-        )
-        ratings = np.full(n_rows, IMPLICIT_RATING)
-    else:
-        ratings = _parse_floats(inter_path, rating_col, columns[rating_col])
-    time_col = resolve_column(columns, TIMESTAMP_COLUMNS)
-    if time_col is None:
-        logger.warning(
-            "%s has no %s column: the file order is taken as the chronological order",
-            inter_path,
-            "/".join(TIMESTAMP_COLUMNS),
-        )
-        timestamps = np.arange(n_rows, dtype=np.float64)
-    else:
-        timestamps = _parse_floats(inter_path, time_col, columns[time_col])
-
-    item_lookup = {item.raw_id: item.item_id for item in catalogue}
-    items = np.array([item_lookup.get(raw, -1) for raw in raw_items], dtype=np.int64)
-    known = items >= 0
-    if not known.all():
-        unknown_ids = {raw for raw, ok in zip(raw_items, known, strict=True) if not ok}
-        logger.warning(
-            "dropped %d of %d interactions in %s: their %d distinct item ids are not in %s",
-            int((~known).sum()),
-            n_rows,
-            inter_path,
-            len(unknown_ids),
-            item_path,
-        )
-
-    kept_raw_users = [raw for raw, ok in zip(raw_users, known, strict=True) if ok]
-    user_names, user_index, user_counts = np.unique(
-        np.array(kept_raw_users, dtype=str), return_inverse=True, return_counts=True
-    )
-    enough = user_counts >= config.min_user_interactions
-    if not enough.all():
-        logger.info(
-            "dropped %d users with fewer than %d interactions",
-            int((~enough).sum()),
-            config.min_user_interactions,
-        )
-    kept_names = sorted((str(n) for n in user_names[enough]), key=_natural_key)
-    if not kept_names:
-        raise DataError(
-            f"{inter_path}: no user has at least data.min_user_interactions="
-            f"{config.min_user_interactions} interactions with items of {item_path}"
-        )
-    dense_of_name = {raw: dense for dense, raw in enumerate(kept_names)}
-    name_to_dense = np.array([dense_of_name.get(str(n), -1) for n in user_names], dtype=np.int64)
-    users = name_to_dense[user_index.reshape(-1)]
-    keep_rows = users >= 0
-    kept_ratings = ratings[known][keep_rows]
-    if len(kept_ratings) and (
-        kept_ratings.min() < RATING_SCALE[0] or kept_ratings.max() > RATING_SCALE[1]
-    ):
-        logger.warning(
-            "ratings in %s span [%g, %g]; simulated users rate on [%g, %g]",
-            inter_path,
-            float(kept_ratings.min()),
-            float(kept_ratings.max()),
-            *RATING_SCALE,
-        )
+    log = _read_log(inter_path, item_path, catalogue)
+    user_raw_ids, users = _dense_users(log, config.min_user_interactions, inter_path)
+    kept = users >= 0
+    _warn_off_scale(inter_path, log.ratings[kept])
     interactions = make_interactions(
-        users=users[keep_rows],
-        items=items[known][keep_rows],
-        ratings=kept_ratings,
-        timestamps=timestamps[known][keep_rows],
+        users=users[kept],
+        items=log.items[kept],
+        ratings=log.ratings[kept],
+        timestamps=log.timestamps[kept],
     )
     dataset = Dataset(
         name=name,
         catalogue=catalogue,
-        user_raw_ids=kept_names,
+        user_raw_ids=user_raw_ids,
         interactions=interactions,
         config=config,
         fingerprint=_fingerprint([inter_path, item_path], name, config),
