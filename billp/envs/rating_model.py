@@ -18,6 +18,8 @@ import hashlib
 import logging
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +34,7 @@ from billp.envs.user_model import RATING_MAX, RATING_MIN
 
 logger = logging.getLogger(__name__)
 
-CACHE_FORMAT = "billp-mf-1"
+CACHE_FORMAT = "billp-mf-2"
 """Part of the cache key and file metadata; bump it when the model or its fitting changes."""
 CACHE_SUBDIR = "rating_models"
 APP_CACHE_NAME = "billp"
@@ -40,6 +42,10 @@ INIT_STD = 0.1
 """Standard deviation of the initial user and item factors."""
 MAX_DENSE_CELLS = 250_000_000
 """Largest users x items matrix the dense fit (and the simulator's matrix) may hold."""
+FIT_THREADS = 1
+"""Torch threads during the fit. The full-batch steps are small (about 1-2 s for ML-100K on one
+core); one thread avoids OpenMP stalls on shared CPUs and makes the fitted factors independent
+of the machine's core count. The caller's thread setting is restored afterwards."""
 TENSOR_NAMES = ("user_factors", "item_factors", "user_bias", "item_bias", "global_mean")
 
 
@@ -96,6 +102,16 @@ def rmse(factors: RatingFactors, interactions: Interactions) -> float:
     return float(np.sqrt(np.mean(errors.astype(np.float64) ** 2)))
 
 
+@contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def fit_rating_model(dataset: Dataset, config: RatingModelConfig) -> RatingFactors:
     """Fit MF with biases on ``dataset.train_interactions`` (seeded, full-batch Adam).
 
@@ -111,6 +127,15 @@ def fit_rating_model(dataset: Dataset, config: RatingModelConfig) -> RatingFacto
             f"dataset {dataset.name!r} has {n_users} users x {n_items} items, more than the "
             f"{MAX_DENSE_CELLS} cells the dense matrix simulator supports"
         )
+    with _torch_threads(FIT_THREADS):
+        factors = _fit(train, n_users, n_items, config)
+    return dataclasses.replace(factors, train_rmse=rmse(factors, train))
+
+
+def _fit(
+    train: Interactions, n_users: int, n_items: int, config: RatingModelConfig
+) -> RatingFactors:
+    """Full-batch Adam on the dense prediction matrix; ``train_rmse`` is left unset (NaN)."""
     generator = torch.Generator().manual_seed(config.seed)
     user_factors = (
         torch.randn(n_users, config.dim, generator=generator) * INIT_STD
@@ -140,7 +165,7 @@ def fit_rating_model(dataset: Dataset, config: RatingModelConfig) -> RatingFacto
         global_mean=_to_numpy(global_mean.reshape(1)),
         train_rmse=float("nan"),
     )
-    return dataclasses.replace(factors, train_rmse=rmse(factors, train))
+    return factors
 
 
 def _to_numpy(tensor: torch.Tensor) -> np.ndarray:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from billp.config import RatingModelConfig
 from billp.data import Dataset
@@ -25,6 +26,12 @@ def test_fit_is_seeded_and_learns_the_ratings(toy_dataset: Dataset) -> None:
     assert first.train_rmse < 0.7 * baseline
     other = fit_rating_model(toy_dataset, TOY_RATING_MODEL.model_copy(update={"seed": 1}))
     assert not np.array_equal(other.matrix(), first.matrix())
+
+
+def test_fit_restores_the_torch_thread_setting(toy_dataset: Dataset) -> None:
+    before = torch.get_num_threads()
+    fit_rating_model(toy_dataset, TOY_RATING_MODEL)
+    assert torch.get_num_threads() == before
 
 
 def test_matrix_shape_and_range(toy_dataset: Dataset, tmp_path: Path) -> None:
