@@ -143,8 +143,8 @@ class ServerConfig(Section):
     enforce_eager: bool = Field(
         True, description="vLLM --enforce-eager: skips graph compilation (starts ~3x faster on CPU)."
     )
-    kv_cache_gib: float = Field(
-        2.0, gt=0, description="CPU KV-cache size in GiB (VLLM_CPU_KVCACHE_SPACE)."
+    kv_cache_gib: int = Field(
+        2, ge=1, description="CPU KV-cache size in whole GiB (VLLM_CPU_KVCACHE_SPACE)."
     )
     cpu_threads_bind: str = Field(
         "auto",
@@ -159,7 +159,9 @@ class ServerConfig(Section):
         default_factory=dict,
         description="Per-role LoRA adapters, role=PATH (maps to --enable-lora --lora-modules).",
     )
-    max_lora_rank: int = Field(16, ge=1, description="vLLM --max-lora-rank when adapters are given.")
+    max_lora_rank: Literal[1, 8, 16, 32, 64, 128, 256, 320, 512] = Field(
+        16, description="vLLM --max-lora-rank when adapters are given (values vLLM accepts)."
+    )
     extra_args: list[str] = Field(
         default_factory=list, description="Further vLLM server arguments, passed verbatim."
     )

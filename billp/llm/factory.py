@@ -51,14 +51,12 @@ async def make_llm_client(config: RunConfig, run_dir: Path) -> AsyncIterator[LLM
                 from billp.llm.provision import resolve_model
                 from billp.llm.server import VLLMServer
 
-                model = resolve_model(llm.model)
-                served_name = served_name or model.served_name
-                server = VLLMServer(
-                    model=str(model.path) if model.path else str(model.hub_id),
-                    served_name=served_name,
-                    config=llm.server,
-                    log_path=run_dir / "vllm_server.log",
+                # The first conversion of the packaged GGUF takes ~20 s: keep the loop free.
+                model = await asyncio.to_thread(
+                    resolve_model, llm.model, served_name=llm.served_model_name
                 )
+                served_name = model.served_name
+                server = VLLMServer(model, llm.server, run_dir / "vllm_server.log")
                 await stack.enter_async_context(server)
                 base_urls = [server.base_url]
                 log.info("vLLM server for %s ready at %s", served_name, server.base_url)
