@@ -188,6 +188,8 @@ def vllm_command(
         "--max-model-len", str(config.max_model_len),
         "--dtype", config.dtype,
     ]  # fmt: skip
+    # Per-request cached-token counts in `usage` (per-role prefix-cache accounting).
+    argv.append("--enable-prompt-tokens-details")
     if config.enforce_eager:
         argv.append("--enforce-eager")
     if not cpu and config.gpu_memory_utilization is not None:

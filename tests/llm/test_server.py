@@ -442,10 +442,14 @@ def test_vllm_command_lora_modules(tmp_path: Path) -> None:
     assert planner == f"planner={tmp_path / 'p'}"
 
 
-def test_vllm_command_rejects_a_rank_vllm_refuses(tmp_path: Path) -> None:
-    config = ServerConfig(lora={"planner": tmp_path}, max_lora_rank=12)
-    with pytest.raises(ValueError, match=r"llm\.server\.max_lora_rank=12"):
-        vllm_command(make_model(tmp_path), config, "127.0.0.1", 1, cpu=True)
+def test_config_rejects_a_rank_vllm_refuses(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="max_lora_rank"):
+        ServerConfig(lora={"planner": tmp_path}, max_lora_rank=12)  # type: ignore[arg-type]
+
+
+def test_vllm_command_asks_for_cached_token_details(tmp_path: Path) -> None:
+    argv = vllm_command(make_model(tmp_path), ServerConfig(), "127.0.0.1", 1, cpu=True)
+    assert "--enable-prompt-tokens-details" in argv
 
 
 def test_server_env_auto_binds_all_available_cores(monkeypatch: pytest.MonkeyPatch) -> None:
