@@ -20,7 +20,6 @@ import ctypes
 import importlib.metadata
 import json
 import logging
-import math
 import os
 import re
 import shlex
@@ -118,14 +117,7 @@ def format_cpu_list(cpus: Iterable[int]) -> str:
 
 def kv_cache_space(config: ServerConfig) -> str:
     """VLLM_CPU_KVCACHE_SPACE, which vLLM parses as a whole number of GiB."""
-    gib = config.kv_cache_gib
-    if not float(gib).is_integer():
-        rounded = math.ceil(gib)
-        logger.warning(
-            "llm.server.kv_cache_gib=%s: vLLM CPU takes whole GiB, using %d", gib, rounded
-        )
-        return str(rounded)
-    return str(int(gib))
+    return str(config.kv_cache_gib)  # the config only admits whole GiB
 
 
 def server_env(

@@ -475,9 +475,9 @@ def test_server_env_vllm_default_explicit_list_and_gpu() -> None:
     assert not any(key.startswith("VLLM_CPU_") for key in gpu)
 
 
-def test_fractional_kv_cache_is_rounded_up_to_whole_gib() -> None:
-    env = server_env(ServerConfig(kv_cache_gib=1.5), cpu=True, offline=True, base={})
-    assert env["VLLM_CPU_KVCACHE_SPACE"] == "2"
+def test_fractional_kv_cache_is_refused_by_the_config() -> None:
+    with pytest.raises(ValueError, match="kv_cache_gib"):
+        ServerConfig(kv_cache_gib=1.5)  # type: ignore[arg-type]
 
 
 def test_format_cpu_list() -> None:
