@@ -23,6 +23,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterable
 from importlib import metadata
@@ -506,6 +507,7 @@ def execute(config: RunConfig) -> RunResult:
     """Start a new run of ``config``."""
     prepared = _prepare(config)
     run_dir = prepare_run_dir(config)
+    print(f"run directory: {run_dir}", file=sys.stderr, flush=True)
     return asyncio.run(_execute(config, prepared, run_dir, resume=False))
 
 

@@ -24,6 +24,8 @@ from billp.config import ConfigError, RunConfig, load_config
 
 EXIT_BAD_INPUT = 2
 """Exit status for a bad config, a missing file or another input error."""
+EXIT_LLM_FAILURE = 3
+"""Exit status when the LLM server failed (after bounded retries) or did not start."""
 EXIT_INTERRUPTED = 130
 """Exit status after Ctrl-C (128 + SIGINT)."""
 
@@ -49,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     # Imported late so that --help and config errors answer at once.
+    from billp.llm import LLMError
+    from billp.llm.provision import ProvisionError
+    from billp.llm.server import ServerStartError
     from billp.runner import execute, resume
 
     try:
@@ -70,6 +75,16 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except ProvisionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (LLMError, ServerStartError) as exc:
+        print(
+            f"error: {exc}\nfinished episodes and memories are on disk; "
+            "once the server is back, continue with --resume RUN_DIR",
+            file=sys.stderr,
+        )
+        return EXIT_LLM_FAILURE
     print_summary(result.run_dir, result.summary)
     return 0
 

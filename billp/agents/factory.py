@@ -24,15 +24,21 @@ from billp.memory import AgentMemories, make_embedder
 
 
 def role_settings(config: RunConfig, role: str) -> RoleSettings:
-    """Sampling and model of ``role``: the shared llm settings patched by llm.roles[role]."""
+    """Sampling and model of ``role``: the shared llm settings patched by llm.roles[role].
+
+    A role with a LoRA adapter in ``llm.server.lora`` asks for it by name (vLLM serves
+    each adapter under the name given in ``--lora-modules``), unless it names another.
+    """
     override = config.llm.roles.get(role)
     settings = RoleSettings(temperature=config.llm.temperature, max_tokens=config.llm.max_tokens)
+    if role in config.llm.server.lora:
+        settings.model = role
     if override is not None:
         if override.temperature is not None:
             settings.temperature = override.temperature
         if override.max_tokens is not None:
             settings.max_tokens = override.max_tokens
-        settings.model = override.adapter or override.model
+        settings.model = override.adapter or override.model or settings.model
     return settings
 
 
