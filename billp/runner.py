@@ -343,7 +343,12 @@ def commit_episode(ctx: RunContext, record: EpisodeRecord) -> None:
         ctx.policy.commit(record.memory_writes, record.key)
 
 
-async def run_phase(ctx: RunContext, specs: list[EpisodeSpec], progress: Progress | None, label: str) -> None:
+async def run_phase(
+    ctx: RunContext,
+    specs: list[EpisodeSpec],
+    progress: Progress | PlainProgress | None,
+    label: str,
+) -> None:
     """Play ``specs`` as concurrent tasks, committing each as it finishes."""
     if not specs:
         return
@@ -366,23 +371,58 @@ async def run_phase(ctx: RunContext, specs: list[EpisodeSpec], progress: Progres
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def server_summary(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """What the server did during this run (its counters are cumulative since it started)."""
+    delta = {name.removeprefix("vllm:"): after.get(name, 0.0) - before.get(name, 0.0) for name in after}
+    queries = delta.get("prefix_cache_queries_total", 0.0)
+    hits = delta.get("prefix_cache_hits_total", 0.0)
+    return {
+        "prompt_tokens": delta.get("prompt_tokens_total", 0.0),
+        "generation_tokens": delta.get("generation_tokens_total", 0.0),
+        "prefix_cache_queries": queries,
+        "prefix_cache_hits": hits,
+        "prefix_cache_hit_rate": round(hits / queries, 4) if queries else 0.0,
+    }
+
+
 # ------------------------------------------------------------------ the run
 class RunResult(BaseModel):
     run_dir: Path
     summary: dict[str, Any]
 
 
+class PlainProgress:
+    """Progress as one stderr line per finished episode, for logs and pipes (no TTY)."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[int, list[Any]] = {}
+
+    def add_task(self, description: str, total: int) -> int:
+        self._tasks[len(self._tasks)] = [description, 0, total, time.monotonic()]
+        return len(self._tasks) - 1
+
+    def advance(self, task_id: int) -> None:
+        entry = self._tasks[task_id]
+        entry[1] += 1
+        elapsed = time.monotonic() - entry[3]
+        print(f"{entry[0]}: {entry[1]}/{entry[2]} ({elapsed:.0f}s)", file=sys.stderr, flush=True)
+
+
 @contextlib.asynccontextmanager
-async def _progress(enabled: bool) -> AsyncIterator[Progress | None]:
+async def _progress(enabled: bool) -> AsyncIterator[Progress | PlainProgress | None]:
     if not enabled:
         yield None
+        return
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield PlainProgress()
         return
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=Console(stderr=True),
+        console=console,
     )
     with progress:
         yield progress
@@ -465,11 +505,12 @@ async def _execute(config: RunConfig, prepared: _Prepared, run_dir: Path, resume
 
     finished, remaining = _recover(run_dir, specs) if resume else ([], specs)
     accounting = Accounting() if config.agent.is_llm else None
-    async with make_llm_client(config, run_dir) as client:
+    async with make_llm_client(config, run_dir) as connection:
+        metrics_before = connection.server_metrics() if config.agent.is_llm else None
         policy = build_policy(
             config,
             world,
-            client=client,
+            client=connection.client,
             accounting=accounting,
             prompts=prompts,
             memory_root=memory_root,
@@ -493,12 +534,15 @@ async def _execute(config: RunConfig, prepared: _Prepared, run_dir: Path, resume
         finally:
             steps_out.close()
             episodes_out.close()
+        metrics_after = connection.server_metrics() if metrics_before is not None else None
     records = [EpisodeRecord.model_validate(r) for r in read_jsonl(run_dir / "episodes.jsonl")]
     summary = summarize_episodes(
         [r.model_dump() for r in records], n_items=len(world.dataset.catalogue)
     )
     if accounting is not None:
         summary["llm"] = accounting.snapshot()
+    if metrics_before is not None and metrics_after is not None:
+        summary["server"] = server_summary(metrics_before, metrics_after)
     write_json_atomic(run_dir / "summary.json", summary)
     return RunResult(run_dir=run_dir, summary=summary)
 

