@@ -296,6 +296,11 @@ class ServerConfig(Section):
         description="VLLM_CPU_OMP_THREADS_BIND: 'auto' binds all cores of this machine (0-N) and "
         "reserves none; 'vllm' keeps vLLM's own default; or an explicit list like '0-1'.",
     )
+    compact_json: bool = Field(
+        True,
+        description="Structured outputs without free whitespace (xgrammar "
+        "disable_any_whitespace): fewer generated tokens per reply.",
+    )
     gpu_memory_utilization: float | None = Field(
         None, gt=0, le=1, description="vLLM --gpu-memory-utilization (GPU only)."
     )

@@ -15,9 +15,11 @@ VALUE_MIN = -5
 """Lowest state value the Critic may give (BiLLP's scale)."""
 VALUE_MAX = 5
 """Highest state value the Critic may give."""
-THOUGHT_MAX_CHARS = 300
-"""Longest plan or reflection text accepted from a model."""
-REASON_MAX_CHARS = 200
+THOUGHT_MAX_CHARS = 200
+"""Longest plan text accepted from a model (short plans keep decoding cheap)."""
+REFLECTION_MAX_CHARS = 300
+"""Longest reflection accepted from a model."""
+REASON_MAX_CHARS = 100
 """Longest justification accepted from the Actor."""
 
 
@@ -119,4 +121,4 @@ class ReflectorInput(RoleModel):
 class Reflection(BaseModel):
     """A lesson for future plans."""
 
-    reflection: str = Field(max_length=THOUGHT_MAX_CHARS)
+    reflection: str = Field(max_length=REFLECTION_MAX_CHARS)

@@ -18,8 +18,6 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +29,7 @@ import torch
 from billp.config import RatingModelConfig
 from billp.data.dataset import Dataset, Interactions
 from billp.envs.user_model import RATING_MAX, RATING_MIN
+from billp.torch_threads import torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -102,16 +101,6 @@ def rmse(factors: RatingFactors, interactions: Interactions) -> float:
     return float(np.sqrt(np.mean(errors.astype(np.float64) ** 2)))
 
 
-@contextmanager
-def _torch_threads(count: int) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def fit_rating_model(dataset: Dataset, config: RatingModelConfig) -> RatingFactors:
     """Fit MF with biases on ``dataset.train_interactions`` (seeded, full-batch Adam).
 
@@ -127,7 +116,7 @@ def fit_rating_model(dataset: Dataset, config: RatingModelConfig) -> RatingFacto
             f"dataset {dataset.name!r} has {n_users} users x {n_items} items, more than the "
             f"{MAX_DENSE_CELLS} cells the dense matrix simulator supports"
         )
-    with _torch_threads(FIT_THREADS):
+    with torch_threads(FIT_THREADS):
         factors = _fit(train, n_users, n_items, config)
     return dataclasses.replace(factors, train_rmse=rmse(factors, train))
 

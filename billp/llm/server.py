@@ -157,6 +157,10 @@ def _lora_module_arg(role: str, path: Path) -> str:
     return f"{role}={path}"
 
 
+COMPACT_JSON_OUTPUTS = {"backend": "xgrammar", "disable_any_whitespace": True}
+"""Structured-output settings of ``compact_json``: no whitespace tokens inside replies."""
+
+
 def vllm_command(
     model: ProvisionedModel,
     config: ServerConfig,
@@ -182,6 +186,8 @@ def vllm_command(
     ]  # fmt: skip
     # Per-request cached-token counts in `usage` (per-role prefix-cache accounting).
     argv.append("--enable-prompt-tokens-details")
+    if config.compact_json:
+        argv += ["--structured-outputs-config", json.dumps(COMPACT_JSON_OUTPUTS)]
     if config.enforce_eager:
         argv.append("--enforce-eager")
     if not cpu and config.gpu_memory_utilization is not None:
