@@ -296,6 +296,13 @@ class ServerConfig(Section):
         description="VLLM_CPU_OMP_THREADS_BIND: 'auto' binds all cores of this machine (0-N) and "
         "reserves none; 'vllm' keeps vLLM's own default; or an explicit list like '0-1'.",
     )
+    block_size: int | None = Field(
+        32,
+        ge=1,
+        description="vLLM --block-size (KV-cache block, in tokens). Prefix caching reuses whole "
+        "blocks only, so short shared prefixes need small blocks; the CPU backend's default is "
+        "128 and it wants multiples of 32. None: vLLM's default.",
+    )
     compact_json: bool = Field(
         True,
         description="Structured outputs without free whitespace (xgrammar "

@@ -210,7 +210,11 @@ class BiLLPEpisode:
         remembered = hit[1] if hit is not None else None
         default = int(round(remembered)) if remembered is not None else 0
         result = await self.p.roles.critic(
-            CriticInput(state=self.p.labels(items), remembered_value=remembered),
+            CriticInput(
+                history=self.p.labels(self.history[-self.cfg.prompt_history_length :]),
+                session=self.p.labels(self.recommended),
+                remembered_value=remembered,
+            ),
             fallback=lambda: CriticValue(value=default),
             seed=self._seed(),
             repair=_repair_critic,

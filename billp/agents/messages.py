@@ -95,9 +95,15 @@ def actor_schema(candidate_ids: list[int]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- Critic
 class CriticInput(RoleModel):
-    """What the Critic sees: the state as recent titles, plus a remembered value if any."""
+    """What the Critic sees: the user's history, this session's recommendations so far,
+    and a remembered value of a very similar state, if any.
 
-    state: list[str]
+    The history stays fixed through an episode and the session only grows, so successive
+    Critic prompts of one episode share their prefix (vLLM prefix caching).
+    """
+
+    history: list[str]
+    session: list[str]
     remembered_value: float | None = None
 
 

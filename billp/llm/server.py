@@ -186,6 +186,8 @@ def vllm_command(
     ]  # fmt: skip
     # Per-request cached-token counts in `usage` (per-role prefix-cache accounting).
     argv.append("--enable-prompt-tokens-details")
+    if config.block_size is not None:
+        argv += ["--block-size", str(config.block_size)]
     if config.compact_json:
         argv += ["--structured-outputs-config", json.dumps(COMPACT_JSON_OUTPUTS)]
     if config.enforce_eager:

@@ -38,7 +38,11 @@ def role_inputs(variant: int) -> dict[str, object]:
             discouraged=[],
             genre_hints=["Comedy"],
         ),
-        "critic": CriticInput(state=history, remembered_value=2.0 if variant else None),
+        "critic": CriticInput(
+            history=history,
+            session=["Up (2009)"] if variant else [],
+            remembered_value=2.0 if variant else None,
+        ),
         "reflector": ReflectorInput(
             history=history, steps=[STEP], outcome="the user left", length=variant, total_reward=4.2
         ),
@@ -69,22 +73,23 @@ def test_undefined_variable_is_an_error_naming_the_template(tmp_path: Path) -> N
     (tmp_path / "critic.j2").write_text("Value of {{ stat }}")
     library = PromptLibrary(tmp_path)
     with pytest.raises(PromptError, match=r"critic\.j2.*undefined"):
-        library.render("critic", CriticInput(state=["a"]))
+        library.render("critic", CriticInput(history=["a"], session=[]))
 
 
 def test_user_folder_overrides_one_template(tmp_path: Path) -> None:
-    (tmp_path / "critic.j2").write_text("Custom critic: {{ state | join(',') }}")
+    (tmp_path / "critic.j2").write_text("Custom critic: {{ history | join(',') }}")
     library = PromptLibrary(tmp_path)
-    assert library.render("critic", CriticInput(state=["a", "b"])).text == "Custom critic: a,b"
+    rendered = library.render("critic", CriticInput(history=["a", "b"], session=[]))
+    assert rendered.text == "Custom critic: a,b"
     planner = library.render("planner", role_inputs(0)["planner"])  # type: ignore[arg-type]
     assert planner.text.startswith("You are the Planner")
 
 
 def test_sandbox_blocks_attribute_escapes(tmp_path: Path) -> None:
-    (tmp_path / "critic.j2").write_text("{{ state.__class__.__mro__[1].__subclasses__() }}")
+    (tmp_path / "critic.j2").write_text("{{ history.__class__.__mro__[1].__subclasses__() }}")
     library = PromptLibrary(tmp_path)
     with pytest.raises(PromptError):
-        library.render("critic", CriticInput(state=["a"]))
+        library.render("critic", CriticInput(history=["a"], session=[]))
 
 
 def test_syntax_error_and_missing_folder_are_clear(tmp_path: Path) -> None:
