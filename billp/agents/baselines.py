@@ -5,21 +5,32 @@
 - ``greedy``: the myopic argmax of the simulator's own reward model (an oracle that
   knows the user model; an upper bound on R_each, not on trajectory length).
 - ``greedy-diverse``: the same argmax restricted to items the quit rule would accept
-  on similarity grounds (another oracle: it knows the quit rule too).
+  on repeat and similarity grounds (another oracle: it knows the quit rule too, so it
+  only loses a user to a low reward when no acceptable item scores above the threshold).
 
-Every policy skips items the user has seen or been recommended in this episode.
+Every policy skips items the user has seen or been recommended in this episode. Ties
+go to the lowest item id. Each step's trace holds the choice, the policy's score of it
+(``predicted_reward`` or ``popularity``) and the next best candidates as ``shortlist``,
+so the report can show why an item was picked.
+
+Greedy policies score the whole catalogue each step through ``UserModel.rewards``; that
+is cheap for the matrix simulator, but a user model that is itself an LLM pays for every
+item scored.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from billp.agents.protocol import EpisodeSummary, MemoryWrites, Transition
 from billp.data import Catalogue
 from billp.envs import QuitRule, UserModel
+
+TRACE_SHORTLIST = 10
+"""Best-scored candidates recorded in each step's trace."""
 
 
 class _BaselineEpisode:
@@ -42,12 +53,14 @@ class _BaselineEpisode:
         mask[self.history] = False
         mask[self.recommended] = False
         if not mask.any():
-            raise RuntimeError("no unseen catalogue item is left to recommend")
+            raise RuntimeError(
+                f"user {self.user_id}: no unseen catalogue item is left to recommend"
+            )
         return mask
 
     async def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> int:
-        item = self.policy.choose(self, self._unseen())
-        self._trace = {"choice": {"item_id": item}}
+        item, trace = self.policy.choose(self, self._unseen())
+        self._trace = trace
         return item
 
     async def observe(self, transition: Transition) -> None:
@@ -63,6 +76,13 @@ class _BaselineEpisode:
         return {}
 
 
+def _ranked(scores: np.ndarray, allowed: np.ndarray, k: int) -> list[int]:
+    """The ``k`` best allowed items, best first, ties to the lowest id."""
+    candidates = np.flatnonzero(allowed)
+    order = np.lexsort((candidates, -scores[candidates]))
+    return [int(i) for i in candidates[order[:k]]]
+
+
 class _BaselinePolicy:
     """Base of the memoryless policies."""
 
@@ -71,7 +91,8 @@ class _BaselinePolicy:
     def __init__(self, catalogue: Catalogue) -> None:
         self.catalogue = catalogue
 
-    def choose(self, episode: _BaselineEpisode, unseen: np.ndarray) -> int:
+    def choose(self, episode: _BaselineEpisode, unseen: np.ndarray) -> tuple[int, dict[str, Any]]:
+        """The item to recommend and this step's trace."""
         raise NotImplementedError
 
     def spawn(self, episode_key: str, seed: int) -> _BaselineEpisode:
@@ -90,8 +111,9 @@ class _BaselinePolicy:
 class RandomPolicy(_BaselinePolicy):
     name = "random"
 
-    def choose(self, episode: _BaselineEpisode, unseen: np.ndarray) -> int:
-        return int(episode.rng.choice(np.flatnonzero(unseen)))
+    def choose(self, episode: _BaselineEpisode, unseen: np.ndarray) -> tuple[int, dict[str, Any]]:
+        item = int(episode.rng.choice(np.flatnonzero(unseen)))
+        return item, {"choice": {"item_id": item}}
 
 
 class PopularityPolicy(_BaselinePolicy):
@@ -99,10 +121,20 @@ class PopularityPolicy(_BaselinePolicy):
 
     def __init__(self, catalogue: Catalogue, popularity: np.ndarray) -> None:
         super().__init__(catalogue)
-        self._order = np.argsort(-popularity, kind="stable")
+        self.popularity = np.asarray(popularity)
+        if self.popularity.shape != (len(catalogue),):
+            raise ValueError(
+                f"popularity has {self.popularity.size} entries for {len(catalogue)} items"
+            )
+        self._order = np.argsort(-self.popularity, kind="stable")
 
-    def choose(self, episode: _BaselineEpisode, unseen: np.ndarray) -> int:
-        return int(self._order[unseen[self._order]][0])
+    def choose(self, episode: _BaselineEpisode, unseen: np.ndarray) -> tuple[int, dict[str, Any]]:
+        ranked = self._order[unseen[self._order]][:TRACE_SHORTLIST]
+        item = int(ranked[0])
+        return item, {
+            "choice": {"item_id": item, "popularity": int(self.popularity[item])},
+            "shortlist": [int(i) for i in ranked],
+        }
 
 
 class GreedyPolicy(_BaselinePolicy):
@@ -116,14 +148,28 @@ class GreedyPolicy(_BaselinePolicy):
     def _scores(self, episode: _BaselineEpisode) -> np.ndarray:
         return np.asarray(
             self.user_model.rewards(
-                episode.user_id, episode.history + episode.recommended, self._all
+                episode.user_id,
+                episode.history + episode.recommended,
+                cast(Sequence[int], self._all),
             ),
             dtype=np.float64,
         )
 
-    def choose(self, episode: _BaselineEpisode, unseen: np.ndarray) -> int:
-        scores = np.where(unseen, self._scores(episode), -np.inf)
-        return int(np.argmax(scores))
+    def _pick(
+        self, scores: np.ndarray, allowed: np.ndarray, extra: dict[str, Any] | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        ranked = _ranked(scores, allowed, TRACE_SHORTLIST)
+        item = ranked[0]
+        trace: dict[str, Any] = {
+            "choice": {"item_id": item, "predicted_reward": round(float(scores[item]), 6)},
+            "shortlist": ranked,
+        }
+        if extra:
+            trace.update(extra)
+        return item, trace
+
+    def choose(self, episode: _BaselineEpisode, unseen: np.ndarray) -> tuple[int, dict[str, Any]]:
+        return self._pick(self._scores(episode), unseen)
 
 
 class GreedyDiversePolicy(GreedyPolicy):
@@ -131,17 +177,51 @@ class GreedyDiversePolicy(GreedyPolicy):
 
     def __init__(self, catalogue: Catalogue, user_model: UserModel, quit_rule: QuitRule) -> None:
         super().__init__(catalogue, user_model)
+        if quit_rule.n_items != len(catalogue):
+            raise ValueError(
+                f"the quit rule knows {quit_rule.n_items} items, the catalogue has {len(catalogue)}"
+            )
         self.quit_rule = quit_rule
+        # Genre sets as a matrix; a genre-less item gets a column of its own kind, so two
+        # genre-less items have Jaccard 1 and a genre-less and a genred item 0, exactly as
+        # genre_jaccard says.
+        sets = quit_rule.genre_sets
+        names = sorted({g for s in sets for g in s})
+        column = {g: j for j, g in enumerate(names)}
+        matrix = np.zeros((len(sets), len(names) + 1), dtype=np.float64)
+        for i, s in enumerate(sets):
+            if s:
+                matrix[i, [column[g] for g in s]] = 1.0
+            else:
+                matrix[i, -1] = 1.0
+        self._genres = matrix
+        self._sizes = matrix.sum(axis=1)
 
-    def _acceptable(self, recent: Sequence[int], unseen: np.ndarray) -> np.ndarray:
+    def acceptable(self, recent: Sequence[int], unseen: np.ndarray) -> np.ndarray:
+        """Unseen items the quit rule accepts after ``recent`` whatever their reward."""
+        window = [int(r) for r in recent[max(len(recent) - self.quit_rule.window, 0) :]]
         ok = unseen.copy()
-        for item in np.flatnonzero(unseen):
-            decision = self.quit_rule.decide(int(item), float("inf"), recent)
-            ok[item] = not decision.quit
+        if not window:
+            return ok
+        ok[window] = False
+        inter = self._genres @ self._genres[window].T
+        union = self._sizes[:, None] + self._sizes[window][None, :] - inter
+        jaccard = inter / union
+        ok &= ~(jaccard >= self.quit_rule.similarity_threshold).any(axis=1)
         return ok
 
-    def choose(self, episode: _BaselineEpisode, unseen: np.ndarray) -> int:
-        ok = self._acceptable(episode.recommended, unseen)
+    def choose(self, episode: _BaselineEpisode, unseen: np.ndarray) -> tuple[int, dict[str, Any]]:
+        ok = self.acceptable(episode.recommended, unseen)
         pool = ok if ok.any() else unseen
-        scores = np.where(pool, self._scores(episode), -np.inf)
-        return int(np.argmax(scores))
+        extra = {
+            "excluded_by_quit_rule": int(unseen.sum() - ok.sum()),
+            "no_safe_item": not ok.any(),
+        }
+        item, trace = self._pick(self._scores(episode), pool, extra)
+        decision = self.quit_rule.decide(item, float("inf"), episode.recommended)
+        if ok.any() and decision.quit:
+            raise RuntimeError(
+                f"greedy-diverse: item {item} passed the vectorised check but the quit rule "
+                f"rejects it ({decision.reason}, similar to {decision.similar_to})"
+            )
+        return item, trace
