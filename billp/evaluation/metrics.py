@@ -7,22 +7,333 @@ Definitions (those of BiLLP, made explicit):
 - **R_traj**: the summed reward of accepted steps.
 - **R_each**: reward per accepted step over all episodes, ``sum(R_traj) / sum(Len)``
   (so that ``R_each = R_traj / Len`` on the means, as in the paper's tables).
-- **coverage**: distinct items recommended divided by the catalogue size.
+
+Beyond the paper (all over the *recommended* items of an episode, the quitting one
+included, since they describe what the policy did):
+
+- **coverage**: distinct items recommended in all episodes divided by the catalogue size.
+- **genre entropy**: Shannon entropy (bits) of an episode's genre mix, where each
+  recommended item spreads one unit of weight evenly over its genres.
+- **item distance**: mean over unordered pairs of an episode's items of
+  ``1 - Jaccard(genres_i, genres_j)`` (0: same genre set, 1: no genre in common; the
+  quit rule's similarity); undefined for episodes of fewer than two items.
+- **popularity percentile**: the mid-rank percentile (0..100) of an item's popularity
+  (train interactions) in the catalogue, averaged over an episode's items; a uniformly
+  random recommender scores 50, a popularity recommender close to 100.
+- **novelty**: mean self-information ``-log2 p(i)`` (bits) of an episode's items, with
+  ``p(i)`` the item's smoothed share of train interactions.
+- **quit share / capped share**: episodes ended by the user quitting / by the step cap;
+  ``quit_<reason>`` splits the quits by the quit rule's reason.
+
+Per-episode metrics are averaged with every episode weighted equally; episodes where a
+metric is undefined are left out of that metric's mean. Every metric is a *weighted
+statistic* (see :mod:`billp.evaluation.bootstrap`), so its bootstrap interval comes from
+the same code as its point estimate.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from billp.evaluation.bootstrap import Interval, WeightedStatistic, bootstrap
+
+QUIT_REASONS: tuple[str, ...] = ("low_reward", "too_similar", "repeat")
+"""The quit rule's reasons, each reported as a share of episodes."""
+NO_GENRE = "(no genre)"
+"""Pseudo-genre of items without genres (so two genre-less items are identical)."""
+POPULARITY_SMOOTHING = 1.0
+"""Additive smoothing of popularity counts in the novelty's item probabilities."""
+PERCENT = 100.0
 
 
+class EpisodeLine(BaseModel):
+    """The fields of an ``episodes.jsonl`` line that metrics read (others are ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    key: str
+    phase: str = "test"
+    index: int = 0
+    user_id: int
+    seed: int = 0
+    items: list[int]
+    rewards: list[float]
+    length: int
+    total_reward: float
+    terminated: bool
+    truncated: bool
+    quit_reason: str | None = None
+    fallbacks: int = 0
+
+    @property
+    def steps(self) -> int:
+        return len(self.items)
+
+    @property
+    def capped(self) -> bool:
+        """Ended by the step cap (not by the user quitting)."""
+        return self.truncated and not self.terminated
+
+
+@dataclass(frozen=True)
+class ItemFeatures:
+    """What metrics need to know about the catalogue."""
+
+    genres: tuple[str, ...]
+    genre_matrix: np.ndarray
+    popularity: np.ndarray
+    labels: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        n = self.genre_matrix.shape[0]
+        if self.popularity.shape != (n,):
+            raise ValueError(
+                f"popularity has shape {self.popularity.shape}, expected ({n},) for {n} items"
+            )
+        if self.genre_matrix.shape[1] != len(self.genres):
+            raise ValueError(
+                f"genre_matrix has {self.genre_matrix.shape[1]} columns for "
+                f"{len(self.genres)} genres"
+            )
+
+    @classmethod
+    def from_genre_sets(
+        cls,
+        genre_sets: Sequence[frozenset[str] | set[str] | Sequence[str]],
+        popularity: Sequence[float] | np.ndarray,
+        labels: Sequence[str] = (),
+    ) -> ItemFeatures:
+        """Features from per-item genre sets; genre-less items get :data:`NO_GENRE`."""
+        sets = [frozenset(g) for g in genre_sets]
+        names = sorted({g for s in sets for g in s})
+        if any(not s for s in sets):
+            names.append(NO_GENRE)
+        column = {name: j for j, name in enumerate(names)}
+        matrix = np.zeros((len(sets), len(names)), dtype=bool)
+        for i, s in enumerate(sets):
+            for g in s or {NO_GENRE}:
+                matrix[i, column[g]] = True
+        return cls(tuple(names), matrix, np.asarray(popularity, dtype=np.float64), tuple(labels))
+
+    @property
+    def n_items(self) -> int:
+        return int(self.genre_matrix.shape[0])
+
+    def check(self, items: Sequence[int], where: str) -> None:
+        """Raise ``ValueError`` naming ``where`` if an item id is outside the catalogue."""
+        for item in items:
+            if not 0 <= int(item) < self.n_items:
+                raise ValueError(
+                    f"{where}: item id {item} is not in the catalogue of {self.n_items} items "
+                    "(was the run made with another dataset?)"
+                )
+
+    def genre_weights(self) -> np.ndarray:
+        """``[n_items, n_genres]``: each item's unit weight spread evenly over its genres."""
+        counts = self.genre_matrix.sum(axis=1, keepdims=True)
+        return self.genre_matrix / np.maximum(counts, 1)
+
+    def popularity_percentile(self) -> np.ndarray:
+        """Mid-rank percentile of each item's popularity: ``100 * (below + equal / 2) / n``."""
+        pop = self.popularity
+        order = np.sort(pop)
+        below = np.searchsorted(order, pop, side="left")
+        not_above = np.searchsorted(order, pop, side="right")
+        return PERCENT * (below + (not_above - below) / 2.0) / max(len(pop), 1)
+
+    def self_information(self) -> np.ndarray:
+        """``-log2 p(i)`` with ``p(i) = (pop_i + a) / (sum(pop) + a * n)``, a = smoothing."""
+        smoothed = self.popularity + POPULARITY_SMOOTHING
+        return -np.log2(smoothed / smoothed.sum())
+
+
+def genre_entropy(items: Sequence[int], features: ItemFeatures) -> float:
+    """Entropy (bits) of the genre mix of ``items``; ``nan`` for no items."""
+    if len(items) == 0:
+        return float("nan")
+    mass = features.genre_weights()[np.asarray(items, dtype=np.int64)].sum(axis=0)
+    p = mass[mass > 0] / mass.sum()
+    return float(-(p * np.log2(p)).sum()) + 0.0
+
+
+def mean_pairwise_distance(items: Sequence[int], features: ItemFeatures) -> float:
+    """Mean ``1 - genre Jaccard`` over unordered pairs of ``items``; ``nan`` below two items."""
+    n = len(items)
+    if n < 2:
+        return float("nan")
+    m = features.genre_matrix[np.asarray(items, dtype=np.int64)].astype(np.float64)
+    inter = m @ m.T
+    sizes = m.sum(axis=1)
+    union = sizes[:, None] + sizes[None, :] - inter
+    jaccard = np.divide(inter, union, out=np.ones_like(inter), where=union > 0)
+    upper = np.triu_indices(n, k=1)
+    return float(np.mean(1.0 - jaccard[upper]))
+
+
+@dataclass
+class EpisodeTable:
+    """Per-episode values of a list of episodes, ready for weighted statistics."""
+
+    episodes: list[EpisodeLine]
+    features: ItemFeatures
+    length: np.ndarray = field(init=False)
+    r_traj: np.ndarray = field(init=False)
+    per_episode: dict[str, np.ndarray] = field(init=False)
+    incidence: np.ndarray = field(init=False)
+    durations: np.ndarray = field(init=False)
+    events: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        eps = self.episodes
+        f = self.features
+        for ep in eps:
+            f.check(ep.items, f"episode {ep.key}")
+        percentile = f.popularity_percentile()
+        information = f.self_information()
+        self.length = np.array([ep.length for ep in eps], dtype=np.float64)
+        self.r_traj = np.array([ep.total_reward for ep in eps], dtype=np.float64)
+
+        def item_mean(values: np.ndarray, ep: EpisodeLine) -> float:
+            return float(values[ep.items].mean()) if ep.items else float("nan")
+
+        values: dict[str, list[float]] = {
+            "len": [float(ep.length) for ep in eps],
+            "r_traj": [float(ep.total_reward) for ep in eps],
+            "genre_entropy": [genre_entropy(ep.items, f) for ep in eps],
+            "item_distance": [mean_pairwise_distance(ep.items, f) for ep in eps],
+            "popularity_percentile": [item_mean(percentile, ep) for ep in eps],
+            "novelty": [item_mean(information, ep) for ep in eps],
+            "quit_share": [float(ep.terminated) for ep in eps],
+            "capped_share": [float(ep.capped) for ep in eps],
+        }
+        for reason in QUIT_REASONS:
+            values[f"quit_{reason}"] = [
+                float(ep.terminated and ep.quit_reason == reason) for ep in eps
+            ]
+        self.per_episode = {k: np.array(v, dtype=np.float64) for k, v in values.items()}
+        distinct = sorted({i for ep in eps for i in ep.items})
+        column = {item: j for j, item in enumerate(distinct)}
+        self.incidence = np.zeros((len(eps), len(distinct)), dtype=np.float64)
+        for row, ep in enumerate(eps):
+            self.incidence[row, [column[i] for i in ep.items]] = 1.0
+        self.durations = np.array(
+            [ep.length + 1 if ep.terminated else ep.steps for ep in eps], dtype=np.int64
+        )
+        self.events = np.array([ep.terminated for ep in eps], dtype=bool)
+
+    def __len__(self) -> int:
+        return len(self.episodes)
+
+    # ---------------------------------------------------------------- statistics
+    def mean_of(self, name: str) -> WeightedStatistic:
+        """Weighted mean of a per-episode value, skipping episodes where it is ``nan``."""
+        values = self.per_episode[name]
+        valid = np.isfinite(values).astype(np.float64)
+        filled = np.where(valid > 0, values, 0.0)
+
+        def statistic(weights: np.ndarray) -> np.ndarray:
+            num = weights @ filled
+            den = weights @ valid
+            return np.divide(num, den, out=np.full_like(num, np.nan), where=den > 0)
+
+        return statistic
+
+    def r_each(self) -> WeightedStatistic:
+        """``sum(R_traj) / sum(Len)`` under weights; ``nan`` when no step was accepted."""
+
+        def statistic(weights: np.ndarray) -> np.ndarray:
+            num = weights @ self.r_traj
+            den = weights @ self.length
+            return np.divide(num, den, out=np.full_like(num, np.nan), where=den > 0)
+
+        return statistic
+
+    def coverage(self) -> WeightedStatistic:
+        """Share of the catalogue recommended in the episodes with positive weight."""
+        n_items = max(self.features.n_items, 1)
+
+        def statistic(weights: np.ndarray) -> np.ndarray:
+            if self.incidence.shape[1] == 0:
+                return np.zeros(weights.shape[0])
+            return ((weights @ self.incidence) > 0).sum(axis=1) / n_items
+
+        return statistic
+
+
+MetricKind = Literal["mean", "ratio", "set"]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A reported metric: its key, column label, kind and definition."""
+
+    name: str
+    label: str
+    kind: MetricKind
+    description: str
+    digits: int = 3
+
+
+METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("len", "Len", "mean", "accepted recommendations per episode", 2),
+    MetricSpec("r_each", "R_each", "ratio", "reward per accepted step, sum(R_traj)/sum(Len)", 3),
+    MetricSpec("r_traj", "R_traj", "mean", "summed reward of accepted steps per episode", 2),
+    MetricSpec("coverage", "coverage", "set", "distinct recommended items / catalogue size", 4),
+    MetricSpec("genre_entropy", "genre H", "mean", "entropy (bits) of an episode's genre mix", 3),
+    MetricSpec(
+        "item_distance", "item dist", "mean", "mean pairwise 1 - genre Jaccard in an episode", 3
+    ),
+    MetricSpec(
+        "popularity_percentile", "pop pct", "mean", "mean popularity percentile of items", 1
+    ),
+    MetricSpec("novelty", "novelty", "mean", "mean self-information (bits) of items", 2),
+    MetricSpec("quit_share", "quit", "mean", "share of episodes ended by the user quitting", 3),
+    MetricSpec("capped_share", "capped", "mean", "share of episodes ended by the step cap", 3),
+    *(
+        MetricSpec(f"quit_{r}", f"quit:{r}", "mean", f"share of episodes ended by a {r} quit", 3)
+        for r in QUIT_REASONS
+    ),
+)
+"""Every metric, in report order."""
+METRIC_BY_NAME: dict[str, MetricSpec] = {m.name: m for m in METRICS}
+PAPER_METRICS: tuple[str, ...] = ("len", "r_each", "r_traj")
+
+
+def statistic_for(table: EpisodeTable, spec: MetricSpec) -> WeightedStatistic:
+    """The weighted statistic computing ``spec`` on ``table``."""
+    if spec.name == "r_each":
+        return table.r_each()
+    if spec.name == "coverage":
+        return table.coverage()
+    return table.mean_of(spec.name)
+
+
+def compute_metrics(table: EpisodeTable, weights: np.ndarray, units: int) -> dict[str, Interval]:
+    """Every metric's point estimate and interval from bootstrap ``weights``.
+
+    ``units`` is what the interval is over (episodes, or runs for seed-level intervals).
+    """
+    return {
+        spec.name: bootstrap(
+            statistic_for(table, spec), weights, units, set_statistic=spec.kind == "set"
+        )
+        for spec in METRICS
+    }
+
+
+# ------------------------------------------------------------------ summary.json
 def episode_length(record: Mapping[str, Any]) -> int:
     """Len of one episode record."""
     return int(record["length"])
 
 
 def summarize(records: Sequence[Mapping[str, Any]], n_items: int) -> dict[str, Any]:
-    """Len, R_each, R_traj, coverage and end reasons of ``records``."""
+    """Len, R_each, R_traj, coverage and end reasons of ``records`` (point estimates)."""
     count = len(records)
     if count == 0:
         return {"episodes": 0, "len": 0.0, "r_each": 0.0, "r_traj": 0.0, "coverage": 0.0}
@@ -38,12 +349,17 @@ def summarize(records: Sequence[Mapping[str, Any]], n_items: int) -> dict[str, A
         "r_traj": round(sum(returns) / count, 6),
         "coverage": round(len(items) / n_items, 6) if n_items else 0.0,
         "quit_share": round(quits / count, 6),
-        "capped_share": round(sum(1 for r in records if r["truncated"] and not r["terminated"]) / count, 6),
+        "capped_share": round(
+            sum(1 for r in records if r["truncated"] and not r["terminated"]) / count, 6
+        ),
         "fallbacks": int(sum(int(r.get("fallbacks", 0)) for r in records)),
     }
 
 
 def summarize_episodes(records: Sequence[Mapping[str, Any]], n_items: int) -> dict[str, Any]:
-    """Per-phase summaries; the headline numbers are the test phase's."""
+    """Per-phase summaries for ``summary.json``; the headline numbers are the test phase's.
+
+    Point estimates only; ``python -m billp.eval`` adds intervals and the other metrics.
+    """
     phases = {phase: [r for r in records if r["phase"] == phase] for phase in ("train", "test")}
     return {phase: summarize(rs, n_items) for phase, rs in phases.items()}
