@@ -1,0 +1,230 @@
+"""Read run directories (config.toml, manifest.json, episodes.jsonl, steps.jsonl).
+
+Evaluation needs nothing but a run directory: the catalogue's genres and popularity come
+from loading the dataset named by the run's own ``config.toml``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from billp.config import ConfigError, DataConfig, RunConfig, config_to_toml_dict, load_config
+from billp.evaluation.metrics import EpisodeLine, ItemFeatures
+
+if TYPE_CHECKING:
+    from billp.data import Dataset
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.toml"
+MANIFEST_FILE = "manifest.json"
+EPISODES_FILE = "episodes.jsonl"
+STEPS_FILE = "steps.jsonl"
+PHASES: tuple[str, ...] = ("train", "test")
+
+RUN_SPECIFIC_FIELDS: frozenset[str] = frozenset(
+    {"seed", "output_dir", "progress", "memory.dir", "llm.cache_dir"}
+)
+"""Config fields that differ between seeds of one experiment and do not define it.
+(``concurrency`` is not one: it changes which memories an LLM episode sees.)"""
+
+
+class RunDirError(ValueError):
+    """A run directory is missing a file or holds an unreadable one (the message names it)."""
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """JSON lines of ``path``; a torn last line (an interrupted write) is skipped."""
+    records: list[dict[str, Any]] = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            if number == len(lines):
+                log.warning("%s:%d: ignoring an incomplete last line", path, number)
+                continue
+            raise RunDirError(f"{path}:{number}: not valid JSON ({exc})") from None
+    return records
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted keys of a nested dict (lists and scalars are leaves)."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, dotted))
+        else:
+            out[dotted] = value
+    return out
+
+
+@dataclass
+class RunData:
+    """One run directory, read."""
+
+    path: Path
+    config: RunConfig
+    manifest: dict[str, Any]
+    episodes: list[EpisodeLine]
+    _steps: list[dict[str, Any]] | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def env(self) -> str:
+        return self.config.env.name
+
+    @property
+    def agent(self) -> str:
+        return self.config.agent.name
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    @property
+    def cap(self) -> int:
+        return self.config.env.max_steps
+
+    def phase_episodes(self, phase: str) -> list[EpisodeLine]:
+        """Episodes of ``phase`` ('train', 'test' or 'all'), in plan order."""
+        chosen = self.episodes if phase == "all" else [e for e in self.episodes if e.phase == phase]
+        return sorted(
+            chosen, key=lambda e: (PHASES.index(e.phase) if e.phase in PHASES else 9, e.index)
+        )
+
+    def config_dict(self) -> dict[str, Any]:
+        return config_to_toml_dict(self.config)
+
+    def templates(self) -> dict[str, str]:
+        """Template name -> hash, from the manifest."""
+        return dict(self.manifest.get("templates", {}))
+
+    def template_sources(self) -> dict[str, str]:
+        return dict(self.manifest.get("template_sources", {}))
+
+    def experiment_key(self) -> str:
+        """Hash of what defines the experiment: config without run-specific fields, templates."""
+        flat = {
+            k: v for k, v in flatten(self.config_dict()).items() if k not in RUN_SPECIFIC_FIELDS
+        }
+        blob = json.dumps({"config": flat, "templates": self.templates()}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:8]
+
+    def steps(self) -> list[dict[str, Any]]:
+        """Lines of ``steps.jsonl`` (read on first use)."""
+        if self._steps is None:
+            path = self.path / STEPS_FILE
+            self._steps = _read_jsonl(path) if path.is_file() else []
+        return self._steps
+
+    def dataset(self) -> Dataset:
+        """The run's dataset (for starting histories and titles)."""
+        return load_dataset_cached(self.config.data.model_dump_json())
+
+    def features(self) -> ItemFeatures:
+        """Genres, popularity and labels of the run's catalogue (loaded from its data config)."""
+        return load_features(self.config.data.model_dump_json())
+
+
+@cache
+def load_dataset_cached(data_config_json: str) -> Dataset:
+    """The dataset a data config names, loaded once per process."""
+    from billp.data import load_dataset
+
+    return load_dataset(DataConfig.model_validate_json(data_config_json))
+
+
+@cache
+def load_features(data_config_json: str) -> ItemFeatures:
+    """Item features of the dataset a data config names (cached per config)."""
+    dataset = load_dataset_cached(data_config_json)
+    catalogue = dataset.catalogue
+    return ItemFeatures.from_genre_sets(
+        catalogue.genre_sets,
+        dataset.item_popularity,
+        labels=[item.label for item in catalogue],
+    )
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / CONFIG_FILE).is_file() and (path / EPISODES_FILE).is_file()
+
+
+def expand_run_dirs(paths: Iterable[Path]) -> list[Path]:
+    """Run directories named by ``paths``: a run directory itself, or a folder of them.
+
+    Raises:
+        RunDirError: a path is neither (the message names it).
+    """
+    found: list[Path] = []
+    for path in paths:
+        if is_run_dir(path):
+            found.append(path)
+            continue
+        children = sorted(p for p in path.iterdir() if is_run_dir(p)) if path.is_dir() else []
+        if not children:
+            raise RunDirError(
+                f"{path} is not a run directory (no {CONFIG_FILE} and {EPISODES_FILE}) "
+                "and holds none"
+            )
+        found.extend(children)
+    return found
+
+
+def load_run(path: Path) -> RunData:
+    """Read a run directory.
+
+    Raises:
+        RunDirError: a file is missing or invalid; the message names it.
+    """
+    config_path = path / CONFIG_FILE
+    episodes_path = path / EPISODES_FILE
+    if not config_path.is_file():
+        raise RunDirError(f"{path} is not a run directory: {CONFIG_FILE} is missing")
+    if not episodes_path.is_file():
+        raise RunDirError(f"{path}: {EPISODES_FILE} is missing (did the run start?)")
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        raise RunDirError(f"{config_path}: {exc}") from None
+    manifest_path = path / MANIFEST_FILE
+    manifest: dict[str, Any] = {}
+    if manifest_path.is_file():
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise RunDirError(f"{manifest_path}: not valid JSON ({exc})") from None
+    episodes: list[EpisodeLine] = []
+    for number, raw in enumerate(_read_jsonl(episodes_path), 1):
+        try:
+            episodes.append(EpisodeLine.model_validate(raw))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise RunDirError(
+                f"{episodes_path}: episode {number}: field {where}: {first['msg']}"
+            ) from None
+    return RunData(path=path, config=config, manifest=manifest, episodes=episodes)
+
+
+def load_runs(paths: Sequence[Path]) -> list[RunData]:
+    """Read every run directory ``paths`` name (see :func:`expand_run_dirs`)."""
+    return [load_run(p) for p in expand_run_dirs(paths)]
