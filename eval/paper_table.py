@@ -1,0 +1,358 @@
+"""Reproduce the layout of BiLLP's Table 3: Len, R_each, R_traj per method and environment.
+
+Every policy is run on every environment with several seeds through the real CLI
+(``python -m billp.simulate``), with the paper's train-then-test protocol: a run plays
+its train users first (LLM agents build their memories there), reloads the memories and
+plays the test users; the table reports the test phase. Non-LLM baselines learn nothing,
+so their runs skip the train phase (``--train-users 0``); their test users are the same.
+
+Cells are ``mean ± h``: the mean over all test episodes of the seeds, and ``h`` half the
+width of the 95 % two-level bootstrap interval over seeds and episodes
+(:mod:`billp.evaluation.bootstrap`).
+
+Any further flag is passed to every simulate call, so the same script gives the CPU
+numbers and the numbers of a model on a GPU server::
+
+    python eval/paper_table.py --out-dir eval/paper_runs --markdown eval/results/table3_cpu.md
+    python eval/paper_table.py --llm.backend openai --llm.base-url http://gpu:8000/v1 \\
+        --llm.model Qwen/Qwen2.5-7B-Instruct --out-dir eval/paper_runs_7b
+    python eval/paper_table.py --llm.backend scripted --policies random greedy \\
+        --train-users 2 --test-users 3 --env.max-steps 8        # a quick smoke test
+
+Runs already complete under ``--out-dir`` with the same resolved config are reused;
+an interrupted one is finished with ``--resume``. An environment whose first run fails
+(for instance one that is not implemented yet) is skipped with its error shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from billp.cli import collect_overrides
+from billp.config import LLM_AGENTS, ConfigError, RunConfig, config_to_toml_dict, load_config
+from billp.evaluation.evaluate import evaluate
+from billp.evaluation.metrics import METRIC_BY_NAME, PAPER_METRICS
+from billp.evaluation.rundir import RunDirError, flatten, is_run_dir, load_run
+from billp.simulate import build_parser as simulate_parser
+
+BASELINES: tuple[str, ...] = ("random", "popularity", "greedy", "greedy-diverse")
+LLM_METHODS: tuple[str, ...] = ("actonly", "react", "reflexion", "billp")
+ABLATIONS: tuple[str, ...] = ("billp-no-macro", "billp-no-micro")
+POLICIES: tuple[str, ...] = (*BASELINES, *LLM_METHODS, *ABLATIONS)
+ENVS: tuple[str, ...] = ("matrix", "le")
+SEEDS: tuple[int, ...] = (0, 1, 2)
+PRETTY: dict[str, str] = {
+    "random": "Random",
+    "popularity": "Popularity",
+    "greedy": "Greedy (oracle)",
+    "greedy-diverse": "Greedy-diverse (oracle)",
+    "actonly": "ActOnly",
+    "react": "ReAct",
+    "reflexion": "Reflexion",
+    "billp": "BiLLP",
+    "billp-no-macro": "BiLLP w/o macro",
+    "billp-no-micro": "BiLLP w/o micro",
+}
+IGNORED_WHEN_MATCHING: frozenset[str] = frozenset({"output_dir", "progress"})
+"""Config fields that may differ between a reusable run and the requested one."""
+STDERR_TAIL_LINES = 6
+CONSOLE_WIDTH = 160
+"""Table width when stdout is not a terminal."""
+EXIT_BAD_INPUT = 2
+
+
+@dataclass
+class Cell:
+    """What one (env, policy) pair produced."""
+
+    runs: list[Path] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+def simulate_args(
+    env: str, policy: str, seed: int, out_dir: Path, passthrough: list[str], config: Path | None
+) -> list[str]:
+    """Arguments of ``python -m billp.simulate`` for one run."""
+    args = [] if config is None else ["--config", str(config)]
+    args += list(passthrough)
+    args += [
+        "--env.name",
+        env,
+        "--agent.name",
+        policy,
+        "--seed",
+        str(seed),
+        "--output-dir",
+        str(out_dir / "runs" / env / policy),
+        "--memory.dir",
+        str(out_dir / "memory"),
+        "--progress",
+        "false",
+    ]
+    if policy not in LLM_AGENTS:
+        args += ["--train-users", "0"]
+    return args
+
+
+def resolve(args: list[str]) -> RunConfig:
+    """The config ``python -m billp.simulate ARGS`` would run."""
+    namespace = simulate_parser().parse_args(args)
+    return load_config(namespace.config, collect_overrides(namespace, RunConfig))
+
+
+def _comparable(config: RunConfig) -> dict[str, Any]:
+    flat = flatten(config_to_toml_dict(config))
+    return {k: v for k, v in flat.items() if k not in IGNORED_WHEN_MATCHING}
+
+
+def find_existing(expected: RunConfig) -> tuple[Path | None, bool]:
+    """A run directory made with ``expected`` (newest first) and whether it is complete."""
+    folder = expected.output_dir
+    if not folder.is_dir():
+        return None, False
+    want = _comparable(expected)
+    for path in sorted(folder.iterdir(), reverse=True):
+        if not is_run_dir(path):
+            continue
+        try:
+            have = _comparable(load_config(path / "config.toml"))
+        except ConfigError:
+            continue
+        if have == want:
+            return path, (path / "summary.json").is_file()
+    return None, False
+
+
+def run_one(args: list[str], console: Console, timeout_s: float | None) -> tuple[Path | None, str]:
+    """Run (or reuse, or resume) one simulate call; the run directory or an error text."""
+    try:
+        expected = resolve(args)
+    except (ConfigError, SystemExit) as exc:
+        return None, f"invalid simulate arguments: {exc}"
+    existing, complete = find_existing(expected)
+    if existing is not None and complete:
+        console.print(f"  reusing {existing}")
+        return existing, ""
+    command = [sys.executable, "-m", "billp.simulate"]
+    command += ["--resume", str(existing)] if existing is not None else args
+    console.print(f"  $ {shlex.join(['python', *command[1:]])}")
+    started = time.perf_counter()
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return None, f"timed out after {timeout_s} s"
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-STDERR_TAIL_LINES:])
+        return None, f"exit status {done.returncode}:\n{tail}"
+    found, complete = find_existing(expected)
+    if found is None or not complete:
+        return None, f"finished but no complete run directory under {expected.output_dir}"
+    console.print(f"  done in {time.perf_counter() - started:.1f} s: {found}")
+    return found, ""
+
+
+def run_all(
+    envs: list[str],
+    policies: list[str],
+    seeds: list[int],
+    out_dir: Path,
+    passthrough: list[str],
+    config: Path | None,
+    console: Console,
+    timeout_s: float | None = None,
+) -> tuple[dict[tuple[str, str], Cell], dict[str, str]]:
+    """Every run; returns the cells and the environments skipped (with the reason)."""
+    cells: dict[tuple[str, str], Cell] = {}
+    skipped: dict[str, str] = {}
+    for env in envs:
+        first = True
+        for policy in policies:
+            cell = cells.setdefault((env, policy), Cell())
+            for seed in seeds:
+                if env in skipped:
+                    break
+                console.print(f"[bold]{env} / {policy} / seed {seed}[/bold]")
+                args = simulate_args(env, policy, seed, out_dir, passthrough, config)
+                path, error = run_one(args, console, timeout_s)
+                if path is not None:
+                    cell.runs.append(path)
+                    first = False
+                    continue
+                if first:
+                    skipped[env] = error
+                    console.print(
+                        f"[yellow]skipping environment {env!r}: its first run failed "
+                        f"({error})[/yellow]"
+                    )
+                    break
+                cell.failures.append(f"seed {seed}: {error}")
+                console.print(f"[red]{env}/{policy}/seed {seed} failed:[/red] {error}")
+    return cells, skipped
+
+
+def cell_values(paths: list[Path]) -> dict[str, dict[str, float]]:
+    """Len, R_each and R_traj of a cell's runs: mean, interval, seeds, episodes."""
+    runs = [load_run(p) for p in paths]
+    group = evaluate(runs, phase="test").groups
+    if len(group) != 1:
+        raise RunDirError(
+            "runs of one table cell differ in more than their seed: "
+            + ", ".join(str(p) for p in paths)
+        )
+    series = group[0]
+    out: dict[str, dict[str, float]] = {}
+    for name in PAPER_METRICS:
+        m = series.metrics[name]
+        out[name] = {"mean": m.mean, "ci_low": m.low, "ci_high": m.high}
+    out["_"] = {"seeds": float(len(runs)), "episodes": float(len(series.table))}
+    return out
+
+
+def format_cell(value: dict[str, float], digits: int) -> str:
+    mean, low, high = value["mean"], value["ci_low"], value["ci_high"]
+    if not math.isfinite(mean):
+        return "-"
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {(high - low) / 2:.{digits}f}"
+
+
+def build_rows(
+    cells: dict[tuple[str, str], Cell], envs: list[str], policies: list[str]
+) -> tuple[list[list[str]], dict[str, Any]]:
+    """Table rows (method, then Len/R_each/R_traj per env) and the raw numbers."""
+    rows = []
+    numbers: dict[str, Any] = {}
+    for policy in policies:
+        row = [PRETTY.get(policy, policy)]
+        for env in envs:
+            cell = cells.get((env, policy), Cell())
+            if not cell.runs:
+                row += ["n/a"] * len(PAPER_METRICS)
+                continue
+            values = cell_values(cell.runs)
+            numbers[f"{env}/{policy}"] = values
+            for name in PAPER_METRICS:
+                row.append(format_cell(values[name], METRIC_BY_NAME[name].digits))
+        rows.append(row)
+    return rows, numbers
+
+
+def print_table(rows: list[list[str]], envs: list[str], console: Console, caption: str) -> None:
+    table = Table(
+        title="Table 3 layout: test-phase engagement (mean ± 95% CI half-width over seeds)",
+        caption=caption,
+        title_justify="left",
+    )
+    table.add_column("Method")
+    for env in envs:
+        for name in PAPER_METRICS:
+            table.add_column(f"{env}: {METRIC_BY_NAME[name].label}", justify="right")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+def markdown(rows: list[list[str]], envs: list[str], command: str, caption: str) -> str:
+    header = ["Method"] + [
+        f"{env} {METRIC_BY_NAME[n].label}" for env in envs for n in PAPER_METRICS
+    ]
+    lines = [
+        "# BiLLP Table 3 layout",
+        "",
+        f"Produced {time.strftime('%Y-%m-%d %H:%M %Z')} by:",
+        "",
+        "```bash",
+        command,
+        "```",
+        "",
+        caption,
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python eval/paper_table.py",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        epilog="Any other --section.field flag is passed to every python -m billp.simulate call.",
+    )
+    parser.add_argument("--envs", nargs="+", default=list(ENVS), help="Environments (env.name).")
+    parser.add_argument(
+        "--policies", nargs="+", default=list(POLICIES), help="Policies (agent.name)."
+    )
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS), help="Run seeds.")
+    parser.add_argument(
+        "--out-dir", type=Path, default=Path("eval/paper_runs"), help="Home of the run directories."
+    )
+    parser.add_argument("--config", type=Path, help="Base TOML config of every run.")
+    parser.add_argument("--markdown", type=Path, help="Also write the table as markdown here.")
+    parser.add_argument("--json", type=Path, help="Also write the numbers as JSON here.")
+    parser.add_argument(
+        "--run-timeout-s", type=float, default=None, help="Give up on a run after this long."
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, passthrough = build_parser().parse_known_args(argv)
+    unknown = [a for a in passthrough if a.startswith("-") and not a.startswith("--")]
+    if unknown:
+        print(f"error: unknown short options {unknown}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    console = Console(width=None if sys.stdout.isatty() else CONSOLE_WIDTH)
+    out_dir = args.out_dir.resolve()
+    cells, skipped = run_all(
+        args.envs,
+        args.policies,
+        args.seeds,
+        out_dir,
+        passthrough,
+        args.config,
+        console,
+        args.run_timeout_s,
+    )
+    envs = [e for e in args.envs if e not in skipped]
+    command = shlex.join(["python", "eval/paper_table.py", *argv])
+    failures = [f"{e}/{p}: {f}" for (e, p), c in cells.items() for f in c.failures]
+    skipped_text = ", ".join(f"{k} ({v.splitlines()[-1]})" for k, v in skipped.items())
+    caption = f"seeds {', '.join(map(str, args.seeds))}; test phase; " + (
+        f"skipped environments: {skipped_text}" if skipped else "all environments ran"
+    )
+    if not envs:
+        console.print("[red]no environment produced runs[/red]")
+        return 1
+    rows, numbers = build_rows(cells, envs, args.policies)
+    print_table(rows, envs, console, caption)
+    for failure in failures:
+        console.print(f"[red]failed:[/red] {failure}")
+    if args.markdown is not None:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(markdown(rows, envs, command, caption), encoding="utf-8")
+        console.print(f"wrote {args.markdown}")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"command": command, "skipped": skipped, "failures": failures, "cells": numbers}
+        args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
