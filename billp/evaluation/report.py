@@ -286,6 +286,14 @@ def build_report(
     title: str = "billp evaluation report",
 ) -> str:
     """The report page as a string."""
+    if not runs:
+        raise ValueError("no run directories to report on")
+    other = next((r for r in runs if r.config.data != runs[0].config.data), None)
+    if other is not None:
+        raise ValueError(
+            f"{other.path} uses another dataset config than {runs[0].path}; "
+            "report on runs of one dataset at a time (item titles are shared)"
+        )
     evaluation = evaluate(runs, phase, resamples, seed)
     limit = REPORT_MAX_EPISODES if max_episodes is None else max(max_episodes, 0)
     label = {i: lab for i, lab in enumerate(runs[0].features().labels)}
