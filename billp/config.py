@@ -493,6 +493,11 @@ class RunConfig(Section):
     )
     test_users: int = Field(20, ge=0, description="Test-phase episodes, one per test user.")
     concurrency: int = Field(8, ge=1, description="Episodes in flight at once.")
+    scheduling: Literal["async", "lockstep"] = Field(
+        "async",
+        description="'async': a new episode starts whenever one ends; 'lockstep': BiLLP's "
+        "batches of `concurrency` episodes, each waiting for its slowest episode (a baseline).",
+    )
     output_dir: Path = Field(Path("runs"), description="Parent folder of run directories.")
     prompts_dir: Path | None = Field(
         None, description="Folder of Jinja templates overriding the shipped prompts/."

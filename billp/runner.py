@@ -349,7 +349,13 @@ async def run_phase(
     progress: Progress | PlainProgress | None,
     label: str,
 ) -> None:
-    """Play ``specs`` as concurrent tasks, committing each as it finishes."""
+    """Play ``specs``, committing each episode as it finishes.
+
+    ``scheduling = "async"``: every episode is a task, at most ``concurrency`` in flight, a
+    new one starting as soon as another ends. ``"lockstep"``: BiLLP's scheme, batches of
+    ``concurrency`` episodes where the next batch starts only when the slowest episode of
+    the current one has ended (kept as a baseline for benchmarks).
+    """
     if not specs:
         return
     task_id = progress.add_task(label, total=len(specs)) if progress else None
@@ -362,13 +368,19 @@ async def run_phase(
             if progress is not None and task_id is not None:
                 progress.advance(task_id)
 
-    tasks = [asyncio.create_task(one(spec), name=spec.key) for spec in specs]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    if ctx.config.scheduling == "lockstep":
+        size = ctx.config.concurrency
+        batches = [specs[i : i + size] for i in range(0, len(specs), size)]
+    else:
+        batches = [specs]
+    for batch in batches:
+        tasks = [asyncio.create_task(one(spec), name=spec.key) for spec in batch]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def server_summary(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
