@@ -523,6 +523,7 @@ async def _execute(config: RunConfig, prepared: _Prepared, run_dir: Path, resume
             config,
             world,
             client=connection.client,
+            role_clients=connection.role_clients,
             accounting=accounting,
             prompts=prompts,
             memory_root=memory_root,

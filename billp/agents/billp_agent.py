@@ -242,6 +242,8 @@ class BiLLPEpisode:
         recent = self._recent()
         state = self.p.state_text(recent)
         trace: dict[str, Any] = {"calls": []}
+        if self.cfg.macro:
+            trace["reflections"] = self.reflections
         if self.cfg.micro and self.value is None:
             self.value, value_trace = await self._estimate_value(recent)
             trace["value"] = value_trace

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from billp.agents.baselines import (
@@ -47,14 +48,16 @@ def build_policy(
     world: World,
     *,
     client: LLMClient | None = None,
+    role_clients: Mapping[str, LLMClient] | None = None,
     accounting: Accounting | None = None,
     prompts: PromptLibrary | None = None,
     memory_root: Path | None = None,
 ) -> Policy:
     """The policy of ``config.agent.name`` acting in ``world``.
 
-    LLM agents need ``client``, ``accounting`` and ``prompts``; ``memory_root`` is where
-    their memories live (only agents with macro- or micro-learning keep memories).
+    LLM agents need ``client``, ``accounting`` and ``prompts``; ``role_clients`` replace
+    ``client`` for roles with their own endpoint. ``memory_root`` is where their memories
+    live (only agents with macro- or micro-learning keep memories).
     """
     catalogue = world.dataset.catalogue
     name = config.agent.name
@@ -79,7 +82,7 @@ def build_policy(
         return Role(
             role_name,
             output_type,
-            client,
+            (role_clients or {}).get(role_name, client),
             prompts,
             accounting,
             role_settings(config, role_name),

@@ -27,6 +27,8 @@ class LLMConnection:
 
     client: LLMClient
     endpoints: list[str] = field(default_factory=list)
+    role_clients: dict[str, LLMClient] = field(default_factory=dict)
+    """Clients of roles with their own endpoint (``llm.roles.<role>.base_url``)."""
 
     def server_metrics(self) -> dict[str, float] | None:
         """vLLM's counters summed over the endpoints; ``None`` without endpoints or /metrics."""
@@ -91,13 +93,32 @@ async def make_llm_client(config: RunConfig, run_dir: Path) -> AsyncIterator[LLM
             client = OpenAICompatibleClient.from_config(
                 llm.model_copy(update={"base_url": base_urls, "model": served_name or llm.model})
             )
+        role_clients: dict[str, LLMClient] = {}
+        if llm.backend != "scripted" and llm.cache != "replay":
+            for role, override in llm.roles.items():
+                if override.base_url:
+                    role_clients[role] = OpenAICompatibleClient.from_config(
+                        llm.model_copy(
+                            update={
+                                "base_url": override.base_url,
+                                "model": override.model or served_name or llm.model,
+                            }
+                        )
+                    )
         if cache is not None:
             # Keyed by the configured model, so a replay needs no provisioning or server.
-            client = CachingClient(client, cache, model=llm.served_model_name or llm.model)
+            key_model = llm.served_model_name or llm.model
+            client = CachingClient(client, cache, model=key_model)
+            role_clients = {
+                role: CachingClient(inner, cache, model=key_model)
+                for role, inner in role_clients.items()
+            }
         try:
-            yield LLMConnection(client, base_urls)
+            yield LLMConnection(client, base_urls, role_clients)
         finally:
             await client.aclose()
+            for role_client in role_clients.values():
+                await role_client.aclose()
 
 
 class _Delayed:
