@@ -90,7 +90,7 @@ class LETrainConfig(Section):
 
     seed: int = Field(0, description="Seed of the user subset, sampling and initialisation.")
     train_user_fraction: float = Field(
-        0.5,
+        0.75,
         gt=0,
         le=1,
         description="Share of the dataset's train users whose train logs teach the LE "
@@ -115,12 +115,12 @@ class LETrainConfig(Section):
         3, ge=0, description="Epochs of the item-token stage over the catalogue (0 skips it)."
     )
     item_batch_size: int = Field(32, ge=1, description="Items per step of the item-token stage.")
-    item_lr: float = Field(5e-3, gt=0, description="Adam learning rate of the item-token stage.")
-    steps: int = Field(500, ge=0, description="Steps of the state/reward (LoRA) stage.")
+    item_lr: float = Field(1e-2, gt=0, description="Adam learning rate of the item-token stage.")
+    steps: int = Field(600, ge=0, description="Steps of the state/reward (LoRA) stage.")
     batch_size: int = Field(16, ge=1, description="History windows per LoRA-stage step.")
     lr: float = Field(1e-3, gt=0, description="Adam learning rate of adapters and heads.")
     item_embedding_lr: float = Field(
-        2e-4,
+        5e-4,
         ge=0,
         description="Learning rate of the item-token embeddings in the LoRA stage (0 freezes them).",
     )
@@ -236,7 +236,10 @@ class EnvConfig(Section):
         "matrix", description="World model: 'matrix' (classic MF simulator) or 'le' (LLM env)."
     )
     max_steps: int = Field(
-        50, ge=1, description="Step cap; reaching it ends the episode as truncated (TimeLimit)."
+        20,
+        ge=1,
+        description="Step cap; reaching it ends the episode as truncated (TimeLimit). 20 keeps "
+        "the default CPU run within minutes; BiLLP (and the registered gymnasium ids) use 50.",
     )
     observation_length: int = Field(
         10, ge=1, description="K: history item ids in each observation."
@@ -328,7 +331,7 @@ class LLMConfig(Section):
     """How the agent's roles reach a language model."""
 
     backend: Literal["vllm", "openai", "scripted"] = Field(
-        "scripted",
+        "vllm",
         description="'vllm': serve llm.model with a vLLM server billp starts (or use llm.base_url); "
         "'openai': an already running OpenAI-compatible server at llm.base_url; "
         "'scripted': the deterministic offline LLM (tests, demos).",
@@ -489,9 +492,9 @@ class RunConfig(Section):
 
     seed: int = Field(0, description="Master seed: episode seeds and LLM sampling derive from it.")
     train_users: int = Field(
-        20, ge=0, description="Train-phase episodes (memory building), one per train user."
+        8, ge=0, description="Train-phase episodes (memory building), one per train user."
     )
-    test_users: int = Field(20, ge=0, description="Test-phase episodes, one per test user.")
+    test_users: int = Field(8, ge=0, description="Test-phase episodes, one per test user.")
     concurrency: int = Field(8, ge=1, description="Episodes in flight at once.")
     scheduling: Literal["async", "lockstep"] = Field(
         "async",
