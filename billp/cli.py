@@ -19,6 +19,8 @@ from pydantic.fields import FieldInfo
 
 NONE_WORD = "none"
 """The CLI spelling of 'no value' for optional fields."""
+FLAG_ALIASES: dict[str, list[str]] = {"llm.server.lora": ["--llm.lora"]}
+"""Shorter extra spellings of some flags."""
 
 
 def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
@@ -67,6 +69,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, model: type[BaseModel]
         flags = [f"--{dotted.replace('_', '-')}"]
         if "_" in dotted:
             flags.append(f"--{dotted}")
+        flags += FLAG_ALIASES.get(dotted, [])
         help_text = (field.description or "") + _describe_default(field)
         kwargs: dict[str, Any] = {"dest": f"cfg:{dotted}", "default": argparse.SUPPRESS}
         if origin is list:
