@@ -38,7 +38,9 @@ def _is_model(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
-def iter_leaf_fields(model: type[BaseModel], prefix: str = "") -> typing.Iterator[tuple[str, FieldInfo, Any]]:
+def iter_leaf_fields(
+    model: type[BaseModel], prefix: str = ""
+) -> typing.Iterator[tuple[str, FieldInfo, Any]]:
     """Dotted name, field info and bare annotation of every leaf field of ``model``."""
     for name, field in model.model_fields.items():
         annotation, _ = _unwrap_optional(field.annotation)

@@ -279,7 +279,9 @@ class RoleLLMConfig(Section):
 class ServerConfig(Section):
     """The vLLM server billp launches when ``llm.base_url`` is empty and the backend is openai."""
 
-    host: str = Field("127.0.0.1", description="Interface the server binds to (loopback by default).")
+    host: str = Field(
+        "127.0.0.1", description="Interface the server binds to (loopback by default)."
+    )
     port: int = Field(
         0, ge=0, le=65535, description="Port to try first; 0 or a taken port picks a free one."
     )
@@ -289,7 +291,8 @@ class ServerConfig(Section):
     max_model_len: int = Field(4096, ge=256, description="vLLM --max-model-len.")
     dtype: str = Field("bfloat16", description="vLLM --dtype.")
     enforce_eager: bool = Field(
-        True, description="vLLM --enforce-eager: skips graph compilation (starts ~3x faster on CPU)."
+        True,
+        description="vLLM --enforce-eager: skips graph compilation (starts ~3x faster on CPU).",
     )
     kv_cache_gib: int = Field(
         2, ge=1, description="CPU KV-cache size in whole GiB (VLLM_CPU_KVCACHE_SPACE)."
@@ -314,7 +317,9 @@ class ServerConfig(Section):
     gpu_memory_utilization: float | None = Field(
         None, gt=0, le=1, description="vLLM --gpu-memory-utilization (GPU only)."
     )
-    tensor_parallel_size: int = Field(1, ge=1, description="vLLM --tensor-parallel-size (GPU only).")
+    tensor_parallel_size: int = Field(
+        1, ge=1, description="vLLM --tensor-parallel-size (GPU only)."
+    )
     lora: dict[str, Path] = Field(
         default_factory=dict,
         description="Per-role LoRA adapters, role=PATH (maps to --enable-lora --lora-modules).",
@@ -332,7 +337,8 @@ class LLMConfig(Section):
 
     backend: Literal["vllm", "openai", "scripted"] = Field(
         "vllm",
-        description="'vllm': serve llm.model with a vLLM server billp starts (or use llm.base_url); "
+        description="'vllm': serve llm.model with a vLLM server that billp starts (or use "
+        "llm.base_url); "
         "'openai': an already running OpenAI-compatible server at llm.base_url; "
         "'scripted': the deterministic offline LLM (tests, demos).",
     )

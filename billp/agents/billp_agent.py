@@ -208,7 +208,7 @@ class BiLLPEpisode:
         if hit is not None and hit[0] >= self.p.memory_config.critic_reuse_similarity:
             return hit[1], {"source": "memory", "similarity": round(hit[0], 6), "value": hit[1]}
         remembered = hit[1] if hit is not None else None
-        default = int(round(remembered)) if remembered is not None else 0
+        default = round(remembered) if remembered is not None else 0
         result = await self.p.roles.critic(
             CriticInput(
                 history=self.p.labels(self.history[-self.cfg.prompt_history_length :]),
@@ -255,7 +255,9 @@ class BiLLPEpisode:
         )
         plan = Plan(thought="", genres=[])
         if self.cfg.planner:
-            scratch = self.steps[-self.cfg.scratchpad_length :] if self.cfg.scratchpad_length else []
+            scratch = (
+                self.steps[-self.cfg.scratchpad_length :] if self.cfg.scratchpad_length else []
+            )
             planned = await self.p.roles.planner(
                 PlannerInput(
                     history=self.p.labels(self.history[-self.cfg.prompt_history_length :]),
@@ -267,7 +269,9 @@ class BiLLPEpisode:
                 fallback=lambda: Plan(thought=FALLBACK_PLAN, genres=genre_hints),
                 seed=self._seed(),
                 schema=_plan_schema(self.p.catalogue.genres),
-                repair=lambda raw: Plan(thought=raw.strip()[:200], genres=[]) if raw.strip() else None,
+                repair=lambda raw: (
+                    Plan(thought=raw.strip()[:200], genres=[]) if raw.strip() else None
+                ),
             )
             plan = planned.value
             trace["plan"] = plan.model_dump()
@@ -397,7 +401,9 @@ class BiLLPEpisode:
                     reflection=f"Last time {outcome}; vary genres and follow the user's tastes."
                 ),
                 seed=self._seed(),
-                repair=lambda raw: Reflection(reflection=raw.strip()[:200]) if raw.strip() else None,
+                repair=lambda raw: (
+                    Reflection(reflection=raw.strip()[:200]) if raw.strip() else None
+                ),
             )
             situation = self.p.state_text(self.history[-self.cfg.state_window :])
             self.writes.reflections.append(

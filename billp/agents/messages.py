@@ -61,7 +61,9 @@ class PlannerInput(RoleModel):
 class Plan(BaseModel):
     """The Planner's high-level plan for the next recommendation."""
 
-    thought: str = Field(max_length=THOUGHT_MAX_CHARS, description="The plan in one or two sentences.")
+    thought: str = Field(
+        max_length=THOUGHT_MAX_CHARS, description="The plan in one or two sentences."
+    )
     genres: list[str] = Field(
         default_factory=list, max_length=2, description="Up to two genres to recommend from."
     )

@@ -77,7 +77,9 @@ class PromptLibrary:
                 source, filename, _ = self._env.loader.get_source(self._env, name)  # type: ignore[union-attr]
                 template = self._env.from_string(source)
             except jinja2.TemplateNotFound:
-                raise PromptError(f"template {name} not found in {self._env.loader.searchpath}") from None  # type: ignore[union-attr]
+                raise PromptError(
+                    f"template {name} not found in {self._env.loader.searchpath}"
+                ) from None  # type: ignore[union-attr]
             except jinja2.TemplateSyntaxError as exc:
                 raise PromptError(f"template {name}, line {exc.lineno}: {exc.message}") from None
             self._templates[name] = (template, _sha(source), filename or name)
@@ -89,7 +91,10 @@ class PromptLibrary:
 
     def template_sources(self) -> dict[str, str]:
         """The source of every loaded template, for manifests and run comparison."""
-        return {name: Path(entry[2]).read_text(encoding="utf-8") for name, entry in sorted(self._templates.items())}
+        return {
+            name: Path(entry[2]).read_text(encoding="utf-8")
+            for name, entry in sorted(self._templates.items())
+        }
 
     def render(self, role: str, data: BaseModel) -> RenderedPrompt:
         """Render the template of ``role`` with the fields of ``data``."""

@@ -26,6 +26,7 @@ import safetensors
 import safetensors.numpy
 import torch
 
+from billp.atomic_io import write_bytes_atomic
 from billp.config import RatingModelConfig
 from billp.data.dataset import Dataset, Interactions
 from billp.envs.user_model import RATING_MAX, RATING_MIN
@@ -161,19 +162,6 @@ def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().numpy().astype(np.float32)
 
 
-def _write_atomically(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with temporary.open("wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def save_factors(
     path: Path, factors: RatingFactors, dataset: Dataset, config: RatingModelConfig
 ) -> None:
@@ -186,7 +174,7 @@ def save_factors(
         "config": config.model_dump_json(),
         "train_rmse": repr(factors.train_rmse),
     }
-    _write_atomically(path, safetensors.numpy.save(tensors, metadata=metadata))
+    write_bytes_atomic(path, safetensors.numpy.save(tensors, metadata=metadata))
 
 
 def load_factors(path: Path, n_users: int, n_items: int, dim: int) -> RatingFactors:

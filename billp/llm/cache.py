@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from billp.atomic_io import write_text_atomic
 from billp.llm.client import LLMClient, LLMError
 from billp.llm.messages import LLMRequest, LLMResponse
 
@@ -71,21 +70,6 @@ def cache_key(request: LLMRequest, default_model: str | None = None) -> str:
     }
     canonical = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically: temp file in the same folder, fsync, replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
 
 
 class ResponseCache:
@@ -138,7 +122,7 @@ class ResponseCache:
             response=response.model_copy(update={"from_cache": False}),
         )
         path = self.path_of(key)
-        write_atomic(path, record.model_dump_json(indent=1))
+        write_text_atomic(path, record.model_dump_json(indent=1))
         return path
 
     def __len__(self) -> int:

@@ -35,6 +35,7 @@ import faiss
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from billp.atomic_io import fsync_dir, write_bytes_atomic
 from billp.memory.embedders import Embedder, normalise_rows
 
 P = TypeVar("P", bound=BaseModel)
@@ -92,31 +93,8 @@ def _temp_path(target: Path) -> Path:
     return target.with_name(f".{target.name}.{secrets.token_hex(_TEMP_TOKEN_BYTES)}{TEMP_SUFFIX}")
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(target: Path, data: bytes) -> None:
-    """Write ``data`` to ``target`` via a fsynced temp file in the same folder and os.replace.
-
-    The folder is fsynced afterwards, so the renames of one save reach the disk in order.
-    """
-    temp = _temp_path(target)
-    try:
-        with open(temp, "xb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
-        raise
-    _fsync_dir(target.parent)
+_atomic_write = write_bytes_atomic
+"""The writer of every memory file (a module name, so tests can wrap it)."""
 
 
 def _atomic_backup(source: Path, target: Path) -> None:
@@ -134,7 +112,7 @@ def _atomic_backup(source: Path, target: Path) -> None:
         # rename() is a no-op when temp and target are already links to one file: drop temp.
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 class VectorMemory(Generic[P]):

@@ -43,8 +43,12 @@ class FakeRoleLLMForTests:
             text = json.dumps({"value": CRITIC_VALUE})
         else:
             text = json.dumps({"reflection": "vary the genres"})
-        return LLMResponse(text=text, usage=TokenUsage(prompt_tokens=10, completion_tokens=3),
-                           latency_s=0.0, model="fake")
+        return LLMResponse(
+            text=text,
+            usage=TokenUsage(prompt_tokens=10, completion_tokens=3),
+            latency_s=0.0,
+            model="fake",
+        )
 
     async def aclose(self) -> None:
         return None
@@ -66,13 +70,19 @@ def make_policy(
         return Role(role_name, out, llm, prompts, accounting, settings)
 
     config = AgentConfig(name=name)  # type: ignore[arg-type]
-    memories = AgentMemories.open(tmp_path / "mem", embedder) if config.macro or config.micro else None
+    memories = (
+        AgentMemories.open(tmp_path / "mem", embedder) if config.macro or config.micro else None
+    )
     return BiLLPPolicy(
         config,
         MemoryConfig(embedder="hash"),
         catalogue,
-        BiLLPRoles(role("planner", Plan), role("actor", ActorChoice), role("critic", CriticValue),
-                   role("reflector", Reflection)),
+        BiLLPRoles(
+            role("planner", Plan),
+            role("actor", ActorChoice),
+            role("critic", CriticValue),
+            role("reflector", Reflection),
+        ),
         index,
         shortlister,
         memories,
@@ -82,8 +92,14 @@ def make_policy(
 
 def transition(item: int, reward: float, terminated: bool = False) -> Transition:
     obs = {"history": np.zeros(3, dtype=np.int64), "mask": np.zeros(3, dtype=np.int8)}
-    return Transition(action=item, reward=reward, terminated=terminated, truncated=False,
-                      next_obs=obs, info={"similar_to": 0 if terminated else None})
+    return Transition(
+        action=item,
+        reward=reward,
+        terminated=terminated,
+        truncated=False,
+        next_obs=obs,
+        info={"similar_to": 0 if terminated else None},
+    )
 
 
 async def play(policy: BiLLPPolicy, rewards: list[float], quit_last: bool) -> tuple[Any, list[int]]:
@@ -96,8 +112,14 @@ async def play(policy: BiLLPPolicy, rewards: list[float], quit_last: bool) -> tu
         last = step == len(rewards) - 1
         await episode.observe(transition(item, reward, terminated=quit_last and last))
     writes = await episode.end_episode(
-        EpisodeSummary(user_id=1, items=items, rewards=rewards, terminated=quit_last,
-                       truncated=not quit_last, quit_reason="too_similar" if quit_last else None)
+        EpisodeSummary(
+            user_id=1,
+            items=items,
+            rewards=rewards,
+            terminated=quit_last,
+            truncated=not quit_last,
+            quit_reason="too_similar" if quit_last else None,
+        )
     )
     return writes, items
 
@@ -116,7 +138,9 @@ async def test_advantage_sign_and_td_targets(catalogue: Catalogue, tmp_path: Pat
     assert len(set(items)) == 3 and 0 not in items, "never recommends a seen item"
 
 
-async def test_commit_then_memory_guides_the_next_episode(catalogue: Catalogue, tmp_path: Path) -> None:
+async def test_commit_then_memory_guides_the_next_episode(
+    catalogue: Catalogue, tmp_path: Path
+) -> None:
     llm = FakeRoleLLMForTests()
     policy = make_policy(catalogue, tmp_path, "billp", llm)
     writes, _ = await play(policy, [4.0, 4.0], quit_last=False)
@@ -165,7 +189,7 @@ async def test_free_text_actor_reply_is_grounded(catalogue: Catalogue, tmp_path:
     await episode.reset({"user_id": 1, "history": [0]})
     item = await episode.act({}, {})
     trace = episode.step_trace()
-    actor_call = [c for c in trace["calls"] if c["role"] == "actor"][0]
+    actor_call = next(c for c in trace["calls"] if c["role"] == "actor")
     assert actor_call["stage"] == "repair"
     assert item not in {0}
     assert 0 <= item < len(catalogue)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -27,12 +27,21 @@ def _lines(path: Path) -> list[str]:
 def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path: Path, shared_cache: Path) -> None:
     cmd = simulate_cmd(
         tmp_path,
-        "--train-users", "4",
-        "--test-users", "4",
-        "--llm.scripted-latency-s", "0.05",
+        "--train-users",
+        "4",
+        "--test-users",
+        "4",
+        "--llm.scripted-latency-s",
+        "0.05",
     )
-    proc = subprocess.Popen(cmd, env=cli_env(shared_cache), cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd,
+        env=cli_env(shared_cache),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + DEADLINE_S
     episodes_path: Path | None = None
     try:
@@ -42,7 +51,9 @@ def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path: Path, shared_ca
                 episodes_path = runs[0]
                 break
             time.sleep(POLL_S)
-        assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read()[-2000:]}"
+        assert proc.poll() is None, (
+            f"the run ended before it could be killed: {proc.stderr.read()[-2000:]}"
+        )
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -53,7 +64,9 @@ def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path: Path, shared_ca
     assert KILL_AFTER_EPISODES <= len(before) < TOTAL
 
     run_dir = only_run_dir(tmp_path)
-    result = run_cli([sys.executable, "-m", "billp.simulate", "--resume", str(run_dir)], shared_cache)
+    result = run_cli(
+        [sys.executable, "-m", "billp.simulate", "--resume", str(run_dir)], shared_cache
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
     after = _lines(run_dir / "episodes.jsonl")

@@ -25,8 +25,9 @@ def _free_port() -> int:
 
 
 def _start_fake(port: int, cache: Path, *extra: str) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, str(FAKE_SERVER), str(port), *extra],
-                            env=cli_env(cache), cwd=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, str(FAKE_SERVER), str(port), *extra], env=cli_env(cache), cwd=REPO
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -45,12 +46,18 @@ def test_dead_server_then_resume(tmp_path: Path, shared_cache: Path) -> None:
     try:
         cmd = simulate_cmd(
             tmp_path,
-            "--concurrency", "1",
-            "--llm.backend", "openai",
-            "--llm.base-url", url,
-            "--llm.max-retries", "2",
-            "--llm.backoff-s", "0.01",
-            "--llm.timeout-s", "5",
+            "--concurrency",
+            "1",
+            "--llm.backend",
+            "openai",
+            "--llm.base-url",
+            url,
+            "--llm.max-retries",
+            "2",
+            "--llm.backoff-s",
+            "0.01",
+            "--llm.timeout-s",
+            "5",
         )
         result = run_cli(cmd, shared_cache, timeout=120)
     finally:
@@ -64,8 +71,11 @@ def test_dead_server_then_resume(tmp_path: Path, shared_cache: Path) -> None:
 
     server = _start_fake(port, shared_cache)
     try:
-        resumed = run_cli([sys.executable, "-m", "billp.simulate", "--resume", str(run_dir)],
-                          shared_cache, timeout=120)
+        resumed = run_cli(
+            [sys.executable, "-m", "billp.simulate", "--resume", str(run_dir)],
+            shared_cache,
+            timeout=120,
+        )
     finally:
         server.kill()
         server.wait()

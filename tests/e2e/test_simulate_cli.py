@@ -83,8 +83,18 @@ def test_help_documents_every_section() -> None:
     import sys
 
     out = subprocess.run(
-        [sys.executable, "-m", "billp.simulate", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "billp.simulate", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
-    for flag in ("--env.max-steps", "--agent.gamma", "--memory.reflections-top-k", "--llm.base-url",
-                 "--data.path", "--llm.server.kv-cache-gib", "--resume"):
+    for flag in (
+        "--env.max-steps",
+        "--agent.gamma",
+        "--memory.reflections-top-k",
+        "--llm.base-url",
+        "--data.path",
+        "--llm.server.kv-cache-gib",
+        "--resume",
+    ):
         assert flag in out
