@@ -7,16 +7,17 @@ plain ``.npy`` array (loaded with ``allow_pickle=False``), so later runs start a
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Collection
 from pathlib import Path
 
 import faiss
 import numpy as np
 
+from billp.atomic_io import write_bytes_atomic
 from billp.data import Catalogue
 from billp.memory import Embedder
 
@@ -63,11 +64,9 @@ class ItemIndex:
         vectors = np.asarray(
             self.embedder.embed([item.text for item in self.catalogue]), dtype=np.float32
         )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npy", delete=False) as handle:
-            np.save(handle, vectors, allow_pickle=False)
-            tmp = Path(handle.name)
-        os.replace(tmp, path)
+        buffer = io.BytesIO()
+        np.save(buffer, vectors, allow_pickle=False)
+        write_bytes_atomic(path, buffer.getvalue())
         return vectors
 
     def profile(self, items: Collection[int]) -> np.ndarray:
