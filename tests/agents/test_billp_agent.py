@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from billp.agents.billp_agent import BiLLPPolicy, BiLLPRoles
 from billp.agents.item_index import ItemIndex
@@ -193,3 +195,45 @@ async def test_free_text_actor_reply_is_grounded(catalogue: Catalogue, tmp_path:
     assert actor_call["stage"] == "repair"
     assert item not in {0}
     assert 0 <= item < len(catalogue)
+
+
+class GarbageLLMForTests:
+    """Replies to every role with the same arbitrary text."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        return LLMResponse(text=self.text, usage=TokenUsage(), latency_s=0.0, model="garbage")
+
+    async def aclose(self) -> None:
+        return None
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    text=st.one_of(
+        st.text(max_size=300),
+        st.from_regex(r'\{"item_id": -?\d{1,6}, "reason": [^}]{0,30}', fullmatch=True),
+        st.just('{"value": "high"}'),
+        st.just('```json\n{"thought": 3}\n```'),
+    )
+)
+async def test_malformed_replies_never_crash_an_episode(
+    catalogue: Catalogue, tmp_path: Path, text: str
+) -> None:
+    llm = GarbageLLMForTests(text)
+    policy = make_policy(catalogue, tmp_path, "billp", llm)  # type: ignore[arg-type]
+    writes, items = await play(policy, [4.0, 3.0], quit_last=False)
+    assert all(0 <= i < len(catalogue) and i != 0 for i in items)
+    stats = policy.roles.actor._accounting.snapshot()  # noqa: SLF001
+    assert len(writes.critic) == 2 and len(writes.reflections) == 1
+    # The same text comes back on a re-ask, so a call whose first reply is invalid fails
+    # twice and then ends repaired or in the fallback: each such call is counted once.
+    for role, role_stats in stats.items():
+        failed_calls = role_stats["schema_failures"] // 2
+        assert role_stats["schema_failures"] % 2 == 0, role
+        assert role_stats["reasks"] == failed_calls, role
+        assert role_stats["repairs"] + role_stats["fallbacks"] == failed_calls, role

@@ -85,3 +85,37 @@ def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path: Path, shared_ca
     assert set(meta["committed"]) == expected
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["train"]["episodes"] == 4 and summary["test"]["episodes"] == 4
+
+
+def test_ctrl_c_keeps_finished_episodes_and_memories(tmp_path: Path, shared_cache: Path) -> None:
+    cmd = simulate_cmd(
+        tmp_path, "--train-users", "4", "--test-users", "2", "--llm.scripted-latency-s", "0.05"
+    )
+    proc = subprocess.Popen(
+        cmd,
+        env=cli_env(shared_cache),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + DEADLINE_S
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            runs = list((tmp_path / "runs").glob("*/episodes.jsonl"))
+            if runs and len(_lines(runs[0])) >= 1:
+                break
+            time.sleep(POLL_S)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "--resume" in stderr
+    run_dir = only_run_dir(tmp_path)
+    records = [json.loads(line) for line in _lines(run_dir / "episodes.jsonl")]
+    assert records, "the finished episode is on disk"
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    meta = json.loads((Path(manifest["memory_dir"]) / "actor" / "meta.json").read_text())
+    assert set(meta["committed"]) == {r["key"] for r in records}
