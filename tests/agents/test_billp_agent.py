@@ -228,7 +228,7 @@ async def test_malformed_replies_never_crash_an_episode(
     policy = make_policy(catalogue, tmp_path, "billp", llm)  # type: ignore[arg-type]
     writes, items = await play(policy, [4.0, 3.0], quit_last=False)
     assert all(0 <= i < len(catalogue) and i != 0 for i in items)
-    stats = policy.roles.actor._accounting.snapshot()  # noqa: SLF001
+    stats = policy.roles.actor._accounting.snapshot()
     assert len(writes.critic) == 2 and len(writes.reflections) == 1
     # The same text comes back on a re-ask, so a call whose first reply is invalid fails
     # twice and then ends repaired or in the fallback: each such call is counted once.
