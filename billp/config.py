@@ -125,7 +125,7 @@ class LETrainConfig(Section):
         description="Learning rate of the item-token embeddings in the LoRA stage (0 freezes them).",
     )
     lora_rank: int = Field(8, ge=1, description="LoRA rank r.")
-    lora_alpha: float = Field(16.0, gt=0, description="LoRA alpha (scale = alpha / r).")
+    lora_alpha: int = Field(16, ge=1, description="LoRA alpha (scale = alpha / r).")
     lora_targets: list[str] = Field(
         default_factory=lambda: ["q_proj", "v_proj"],
         description="Names of the base model's linear layers that get LoRA adapters.",

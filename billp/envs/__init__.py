@@ -20,12 +20,19 @@ from billp.envs.rating_model import (
     load_or_fit_rating_matrix,
 )
 from billp.envs.recommendation_env import RecommendationEnv
-from billp.envs.registration import MATRIX_ENV_ID, make_matrix_env, register_envs
+from billp.envs.registration import (
+    LE_ENV_ID,
+    MATRIX_ENV_ID,
+    make_le_env,
+    make_matrix_env,
+    register_envs,
+)
 from billp.envs.similarity import genre_jaccard
-from billp.envs.user_model import MatrixUserModel, UserModel
+from billp.envs.user_model import MatrixUserModel, StateModel, UserModel
 from billp.envs.world import World, build_world
 
 __all__ = [
+    "LE_ENV_ID",
     "MATRIX_ENV_ID",
     "MatrixUserModel",
     "QuitDecision",
@@ -33,6 +40,7 @@ __all__ = [
     "QuitRule",
     "RatingFactors",
     "RecommendationEnv",
+    "StateModel",
     "UserModel",
     "World",
     "build_world",
@@ -40,6 +48,7 @@ __all__ = [
     "fit_rating_model",
     "genre_jaccard",
     "load_or_fit_rating_matrix",
+    "make_le_env",
     "make_matrix_env",
     "register_envs",
 ]

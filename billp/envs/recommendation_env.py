@@ -1,7 +1,8 @@
 """A Gymnasium env in which one simulated user receives one recommendation per step.
 
 Observation: the last K items of the user's history (oldest first), left-padded with item 0
-and mask 0. Action: an item id. Reward: the user model's rating in [1, 5]. The episode
+and mask 0; with a state model (the LE env), also ``"state"``, the user's state vector after the
+whole history. Action: an item id. Reward: the user model's rating in [1, 5]. The episode
 terminates on the step on which the quit rule says the user leaves; that step still returns
 its reward. The step cap is not part of the env: ``TimeLimit`` adds it (``truncated``).
 """
@@ -19,13 +20,15 @@ from gymnasium import spaces
 from billp.data.catalogue import Catalogue
 from billp.data.errors import UnknownItemError
 from billp.envs.quit_rule import QuitRule
-from billp.envs.user_model import UserModel
+from billp.envs.user_model import StateModel, UserModel
 
 Observation = dict[str, np.ndarray]
 RENDER_TAIL = 5
 """History items shown by ``render()``."""
 RENDER_FPS = 4
 """Declared for Gymnasium's checker; text rendering has no frame rate of its own."""
+STATE_BOUND = 1.0
+"""State vectors are unit length, so every entry lies in [-STATE_BOUND, STATE_BOUND]."""
 
 
 class RecommendationEnv(gymnasium.Env[Observation, np.int64]):
@@ -41,6 +44,7 @@ class RecommendationEnv(gymnasium.Env[Observation, np.int64]):
         quit_rule: QuitRule,
         observation_length: int,
         render_mode: str | None = None,
+        state_model: StateModel | None = None,
     ) -> None:
         """
         Args:
@@ -50,6 +54,8 @@ class RecommendationEnv(gymnasium.Env[Observation, np.int64]):
             quit_rule: decides when the user leaves.
             observation_length: K, history items in each observation.
             render_mode: None or "ansi".
+            state_model: adds ``"state"`` (Box of ``state_model.state_dim`` floats) to the
+                observation; None keeps the observation history + mask only.
 
         Raises:
             TypeError: an argument has the wrong type.
@@ -94,14 +100,24 @@ class RecommendationEnv(gymnasium.Env[Observation, np.int64]):
         self.quit_rule = quit_rule
         self.observation_length = observation_length
         self.render_mode = render_mode
+        if state_model is not None:
+            dim = getattr(state_model, "state_dim", None)
+            if not callable(getattr(state_model, "state", None)) or not isinstance(dim, int):
+                raise TypeError("state_model must have an int state_dim and a state() method")
+            if dim < 1:
+                raise ValueError(f"state_model.state_dim must be >= 1, got {dim}")
+        self.state_model = state_model
         n_items = len(catalogue)
         self.action_space = spaces.Discrete(n_items)
-        observation_space = spaces.Dict(
-            {
-                "history": spaces.MultiDiscrete([n_items] * observation_length),
-                "mask": spaces.MultiBinary(observation_length),
-            }
-        )
+        parts: dict[str, spaces.Space[Any]] = {
+            "history": spaces.MultiDiscrete([n_items] * observation_length),
+            "mask": spaces.MultiBinary(observation_length),
+        }
+        if state_model is not None:
+            parts["state"] = spaces.Box(
+                -STATE_BOUND, STATE_BOUND, shape=(state_model.state_dim,), dtype=np.float32
+            )
+        observation_space = spaces.Dict(parts)
         self.observation_space = cast(spaces.Space[Observation], observation_space)
         self._user: int | None = None
         self._history: list[int] = []
@@ -137,7 +153,11 @@ class RecommendationEnv(gymnasium.Env[Observation, np.int64]):
         if tail:
             history[k - len(tail) :] = tail
             mask[k - len(tail) :] = 1
-        return {"history": history, "mask": mask}
+        observation: Observation = {"history": history, "mask": mask}
+        if self.state_model is not None and self._user is not None:
+            state = np.asarray(self.state_model.state(self._user, self._history), dtype=np.float32)
+            observation["state"] = np.clip(state, -STATE_BOUND, STATE_BOUND)
+        return observation
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None

@@ -1,7 +1,8 @@
 """The world's reward function: how much a simulated user likes an item.
 
 Rewards are ratings on the 1..5 scale. The matrix model ignores the history (a classic
-simulator); the LLM environment model (billp.le) will implement the same protocol.
+simulator); the LLM environment model (billp.le) implements the same protocol and is also a
+:class:`StateModel`, whose state vector the LE env adds to its observation.
 """
 
 from __future__ import annotations
@@ -29,6 +30,20 @@ class UserModel(Protocol):
 
     def rewards(self, user: int, history: Sequence[int], items: Sequence[int]) -> np.ndarray:
         """Rewards of several candidate items, in the order given."""
+        ...
+
+
+@runtime_checkable
+class StateModel(Protocol):
+    """Gives a user's state vector after a history (unit length, so each entry is in [-1, 1])."""
+
+    @property
+    def state_dim(self) -> int:
+        """Length of the state vector."""
+        ...
+
+    def state(self, user: int, history: Sequence[int]) -> np.ndarray:
+        """float32 ``[state_dim]`` state of ``user`` after ``history`` (oldest first)."""
         ...
 
 

@@ -1,4 +1,8 @@
-"""The simulated world, built once: dataset, rating model, quit rule; envs are cheap views."""
+"""The simulated world, built once: dataset, user model, quit rule; envs are cheap views.
+
+``env.name == "matrix"``: the classic simulator (MF rating matrix). ``env.name == "le"``: the
+LLM-fine-tuned environment (billp.le), whose model also gives the observation's state vector.
+"""
 
 from __future__ import annotations
 
@@ -13,17 +17,24 @@ from billp.data.dataset import Dataset, load_dataset
 from billp.envs.quit_rule import QuitRule
 from billp.envs.rating_model import load_or_fit_rating_matrix
 from billp.envs.recommendation_env import RecommendationEnv
-from billp.envs.user_model import MatrixUserModel, UserModel
+from billp.envs.user_model import MatrixUserModel, StateModel, UserModel
 
 
 class World:
     """Everything an episode needs. Users are dense ids of ``dataset``; an episode starts
     from the user's starting history (the last H items of their train part)."""
 
-    def __init__(self, dataset: Dataset, user_model: UserModel, config: EnvConfig) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        user_model: UserModel,
+        config: EnvConfig,
+        state_model: StateModel | None = None,
+    ) -> None:
         self.dataset = dataset
         self.user_model = user_model
         self.config = config
+        self.state_model = state_model
         self.quit_rule = QuitRule(
             dataset.catalogue.genre_sets,
             window=config.quit_window,
@@ -54,6 +65,7 @@ class World:
             quit_rule=self.quit_rule,
             observation_length=self.config.observation_length,
             render_mode=render_mode,
+            state_model=self.state_model,
         )
         return TimeLimit(env, max_episode_steps=self.config.max_steps)
 
@@ -62,14 +74,16 @@ def build_world(env_config: EnvConfig, data_config: DataConfig) -> World:
     """Load the dataset and the world model named by ``env_config.name``.
 
     Raises:
-        NotImplementedError: ``env_config.name == "le"`` (the LLM environment model comes later).
+        billp.le.errors.CheckpointError: ``le``: the LE checkpoint is missing or corrupted.
+        billp.le.errors.CheckpointMismatchError: ``le``: it belongs to another catalogue or
+            base model.
     """
-    if env_config.name == "le":
-        raise NotImplementedError(
-            "env.name='le' (the LLM environment model) is not implemented yet; "
-            "use env.name='matrix'"
-        )
     dataset = load_dataset(data_config)
+    if env_config.name == "le":
+        from billp.le.user_model import load_user_model  # torch + transformers: loaded lazily
+
+        le = load_user_model(env_config.le, dataset.catalogue)
+        return World(dataset, le, env_config, state_model=le)
     cache_dir = Path(env_config.cache_dir) if env_config.cache_dir is not None else None
     matrix = load_or_fit_rating_matrix(dataset, env_config.rating_model, cache_dir)
     return World(dataset, MatrixUserModel(matrix), env_config)

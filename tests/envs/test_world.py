@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from gymnasium.wrappers import TimeLimit
 
-from billp.config import DataConfig, EnvConfig
+from billp.config import DataConfig, EnvConfig, LEConfig
 from billp.data import UnknownUserError
 from billp.envs import MatrixUserModel, RecommendationEnv, World, build_world
+from billp.le.errors import CheckpointError
 
 
 def test_world_parts(toy_world: World, toy_env_config: EnvConfig) -> None:
@@ -43,6 +46,7 @@ def test_make_env_rejects_bad_users(toy_world: World) -> None:
         toy_world.make_env([99])
 
 
-def test_le_world_is_not_implemented_yet(toy_data_config: DataConfig) -> None:
-    with pytest.raises(NotImplementedError, match=r"env\.name='le'"):
-        build_world(EnvConfig(name="le"), toy_data_config)
+def test_le_world_needs_its_checkpoint(toy_data_config: DataConfig, tmp_path: Path) -> None:
+    missing = EnvConfig(name="le", le=LEConfig(checkpoint=tmp_path / "missing"))
+    with pytest.raises(CheckpointError, match="checkpoint folder not found"):
+        build_world(missing, toy_data_config)

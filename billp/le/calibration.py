@@ -1,0 +1,87 @@
+"""Map the reward model's raw scores psi onto the 1..5 rating scale.
+
+Isotonic regression (pool-adjacent-violators) of held-out explicit ratings on psi, read as a
+piecewise-linear curve through the fitted blocks (mean psi, mean rating) and flat beyond them.
+
+Why isotonic and not Platt-style: psi is trained pairwise, so only its order carries meaning.
+An isotonic map keeps that order (the ranking metrics stay those of psi), assumes no shape for
+the link between psi and ratings, never leaves the observed rating range, and its blocks are the
+least-squares monotone fit, i.e. they minimise the rating error the fidelity report measures.
+A sigmoid (Platt) fits the probability of a binary label, and a linear map would extrapolate the
+many low-psi items users never rated far below the scale. Interpolating between block centres
+instead of reading the blocks as steps keeps nearby scores apart (fewer tied rewards).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from billp.le.errors import LEError
+
+MIN_CALIBRATION_POINTS = 2
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Knots of the monotone map psi -> rating (``x`` strictly increasing)."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.x.ndim != 1 or self.x.shape != self.y.shape or self.x.size == 0:
+            raise LEError(
+                f"calibration knots need equal 1-D shapes, got {self.x.shape} and {self.y.shape}"
+            )
+        if not (np.isfinite(self.x).all() and np.isfinite(self.y).all()):
+            raise LEError("calibration knots hold NaN or infinite values")
+        if self.x.size > 1 and not (np.diff(self.x) > 0).all():
+            raise LEError("calibration knots x must be strictly increasing")
+        if self.x.size > 1 and not (np.diff(self.y) >= 0).all():
+            raise LEError("calibration knots y must be non-decreasing")
+
+    def __call__(self, scores: np.ndarray) -> np.ndarray:
+        """Calibrated ratings (float32) of raw scores."""
+        values = np.interp(np.asarray(scores, dtype=np.float64), self.x, self.y)
+        return values.astype(np.float32)
+
+
+def fit_isotonic(scores: np.ndarray, ratings: np.ndarray) -> Calibration:
+    """Least-squares non-decreasing fit of ``ratings`` on ``scores`` (PAV).
+
+    Raises:
+        LEError: fewer than two points, mismatched lengths or non-finite values.
+    """
+    x = np.asarray(scores, dtype=np.float64).reshape(-1)
+    y = np.asarray(ratings, dtype=np.float64).reshape(-1)
+    if x.shape != y.shape:
+        raise LEError(f"{x.size} scores but {y.size} ratings for the calibration")
+    if x.size < MIN_CALIBRATION_POINTS:
+        raise LEError(
+            f"the calibration needs at least {MIN_CALIBRATION_POINTS} held-out ratings, "
+            f"got {x.size}"
+        )
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise LEError("calibration scores or ratings hold NaN or infinite values")
+    # Tied scores form one group first, so the knots' x values come out strictly increasing.
+    values, inverse, group_counts = np.unique(x, return_inverse=True, return_counts=True)
+    group_sums = np.bincount(inverse.reshape(-1), weights=y, minlength=values.size)
+    # Blocks as (sum of x, sum of y, count); merge while the block means decrease.
+    sums_x: list[float] = []
+    sums_y: list[float] = []
+    counts: list[float] = []
+    for value, total, count in zip(
+        values.tolist(), group_sums.tolist(), group_counts.tolist(), strict=True
+    ):
+        sums_x.append(value * count)
+        sums_y.append(total)
+        counts.append(count)
+        while len(counts) > 1 and sums_y[-2] / counts[-2] >= sums_y[-1] / counts[-1]:
+            merged_x, merged_y, merged_n = sums_x.pop(), sums_y.pop(), counts.pop()
+            sums_x[-1] += merged_x
+            sums_y[-1] += merged_y
+            counts[-1] += merged_n
+    n = np.asarray(counts, dtype=np.float64)
+    return Calibration(x=np.asarray(sums_x) / n, y=np.asarray(sums_y) / n)

@@ -1,0 +1,12 @@
+"""Session fixtures: one tiny LE trained for all LE tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.le.tiny_le import TinyLE, build_tiny_le
+
+
+@pytest.fixture(scope="session")
+def tiny_le(tmp_path_factory: pytest.TempPathFactory) -> TinyLE:
+    return build_tiny_le(tmp_path_factory.mktemp("tiny-le"))

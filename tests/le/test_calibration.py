@@ -1,0 +1,61 @@
+"""Isotonic calibration of psi onto the rating scale."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from billp.le.calibration import Calibration, fit_isotonic
+from billp.le.errors import LEError
+
+
+def test_fit_is_monotone_and_inside_the_rating_range() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=300)
+    ratings = np.clip(np.round(3 + scores + rng.normal(scale=1.0, size=300)), 1, 5)
+    calibration = fit_isotonic(scores, ratings)
+    grid = np.linspace(-5, 5, 200)
+    mapped = calibration(grid)
+    assert (np.diff(mapped) >= 0).all()
+    assert mapped.min() >= ratings.min() and mapped.max() <= ratings.max()
+    assert (np.diff(calibration.x) > 0).all()
+
+
+def test_knots_are_the_least_squares_monotone_blocks() -> None:
+    scores = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    ratings = np.array([3.0, 1.0, 4.0, 2.0, 5.0])
+    calibration = fit_isotonic(scores, ratings)
+    # PAV pools (3, 1) and (4, 2): block means 2, 3, 5 at score means 0.5, 2.5, 4.
+    np.testing.assert_allclose(calibration.x, [0.5, 2.5, 4.0])
+    np.testing.assert_allclose(calibration.y, [2.0, 3.0, 5.0])
+    blocks = np.repeat(calibration.y, [2, 2, 1])
+    best = np.inf
+    for candidate in itertools.product(np.arange(1.0, 5.01, 0.5), repeat=5):
+        values = np.asarray(candidate)
+        if (np.diff(values) >= 0).all():
+            best = min(best, float(((values - ratings) ** 2).sum()))
+    assert float(((blocks - ratings) ** 2).sum()) <= best + 1e-9
+    # Between knots the map interpolates linearly.
+    assert calibration(np.array([1.5]))[0] == pytest.approx(2.5)
+
+
+def test_tied_scores_share_one_value_and_ends_are_flat() -> None:
+    calibration = fit_isotonic(np.array([1.0, 1.0, 2.0, 3.0]), np.array([2.0, 4.0, 4.0, 5.0]))
+    assert calibration(np.array([1.0]))[0] == pytest.approx(3.0)
+    assert calibration(np.array([-100.0]))[0] == pytest.approx(3.0)
+    assert calibration(np.array([100.0]))[0] == pytest.approx(5.0)
+
+
+def test_bad_inputs_are_named() -> None:
+    with pytest.raises(LEError, match="at least 2"):
+        fit_isotonic(np.array([1.0]), np.array([3.0]))
+    with pytest.raises(LEError, match="3 scores but 2 ratings"):
+        fit_isotonic(np.array([1.0, 2.0, 3.0]), np.array([3.0, 4.0]))
+    with pytest.raises(LEError, match="NaN"):
+        fit_isotonic(np.array([1.0, np.nan]), np.array([3.0, 4.0]))
+    with pytest.raises(LEError, match="strictly increasing"):
+        Calibration(x=np.array([1.0, 1.0]), y=np.array([2.0, 3.0]))
+    with pytest.raises(LEError, match="non-decreasing"):
+        Calibration(x=np.array([1.0, 2.0]), y=np.array([3.0, 2.0]))

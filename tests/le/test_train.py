@@ -1,0 +1,85 @@
+"""End to end: a tiny LE trains, its losses fall, and its checkpoint round-trips exactly."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from billp.le.checkpoint import (
+    CONFIG_FILE,
+    LOSS_CURVE_FILE,
+    MANIFEST_FILE,
+    WEIGHTS_FILE,
+    checkpoint_tensors,
+    load_checkpoint,
+    read_manifest,
+)
+from billp.le.cli import load_command_config
+from billp.le.train import fit_le
+from tests.le.tiny_le import TinyLE, tiny_le_config
+
+CI_TRAIN_LIMIT_S = 60.0
+LOG_POINTS_COMPARED = 2
+
+
+def _losses(path: Path, stage: str, column: str) -> list[float]:
+    with path.open(encoding="utf-8") as handle:
+        return [float(r[column]) for r in csv.DictReader(handle) if r["stage"] == stage]
+
+
+def test_tiny_le_trains_in_under_a_minute_and_its_losses_fall(tiny_le: TinyLE) -> None:
+    assert tiny_le.train_seconds < CI_TRAIN_LIMIT_S
+    curve = tiny_le.checkpoint / LOSS_CURVE_FILE
+    text = _losses(curve, "item", "l_text")
+    lora = _losses(curve, "lora", "loss")
+    n = LOG_POINTS_COMPARED
+    assert np.mean(text[-n:]) < np.mean(text[:n])
+    assert np.mean(lora[-n:]) < np.mean(lora[:n])
+    summary = tiny_le.trained.manifest.training
+    assert summary is not None
+    assert summary.lora_steps == tiny_le.config.train.steps
+    assert not summary.budget_exhausted
+    assert summary.peak_rss_mib > 0 and summary.cpu_seconds > 0
+
+
+def test_checkpoint_round_trips_exactly(tiny_le: TinyLE) -> None:
+    loaded = load_checkpoint(
+        tiny_le.checkpoint, tiny_le.dataset.catalogue, str(tiny_le.base), "float32"
+    )
+    trained = tiny_le.trained
+    saved = checkpoint_tensors(trained.model, trained.calibration, torch.float32)
+    again = checkpoint_tensors(loaded.model, loaded.calibration, torch.float32)
+    assert saved.keys() == again.keys()
+    for name, tensor in saved.items():
+        assert torch.equal(tensor, again[name]), name
+    # Same weights, same attention kernel: bit-identical scores.
+    trained.model.base.set_attn_implementation(loaded.model.base.config._attn_implementation)
+    prefix = [*loaded.manifest.prompt_ids, *(loaded.model.vocab_size + i for i in (2, 9, 4))]
+    candidates = [loaded.model.vocab_size + i for i in range(10)]
+    before = trained.model.score_shared_prefix(prefix, candidates, chunk=4)[0]
+    after = loaded.model.score_shared_prefix(prefix, candidates, chunk=4)[0]
+    assert torch.equal(before, after)
+
+
+def test_checkpoint_folder_holds_manifest_config_and_curve(tiny_le: TinyLE) -> None:
+    for name in (MANIFEST_FILE, WEIGHTS_FILE, CONFIG_FILE, LOSS_CURVE_FILE):
+        assert (tiny_le.checkpoint / name).is_file(), name
+    manifest = read_manifest(tiny_le.checkpoint)
+    assert manifest.catalogue_fingerprint == tiny_le.dataset.catalogue.fingerprint
+    assert manifest.config["le"]["train"] == tiny_le.config.train.model_dump(mode="json")
+    reproduced = load_command_config(tiny_le.checkpoint / CONFIG_FILE, {})
+    assert reproduced.env.le.train == tiny_le.config.train
+    assert reproduced.data == tiny_le.data_config
+
+
+def test_training_is_reproducible_from_its_seed(tiny_le: TinyLE) -> None:
+    config = tiny_le_config(tiny_le.base, item_epochs=1, steps=3)
+    first = fit_le(tiny_le.dataset, config)
+    second = fit_le(tiny_le.dataset, config)
+    a = checkpoint_tensors(first.model, first.calibration, torch.float32)
+    b = checkpoint_tensors(second.model, second.calibration, torch.float32)
+    for name, tensor in a.items():
+        assert torch.equal(tensor, b[name]), name

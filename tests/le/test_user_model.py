@@ -1,0 +1,69 @@
+"""LEUserModel: the UserModel protocol on the 1..5 scale, the state, and input errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from billp.data.errors import UnknownItemError
+from billp.envs import StateModel, UserModel
+from billp.le.checkpoint import load_checkpoint
+from billp.le.errors import LEError
+from billp.le.user_model import LEUserModel, load_user_model
+from tests.le.tiny_le import TOY_ITEMS, TinyLE
+
+STATE_TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module")
+def le_model(tiny_le: TinyLE) -> LEUserModel:
+    config = tiny_le.config.model_copy(update={"checkpoint": tiny_le.checkpoint})
+    return load_user_model(config, tiny_le.dataset.catalogue)
+
+
+def test_implements_the_protocols_on_the_rating_scale(le_model: LEUserModel) -> None:
+    assert isinstance(le_model, UserModel) and isinstance(le_model, StateModel)
+    history = [3, 8, 1]
+    rewards = le_model.rewards(0, history, list(range(TOY_ITEMS)))
+    assert rewards.dtype == np.float32 and rewards.shape == (TOY_ITEMS,)
+    assert ((rewards >= 1.0) & (rewards <= 5.0)).all()
+    assert le_model.reward(0, history, 5) == pytest.approx(float(rewards[5]), abs=1e-4)
+    raw = le_model.raw_scores(history, [5, 6])
+    np.testing.assert_allclose(le_model.calibration(raw), rewards[[5, 6]], atol=1e-4)
+
+
+def test_state_is_unit_length_and_a_by_product_of_the_reward(
+    le_model: LEUserModel, tiny_le: TinyLE
+) -> None:
+    history = [2, 4, 6, 8]
+    le_model.reward(0, history, 10)  # caches the state after history + [10]
+    cached = le_model.state(0, [*history, 10])
+    fresh_model = LEUserModel(
+        load_checkpoint(tiny_le.checkpoint, tiny_le.dataset.catalogue, str(tiny_le.base), "float32")
+    )
+    fresh = fresh_model.state(0, [*history, 10])
+    assert cached.shape == (le_model.state_dim,)
+    assert np.linalg.norm(cached) == pytest.approx(1.0, abs=1e-5)
+    np.testing.assert_allclose(cached, fresh, atol=STATE_TOLERANCE)
+
+
+def test_long_histories_keep_their_latest_items(le_model: LEUserModel) -> None:
+    n = le_model.context_items
+    long = list(range(n + 5))
+    np.testing.assert_allclose(
+        le_model.rewards(0, long, [1]), le_model.rewards(0, long[-(n - 1) :], [1])
+    )
+    np.testing.assert_allclose(le_model.state(0, long), le_model.state(0, long[-n:]))
+
+
+def test_bad_inputs_get_clear_errors(le_model: LEUserModel) -> None:
+    with pytest.raises(UnknownItemError, match=f"item id {TOY_ITEMS} is not in the catalogue"):
+        le_model.reward(0, [1, 2], TOY_ITEMS)
+    with pytest.raises(UnknownItemError, match=r"history: item id -1"):
+        le_model.rewards(0, [1, -1], [2])
+    with pytest.raises(LEError, match="non-empty history"):
+        le_model.reward(0, [], 3)
+    with pytest.raises(LEError, match="non-empty history"):
+        le_model.state(0, [])
+    with pytest.raises(UnknownItemError, match="integer item ids"):
+        le_model.rewards(0, [1], [1.5])  # type: ignore[list-item]
