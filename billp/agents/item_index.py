@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
 import re
 from collections.abc import Collection
 from pathlib import Path
@@ -20,18 +19,13 @@ import numpy as np
 from billp.atomic_io import write_bytes_atomic
 from billp.data import Catalogue
 from billp.memory import Embedder
+from billp.paths import user_cache_dir
 
 log = logging.getLogger(__name__)
 
 GROUNDING_SEARCH_K = 32
 """Nearest titles inspected when the closest ones are excluded (already recommended)."""
 _YEAR_SUFFIX = re.compile(r"\s*\(\d{4}\)\s*$")
-
-
-def default_cache_dir() -> Path:
-    """billp's cache folder: ``$XDG_CACHE_HOME/billp`` or ``~/.cache/billp``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "billp"
 
 
 def _normalise_title(text: str) -> str:
@@ -44,7 +38,7 @@ class ItemIndex:
     def __init__(self, catalogue: Catalogue, embedder: Embedder, cache_dir: Path | None = None):
         self.catalogue = catalogue
         self.embedder = embedder
-        self.vectors = self._load_or_embed(cache_dir or default_cache_dir())
+        self.vectors = self._load_or_embed(cache_dir or user_cache_dir())
         self._index = faiss.IndexFlatIP(self.vectors.shape[1])
         self._index.add(self.vectors)
         self._by_title: dict[str, int] = {}

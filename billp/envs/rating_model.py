@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from billp.atomic_io import write_bytes_atomic
 from billp.config import RatingModelConfig
 from billp.data.dataset import Dataset, Interactions
 from billp.envs.user_model import RATING_MAX, RATING_MIN
+from billp.paths import user_cache_dir
 from billp.torch_threads import torch_threads
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,6 @@ logger = logging.getLogger(__name__)
 CACHE_FORMAT = "billp-mf-2"
 """Part of the cache key and file metadata; bump it when the model or its fitting changes."""
 CACHE_SUBDIR = "rating_models"
-APP_CACHE_NAME = "billp"
 INIT_STD = 0.1
 """Standard deviation of the initial user and item factors."""
 MAX_DENSE_CELLS = 250_000_000
@@ -69,11 +68,8 @@ class RatingFactors:
         return np.clip(full, RATING_MIN, RATING_MAX).astype(np.float32, copy=False)
 
 
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/billp`` or ``~/.cache/billp``."""
-    base = os.environ.get("XDG_CACHE_HOME")
-    root = Path(base) if base else Path.home() / ".cache"
-    return root / APP_CACHE_NAME
+default_cache_dir = user_cache_dir
+"""billp's cache folder (see :func:`billp.paths.user_cache_dir`)."""
 
 
 def cache_path(dataset: Dataset, config: RatingModelConfig, cache_dir: Path | None) -> Path:

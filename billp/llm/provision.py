@@ -36,6 +36,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from billp.paths import user_cache_dir
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -91,12 +93,6 @@ class Manifest(BaseModel):
     source_name: str
     source_sha256: str
     files: dict[str, str]
-
-
-def user_cache_dir() -> Path:
-    """billp's user cache: ``$XDG_CACHE_HOME/billp`` or ``~/.cache/billp``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "billp"
 
 
 def sha256_file(path: Path) -> str:
