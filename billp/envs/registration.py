@@ -3,9 +3,9 @@
 
 Both have the same protocol (Discrete actions, the quit rule, ``terminated``/``truncated``);
 the LE env's Dict observation also carries ``"state"``, the LE state vector. ``gymnasium.make``
-caps episodes with its ``max_episode_steps`` (registered: 50, the default
-``EnvConfig.max_steps``); pass ``max_episode_steps=`` to change it. ``World.make_env`` applies
-``EnvConfig.max_steps`` itself.
+caps episodes with its ``max_episode_steps`` (registered: 50, BiLLP's cap); pass
+``max_episode_steps=`` to change it. ``World.make_env`` (what ``billp.simulate`` uses) applies
+``EnvConfig.max_steps`` instead, whose default is shorter (20) to keep CPU runs quick.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def _env_config(given: EnvConfig | Mapping[str, Any] | None, name: str, env_id: 
         env = EnvConfig.model_validate(tree)
     if env.name != name:
         raise ValueError(f"{env_id} is the {name} simulator; env_config.name is {env.name!r}")
-    if env.max_steps != DEFAULT_MAX_EPISODE_STEPS:
+    if "max_steps" in env.model_fields_set and env.max_steps != DEFAULT_MAX_EPISODE_STEPS:
         logger.warning(
             "env_config.max_steps=%d is not applied by gymnasium.make; pass "
             "max_episode_steps=%d to gymnasium.make (or use World.make_env)",
