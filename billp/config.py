@@ -24,8 +24,20 @@ AgentName = Literal[
     "popularity",
     "greedy",
     "greedy-diverse",
+    "sqn",
+    "sqn-sm",
+    "sqn-rm",
+    "lea",
+    "dqn-matrix",
+    "dqn-le",
+    "bcq",
+    "cql",
+    "crr",
+    "a2c-matrix",
+    "a2c-le",
 ]
-"""Policies that ``--agent.name`` accepts. LLM ablations are presets of the BiLLP agent."""
+"""Policies that ``--agent.name`` accepts. LLM ablations are presets of the BiLLP agent; the RL
+policies (billp.rl.names) are trained with ``python -m billp.rl train`` first."""
 
 LLM_AGENTS: frozenset[str] = frozenset(
     {"billp", "billp-no-macro", "billp-no-micro", "reflexion", "react", "actonly"}

@@ -19,6 +19,8 @@ numbers and the numbers of a model on a GPU server::
     python eval/paper_table.py --llm.backend scripted --policies random greedy \\
         --train-users 2 --test-users 3 --env.max-steps 8        # a quick smoke test
 
+RL methods play trained checkpoints (``python -m billp.rl train ...`` first; see billp.rl).
+
 Runs already complete under ``--out-dir`` with the same resolved config are reused;
 an interrupted one is finished with ``--resume``. An environment whose first run fails
 (for instance one that is not implemented yet) is skipped with its error shown.
@@ -45,12 +47,16 @@ from billp.config import LLM_AGENTS, ConfigError, RunConfig, config_to_toml_dict
 from billp.evaluation.evaluate import evaluate
 from billp.evaluation.metrics import METRIC_BY_NAME, PAPER_METRICS
 from billp.evaluation.rundir import RunDirError, flatten, is_run_dir, load_run
+from billp.rl.names import RL_AGENT_NAMES
 from billp.simulate import build_parser as simulate_parser
 
 BASELINES: tuple[str, ...] = ("random", "popularity", "greedy", "greedy-diverse")
+RL_METHODS: tuple[str, ...] = RL_AGENT_NAMES
+"""Trained with ``python -m billp.rl train`` beforehand (found under $BILLP_RL_CHECKPOINTS,
+default runs/rl); an untrained one fails its cells with the command that trains it."""
 LLM_METHODS: tuple[str, ...] = ("actonly", "react", "reflexion", "billp")
 ABLATIONS: tuple[str, ...] = ("billp-no-macro", "billp-no-micro")
-POLICIES: tuple[str, ...] = (*BASELINES, *LLM_METHODS, *ABLATIONS)
+POLICIES: tuple[str, ...] = (*BASELINES, *RL_METHODS, *LLM_METHODS, *ABLATIONS)
 ENVS: tuple[str, ...] = ("matrix", "le")
 SEEDS: tuple[int, ...] = (0, 1, 2)
 PRETTY: dict[str, str] = {
@@ -58,6 +64,17 @@ PRETTY: dict[str, str] = {
     "popularity": "Popularity",
     "greedy": "Greedy (oracle)",
     "greedy-diverse": "Greedy-diverse (oracle)",
+    "sqn": "SQN",
+    "sqn-sm": "SQN +SM",
+    "sqn-rm": "SQN +RM",
+    "lea": "SQN +LEA",
+    "dqn-matrix": "DQN (trained: matrix)",
+    "dqn-le": "DQN (trained: LE)",
+    "bcq": "BCQ",
+    "cql": "CQL",
+    "crr": "CRR",
+    "a2c-matrix": "A2C (trained: matrix)",
+    "a2c-le": "A2C (trained: LE)",
     "actonly": "ActOnly",
     "react": "ReAct",
     "reflexion": "Reflexion",

@@ -19,9 +19,10 @@ from billp.agents.protocol import Policy
 from billp.agents.roles import Role, RoleSettings
 from billp.agents.shortlist import ShortlistBuilder
 from billp.config import RunConfig
-from billp.envs import World
+from billp.envs import StateModel, World
 from billp.llm import Accounting, LLMClient
 from billp.memory import AgentMemories, make_embedder
+from billp.rl.names import RL_AGENT_NAMES
 
 
 def role_settings(config: RunConfig, role: str) -> RoleSettings:
@@ -69,6 +70,15 @@ def build_policy(
         return GreedyPolicy(catalogue, world.user_model)
     if name == "greedy-diverse":
         return GreedyDiversePolicy(catalogue, world.user_model, world.quit_rule)
+    if name in RL_AGENT_NAMES:
+        from billp.rl.policy import build_rl_policy  # torch (and Tianshou): loaded lazily
+
+        def load_le() -> StateModel:
+            from billp.le.user_model import load_user_model
+
+            return load_user_model(config.env.le, catalogue)
+
+        return build_rl_policy(name, catalogue, world.state_model, load_le)
     if client is None or accounting is None or prompts is None:
         raise ValueError(f"agent {name!r} needs an LLM client, accounting and prompts")
     embedder = make_embedder(config.memory.embedder)

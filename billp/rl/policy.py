@@ -29,26 +29,14 @@ from billp.rl.checkpoint import (
 )
 from billp.rl.config import RLConfig
 from billp.rl.features import FakeLE
+from billp.rl.names import RL_AGENT_NAMES
 from billp.rl.scoring import Scorer, SQNScorer
 from billp.rl.sqn_train import build_sqn
-from billp.rl.ts_nets import TianshouScorer, build_nets
 
 TRACE_SHORTLIST = 10
 """Best-scored candidates recorded in each step's trace."""
-RL_AGENT_NAMES: tuple[str, ...] = (
-    "sqn",
-    "sqn-sm",
-    "sqn-rm",
-    "lea",
-    "bcq",
-    "cql",
-    "crr",
-    "dqn-matrix",
-    "dqn-le",
-    "a2c-matrix",
-    "a2c-le",
-)
-"""Agent names of the trained RL policies (folders under the checkpoint root)."""
+__all__ = ["RL_AGENT_NAMES", "RLPolicy", "build_rl_policy", "load_trained"]
+
 
 
 @dataclass
@@ -73,6 +61,8 @@ def load_trained(folder: Path, catalogue: Catalogue) -> LoadedPolicy:
         load_weights(folder, model)
         scorer = SQNScorer(model, config.sqn.max_len, config.sqn.rank_by)
     else:
+        from billp.rl.ts_nets import TianshouScorer, build_nets  # Tianshou: the rl extra
+
         nets = build_nets(manifest.algo, manifest.n_items, config.tianshou, manifest.le_state_dim)
         load_weights(folder, nets)
         scorer = TianshouScorer(

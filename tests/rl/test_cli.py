@@ -18,7 +18,7 @@ from billp.agents.protocol import EpisodeSummary, Transition
 from billp.config import EnvConfig, RatingModelConfig
 from billp.data import Dataset
 from billp.envs import World, build_world
-from billp.rl.checkpoint import MODEL_FILE, RLCheckpointError, read_manifest
+from billp.rl.checkpoint import CHECKPOINT_ENV_VAR, MODEL_FILE, RLCheckpointError, read_manifest
 from billp.rl.cli import main
 from billp.rl.features import FakeLE
 from billp.rl.policy import RL_AGENT_NAMES, build_rl_policy
@@ -149,3 +149,31 @@ def test_every_policy_plays_in_both_simulators(
 def test_a_missing_policy_names_the_folder(toy_dataset: Dataset, tmp_path: Path) -> None:
     with pytest.raises(RLCheckpointError, match=str(tmp_path / "sqn")):
         build_rl_policy("sqn", toy_dataset.catalogue, None, FakeLE, tmp_path)
+
+
+def test_simulate_plays_a_trained_policy(
+    trained: Path, toy_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from billp.simulate import main as simulate
+
+    monkeypatch.setenv(CHECKPOINT_ENV_VAR, str(trained / "rl"))
+    args = [
+        "--agent.name", "lea",
+        "--env.name", "matrix",
+        "--data.path", str(toy_folder),
+        "--data.history-length", "4",
+        "--env.cache-dir", str(trained / "cache"),
+        "--env.rating-model.dim", "4",
+        "--env.rating-model.epochs", "30",
+        "--env.max-steps", "5",
+        "--train-users", "0",
+        "--test-users", "2",
+        "--output-dir", str(tmp_path),
+        "--progress", "false",
+        "--llm.backend", "scripted",
+    ]  # fmt: skip
+    assert simulate(args) == 0
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    episodes = [json.loads(line) for line in (run / "episodes.jsonl").read_text().splitlines()]
+    assert len(episodes) == 2
+    assert (run / "summary.json").is_file()
