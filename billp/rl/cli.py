@@ -129,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     from billp.rl.checkpoint import RLCheckpointError
     from billp.rl.pipeline import DEFAULT_EVAL_POLICIES, Pipeline
+    from billp.rl.sqn_train import seed_everything
+
+    seed_everything(config.seed, config.threads)  # before the LE loads: its passes use them too
 
     pipeline = Pipeline(config)
     try:

@@ -41,19 +41,19 @@ class LEFeatureConfig(Section):
         "from random item vectors (tests, pipeline checks; its numbers mean nothing).",
     )
     users: int | None = Field(
-        300,
+        120,
         ge=1,
         description="Train users whose logs are used (a seeded subset; none: all). Every SQN "
         "variant trains on the same transitions, so the comparison is like for like.",
     )
     max_transitions_per_user: int | None = Field(
-        30,
+        20,
         ge=1,
         description="Latest transitions kept per user (none: all). LE forward passes are the "
         "slow part on CPU, so the default keeps the feature pass within minutes.",
     )
     candidate_pool: int = Field(
-        64,
+        16,
         ge=1,
         description="Items nearest to the LE state that the reward model scores per transition; "
         "the LE's proposed positives are the best-scored of them.",
@@ -80,7 +80,7 @@ class SQNConfig(Section):
     q_weight: float = Field(1.0, ge=0, description="Weight of the TD loss next to the CE loss.")
     batch_size: int = Field(256, ge=1, description="Transitions per gradient step.")
     lr: float = Field(1e-3, gt=0, description="Adam learning rate.")
-    epochs: int = Field(8, ge=1, description="Passes over the training transitions.")
+    epochs: int = Field(30, ge=1, description="Passes over the training transitions.")
     target_update_every: int = Field(
         100, ge=1, description="Gradient steps between copies of the online net into the target."
     )
@@ -111,10 +111,10 @@ class OfflineEvalConfig(Section):
 
     ks: list[int] = Field(default_factory=lambda: [5, 10, 20], description="Cut-offs of HR/NDCG.")
     users: int | None = Field(
-        None, ge=1, description="Test users evaluated (a seeded subset; none: all)."
+        100, ge=1, description="Test users evaluated (a seeded subset; none: all)."
     )
     positions_per_user: int = Field(
-        10, ge=1, description="Earliest held-out items per test user that are predicted."
+        5, ge=1, description="Earliest held-out items per test user that are predicted."
     )
     exclude_seen: bool = Field(
         True, description="Rank only items outside the context (users rate a movie once)."

@@ -38,7 +38,6 @@ TRACE_SHORTLIST = 10
 __all__ = ["RL_AGENT_NAMES", "RLPolicy", "build_rl_policy", "load_trained"]
 
 
-
 @dataclass
 class LoadedPolicy:
     manifest: RLManifest
