@@ -56,6 +56,7 @@ from billp.agents.protocol import (
 from billp.agents.roles import Role
 from billp.agents.shortlist import ShortlistBuilder, exploration_genres
 from billp.config import AgentConfig, MemoryConfig
+from billp.llm import ChatMessage
 from billp.data import Catalogue
 from billp.memory import AgentMemories, Embedder, ReflectionEntry
 
@@ -254,6 +255,7 @@ class BiLLPEpisode:
             self.p.catalogue, hint_window, self.cfg.genre_hint_count, self.rng
         )
         plan = Plan(thought="", genres=[])
+        planner_turns: list[ChatMessage] = []
         if self.cfg.planner:
             scratch = (
                 self.steps[-self.cfg.scratchpad_length :] if self.cfg.scratchpad_length else []
@@ -274,6 +276,7 @@ class BiLLPEpisode:
                 ),
             )
             plan = planned.value
+            planner_turns = planned.turns
             trace["plan"] = plan.model_dump()
             trace["calls"].append(planned.trace.model_dump())
         hints_enc: list[int] = []
@@ -333,6 +336,7 @@ class BiLLPEpisode:
             schema=actor_schema(ids),
             validate=check,
             repair=repair,
+            prior=planner_turns,
         )
         trace["calls"].append(chosen.trace.model_dump())
         trace["genre_hints"] = genre_hints

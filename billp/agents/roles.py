@@ -37,10 +37,12 @@ class CallTrace(BaseModel):
 
 
 class RoleResult(BaseModel, Generic[OutT]):
-    """A role's parsed value and its trace."""
+    """A role's parsed value, its trace, and the conversation as the model saw it."""
 
     value: OutT
     trace: CallTrace
+    turns: list[ChatMessage]
+    """The request's messages followed by the reply, to continue from (e.g. Planner → Actor)."""
 
 
 class RoleSettings(BaseModel):
@@ -81,9 +83,16 @@ class Role(Generic[OutT]):
         schema: dict[str, Any] | None = None,
         validate: Callable[[OutT], None] | None = None,
         repair: Callable[[str], OutT | None] | None = None,
+        prior: list[ChatMessage] | None = None,
     ) -> RoleResult[OutT]:
-        """Render ``data``, ask the LLM, and return the validated (or fallback) value."""
+        """Render ``data``, ask the LLM, and return the validated (or fallback) value.
+
+        ``prior`` turns are sent before this role's prompt: the Actor continues the
+        Planner's conversation, as BiLLP's Action follows its Thought, so the server's
+        prefix cache reuses everything the Planner's call already computed.
+        """
         prompt = self._prompts.render(self.name, data)
+        messages = [*(prior or []), ChatMessage(role="user", content=prompt.text)]
         sampling = SamplingParams(
             temperature=self._settings.temperature,
             max_tokens=self._settings.max_tokens,
@@ -92,7 +101,7 @@ class Role(Generic[OutT]):
         outcome = await call_structured(
             self._client,
             role=self.name,
-            messages=[ChatMessage(role="user", content=prompt.text)],
+            messages=messages,
             output_type=self.output_type,
             sampling=sampling,
             accounting=self._accounting,
@@ -117,4 +126,11 @@ class Role(Generic[OutT]):
             latency_s=round(outcome.latency_s, 6),
             calls=outcome.calls,
         )
-        return RoleResult[self.output_type](value=outcome.value, trace=trace)  # type: ignore[name-defined]
+        reply = outcome.raw if outcome.stage == "valid" and outcome.raw else None
+        turns = [
+            *messages,
+            ChatMessage(role="assistant", content=reply or outcome.value.model_dump_json()),
+        ]
+        return RoleResult[self.output_type](  # type: ignore[name-defined]
+            value=outcome.value, trace=trace, turns=turns
+        )

@@ -237,3 +237,27 @@ async def test_malformed_replies_never_crash_an_episode(
         assert role_stats["schema_failures"] % 2 == 0, role
         assert role_stats["reasks"] == failed_calls, role
         assert role_stats["repairs"] + role_stats["fallbacks"] == failed_calls, role
+
+
+async def test_actor_continues_the_planner_conversation(
+    catalogue: Catalogue, tmp_path: Path
+) -> None:
+    """As BiLLP's Action follows its Thought: the Actor's request starts with the Planner's."""
+    llm = FakeRoleLLMForTests()
+    policy = make_policy(catalogue, tmp_path, "react", llm)
+    episode = policy.spawn("e", seed=1)
+    await episode.reset({"user_id": 1, "history": [0]})
+    await episode.act({}, {})
+    planner, actor = (
+        next(r for r in llm.requests if r.role == role) for role in ("planner", "actor")
+    )
+    assert actor.messages[0] == planner.messages[0]
+    assert actor.messages[1].role == "assistant" and "try a drama" in actor.messages[1].content
+    assert actor.messages[2].content.startswith("You are the Actor")
+
+    solo_llm = FakeRoleLLMForTests()
+    solo = make_policy(catalogue, tmp_path / "solo", "actonly", solo_llm)
+    solo_episode = solo.spawn("e", seed=1)
+    await solo_episode.reset({"user_id": 1, "history": [0]})
+    await solo_episode.act({}, {})
+    assert [len(r.messages) for r in solo_llm.requests] == [1]
