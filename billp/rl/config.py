@@ -149,7 +149,12 @@ class TianshouConfig(Section):
     online_env_steps_le: int = Field(
         3000, ge=1, description="Environment steps of DQN/A2C on the LE simulator (slow on CPU)."
     )
-    epochs: int = Field(10, ge=1, description="Epochs the step budget is split into.")
+    epochs: int = Field(
+        40,
+        ge=1,
+        description="Epochs the step budget is split into; the time budget is checked between "
+        "epochs, so small epochs keep it tight.",
+    )
     training_envs: int = Field(4, ge=1, description="Environments stepped per collection step.")
     collect_steps: int = Field(64, ge=1, description="Env steps per collection step.")
     updates_per_step: float = Field(
