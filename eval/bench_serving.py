@@ -104,7 +104,9 @@ if __name__ == "__main__":
 """
 
 
-def engine_peak(model_path: str, cache_dir: Path, batch: int, server: ServerConfig) -> dict[str, Any]:
+def engine_peak(
+    model_path: str, cache_dir: Path, batch: int, server: ServerConfig
+) -> dict[str, Any]:
     """Offline vLLM over the recorded requests, in batches of ``batch`` (separate process)."""
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as handle:
         handle.write(ENGINE_SCRIPT)
@@ -124,8 +126,16 @@ def engine_peak(model_path: str, cache_dir: Path, batch: int, server: ServerConf
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--users", type=int, default=12, help="Test users per mode.")
-    parser.add_argument("--concurrency", type=int, default=8, help="Concurrent episodes.")
+    parser.add_argument(
+        "--users", type=int, default=30, help="Test users per mode (several lock-step batches)."
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=LOCKSTEP_BATCH,
+        help="Episodes in flight: the async limit and the lock-step batch size alike, so the "
+        "two modes differ only in scheduling.",
+    )
     parser.add_argument("--max-steps", type=int, default=20, help="Step cap per episode.")
     parser.add_argument("--model", default="smollm2-135m-instruct", help="llm.model spec.")
     parser.add_argument("--agent", default="billp", help="agent.name")
@@ -160,7 +170,7 @@ def main() -> None:
         plan = [
             ("concurrent", {"concurrency": args.concurrency, "llm.cache": "record",
                             "llm.cache_dir": str(cache_dir)}),
-            ("lock-step", {"concurrency": LOCKSTEP_BATCH, "scheduling": "lockstep"}),
+            ("lock-step", {"concurrency": args.concurrency, "scheduling": "lockstep"}),
             ("sequential", {"concurrency": 1}),
         ]  # fmt: skip
         for name, overrides in plan:
@@ -175,18 +185,26 @@ def main() -> None:
     print("\n== 1. scheduling (same users, seed, greedy decoding) ==")
     print(f"{'mode':<12}{'episodes':>9}{'steps':>7}{'wall s':>9}{'steps/s':>9}")
     for r in results:
-        print(f"{r['mode']:<12}{r['episodes']:>9}{r['steps']:>7}{r['wall_s']:>9.1f}{r['steps_per_s']:>9.3f}")
+        print(
+            f"{r['mode']:<12}{r['episodes']:>9}{r['steps']:>7}{r['wall_s']:>9.1f}{r['steps_per_s']:>9.3f}"
+        )
     conc = by_mode["concurrent"]["steps_per_s"]
-    print(f"concurrent / sequential = {conc / by_mode['sequential']['steps_per_s']:.2f}x (goal >= 3)")
-    print(f"concurrent / lock-step  = {conc / by_mode['lock-step']['steps_per_s']:.2f}x (goal >= 1.5)")
+    print(
+        f"concurrent / sequential = {conc / by_mode['sequential']['steps_per_s']:.2f}x (goal >= 3)"
+    )
+    print(
+        f"concurrent / lock-step  = {conc / by_mode['lock-step']['steps_per_s']:.2f}x (goal >= 1.5)"
+    )
 
     print("\n== 2. output tokens/s vs the engine's peak ==")
     achieved = by_mode["concurrent"]["completion_tokens"] / by_mode["concurrent"]["wall_s"]
     print(f"billp concurrent: {achieved:.1f} output tok/s")
     if engine is not None:
         peak = engine["completion_tokens"] / engine["wall_s"]
-        print(f"engine (offline LLM.chat, same {engine['requests']} requests, batch {args.concurrency}): "
-              f"{peak:.1f} output tok/s")
+        print(
+            f"engine (offline LLM.chat, same {engine['requests']} requests, batch {args.concurrency}): "
+            f"{peak:.1f} output tok/s"
+        )
         print(f"billp / engine = {achieved / peak:.2f} (goal >= 0.60)")
 
     print("\n== 3. prefix-cache hits (cached prompt tokens / prompt tokens) ==")
@@ -195,8 +213,12 @@ def main() -> None:
         print(f"{role:<10}{rate:>8.1%}  ({stats['cached_tokens']}/{stats['prompt_tokens']})")
     server_stats = by_mode["concurrent"]["server"]
     if server_stats:
-        print(f"{'server':<10}{server_stats['prefix_cache_hit_rate']:>8.1%}  (vLLM /metrics, goal >= 70 %)")
-    (args.out / "bench_serving.json").write_text(json.dumps({"modes": results, "engine": engine}, indent=2))
+        print(
+            f"{'server':<10}{server_stats['prefix_cache_hit_rate']:>8.1%}  (vLLM /metrics, goal >= 70 %)"
+        )
+    (args.out / "bench_serving.json").write_text(
+        json.dumps({"modes": results, "engine": engine}, indent=2)
+    )
 
 
 if __name__ == "__main__":
