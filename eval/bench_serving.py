@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from billp.config import RunConfig, ServerConfig
 from billp.llm.provision import resolve_model
@@ -38,6 +41,12 @@ from billp.runner import execute
 
 LOCKSTEP_BATCH = 10
 """BiLLP's batch size (its scripts use --batch_size 10)."""
+
+
+def reset_prefix_cache(base_url: str) -> None:
+    """Empty the server's prefix cache, so no mode profits from an earlier one's prompts."""
+    root = base_url.removesuffix("/").removesuffix("/v1")
+    httpx.post(f"{root}/reset_prefix_cache", timeout=60).raise_for_status()
 
 
 def run_mode(base: dict[str, Any], name: str, **overrides: Any) -> dict[str, Any]:
@@ -121,7 +130,10 @@ def engine_peak(
     out = subprocess.run(env_cmd, capture_output=True, text=True, env=env, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"engine peak run failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    lines = [line for line in out.stdout.splitlines() if line.startswith('{"requests"')]
+    if not lines:
+        raise RuntimeError(f"engine peak run printed no result:\n{out.stdout[-2000:]}")
+    return json.loads(lines[-1])
 
 
 def main() -> None:
@@ -145,6 +157,8 @@ def main() -> None:
 
     model = resolve_model(args.model)
     server_config = ServerConfig()
+    # Enables the server's /reset_prefix_cache, used between modes.
+    os.environ["VLLM_SERVER_DEV_MODE"] = "1"
     args.out.mkdir(parents=True, exist_ok=True)
     cache_dir = args.out / f"requests-{int(time.time())}"
     results: list[dict[str, Any]] = []
@@ -175,7 +189,9 @@ def main() -> None:
         ]  # fmt: skip
         for name, overrides in plan:
             print(f"running {name} ...", flush=True)
+            reset_prefix_cache(server.base_url)
             results.append(run_mode(base, name, **overrides))
+            print(json.dumps({k: v for k, v in results[-1].items() if k != "per_role"}), flush=True)
     by_mode = {r["mode"]: r for r in results}
     engine = None
     if not args.skip_engine:
