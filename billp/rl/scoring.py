@@ -50,8 +50,10 @@ class SQNScorer:
 
 
 def ranks(scores: np.ndarray, targets: np.ndarray, excluded: Sequence[Sequence[int]]) -> np.ndarray:
-    """0-based rank of each target: the allowed items scored strictly higher (ties count for
-    the target). ``excluded[b]`` are masked out of row ``b`` (never the target itself)."""
+    """0-based rank of each target: the other allowed items scored at least as high (ties
+    count against the target, so a scorer that gives many items one score, such as BCQ's
+    masked actions, gains nothing from the tie). ``excluded[b]`` are masked out of row ``b``
+    (never the target itself)."""
     masked = scores.astype(np.float64, copy=True)
     for row, items in enumerate(excluded):
         if len(items):
@@ -59,7 +61,7 @@ def ranks(scores: np.ndarray, targets: np.ndarray, excluded: Sequence[Sequence[i
     rows = np.arange(len(targets))
     target_scores = scores[rows, targets].astype(np.float64)
     masked[rows, targets] = target_scores
-    return (masked > target_scores[:, None]).sum(axis=1)
+    return (masked >= target_scores[:, None]).sum(axis=1) - 1
 
 
 def hr_ndcg(rank: np.ndarray, ks: Sequence[int]) -> dict[str, float]:

@@ -10,12 +10,12 @@ import pytest
 from billp.rl.scoring import hr_ndcg, ranks
 
 
-def test_ranks_count_strictly_better_allowed_items() -> None:
+def test_ranks_count_better_or_equal_allowed_items() -> None:
     scores = np.array([[0.9, 0.1, 0.5, 0.7], [0.2, 0.2, 0.2, 0.8]])
     # Row 0: target 2 (0.5) is beaten by items 0 and 3; excluding item 0 leaves one.
-    # Row 1: target 0 ties with 1 and 2 (ties count for the target), beaten by item 3.
-    assert ranks(scores, np.array([2, 0]), [[], []]).tolist() == [2, 1]
-    assert ranks(scores, np.array([2, 0]), [[0], [3]]).tolist() == [1, 0]
+    # Row 1: target 0 ties with 1 and 2 (ties count against the target) and loses to 3.
+    assert ranks(scores, np.array([2, 0]), [[], []]).tolist() == [2, 3]
+    assert ranks(scores, np.array([2, 0]), [[0], [3]]).tolist() == [1, 2]
 
 
 def test_the_target_is_never_excluded() -> None:
