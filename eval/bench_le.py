@@ -24,10 +24,13 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 KIB_PER_MIB = 1024
 WARMUP_CALLS = 1
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # benchmark the checkout this script lives in
 
 
 def _peak_rss_mib() -> float:
@@ -105,18 +108,20 @@ def bench_scoring(
     items = rng.choice(len(dataset.catalogue), size=candidates, replace=False)
     tokens = [model.vocab_size + int(i) for i in items]
     chunk = max(candidates, 1)
-    one = _median_time(lambda: model.score_one_at_a_time(prefix, tokens), repeats)
-    batched = _median_time(lambda: model.score_batched(prefix, tokens), repeats)
-    shared = _median_time(lambda: model.score_shared_prefix(prefix, tokens, chunk), repeats)
-    a = model.score_one_at_a_time(prefix, tokens)
-    b = model.score_batched(prefix, tokens)
-    c = model.score_shared_prefix(prefix, tokens, chunk)[0]
+    with le._threads():  # the threads the LE scores with (le.score_threads)
+        threads = torch.get_num_threads()
+        one = _median_time(lambda: model.score_one_at_a_time(prefix, tokens), repeats)
+        batched = _median_time(lambda: model.score_batched(prefix, tokens), repeats)
+        shared = _median_time(lambda: model.score_shared_prefix(prefix, tokens, chunk), repeats)
+        a = model.score_one_at_a_time(prefix, tokens)
+        b = model.score_batched(prefix, tokens)
+        c = model.score_shared_prefix(prefix, tokens, chunk)[0]
     return {
         "history_items": len(history),
         "prefix_tokens": len(prefix),
         "candidates": candidates,
         "dtype": str(model.dtype).replace("torch.", ""),
-        "threads": torch.get_num_threads(),
+        "threads": threads,
         "one_at_a_time_ms": one * 1000,
         "batched_ms": batched * 1000,
         "shared_prefix_ms": shared * 1000,
@@ -162,7 +167,7 @@ def main() -> int:
     matrix = _child("env-matrix", args)
     le = _child("env-le", args)
     scoring = _child("scoring", args)
-    print(f"cpu threads: {os.cpu_count()}, torch threads: {scoring['threads']}")
+    print(f"CPU cores: {os.cpu_count()}; torch threads while the LE scores: {scoring['threads']}")
     print("\nEnvironment steps (random actions, one process each)")
     widths = (8, 10, 6, 9, 8, 13)
     header = ("env", "steps/s", "steps", "episodes", "build s", "peak RSS MiB")

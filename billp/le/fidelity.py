@@ -191,32 +191,33 @@ def bias_metrics(
     rng: np.random.Generator,
 ) -> dict[str, tuple[float, float, float, float]]:
     """Per model: Spearman(reward, popularity) over random items, and the mean rewards of a
-    random item, of repeating the last history item and of repeating a random history item."""
+    random item, of repeating the last history item and of repeating a recent history item.
+    Every model scores the same users, histories and items."""
+    probes = []
+    for user in users:
+        history = [int(i) for i in dataset.user_log(user).items]
+        if not history:
+            continue
+        items = rng.choice(len(dataset.catalogue), size=POPULARITY_ITEMS_PER_USER, replace=False)
+        recent = history[-POPULARITY_ITEMS_PER_USER:]
+        repeat = int(recent[int(rng.integers(len(recent)))])
+        probes.append((user, history, [int(i) for i in items], repeat))
     out = {}
     for name, model in models.items():
-        rewards: list[float] = []
-        popularity: list[int] = []
+        rewards: list[np.ndarray] = []
+        popularity: list[np.ndarray] = []
         fresh: list[float] = []
         repeat_last: list[float] = []
         repeat_random: list[float] = []
-        local = np.random.default_rng(rng.integers(1 << 31))
-        for user in users:
-            history = [int(i) for i in dataset.user_log(user).items]
-            if not history:
-                continue
-            items = local.choice(
-                len(dataset.catalogue), size=POPULARITY_ITEMS_PER_USER, replace=False
-            )
-            recent = history[-POPULARITY_ITEMS_PER_USER:]
-            repeat = int(recent[int(local.integers(len(recent)))])
-            scores = model.rewards(user, history, [*(int(i) for i in items), history[-1], repeat])
-            rewards.extend(scores[:-2])
-            popularity.extend(dataset.item_popularity[items])
+        for user, history, items, repeat in probes:
+            scores = np.asarray(model.rewards(user, history, [*items, history[-1], repeat]))
+            rewards.append(scores[:-2])
+            popularity.append(dataset.item_popularity[items])
             fresh.append(float(np.mean(scores[:-2])))
             repeat_last.append(float(scores[-2]))
             repeat_random.append(float(scores[-1]))
         out[name] = (
-            spearman(np.asarray(rewards), np.asarray(popularity)),
+            spearman(np.concatenate(rewards), np.concatenate(popularity)),
             float(np.mean(fresh)),
             float(np.mean(repeat_last)),
             float(np.mean(repeat_random)),

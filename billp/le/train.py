@@ -20,12 +20,11 @@ states to 2-D before the frozen tied head, and adapters are saved without the em
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import resource
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -52,6 +51,7 @@ from billp.le.model import LEModel
 from billp.le.negatives import NegativeSampler
 from billp.le.packing import pack, pack_texts
 from billp.le.scoring import score_logged
+from billp.torch_threads import torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -452,18 +452,6 @@ class TrainedLE:
     curve: LossCurve
 
 
-@contextlib.contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Run the block with ``threads`` torch CPU threads (None: unchanged), then restore."""
-    previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def fit_le(dataset: Dataset, le_config: LEConfig) -> TrainedLE:
     """Train an LE on ``dataset`` (all three stages) and describe it in a manifest.
 
@@ -472,6 +460,8 @@ def fit_le(dataset: Dataset, le_config: LEConfig) -> TrainedLE:
     Raises:
         LEError: the base model, dataset or config cannot produce an LE.
     """
+    if le_config.threads is None:
+        return _fit_le(dataset, le_config)
     with torch_threads(le_config.threads):
         return _fit_le(dataset, le_config)
 

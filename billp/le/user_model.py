@@ -10,6 +10,7 @@ scoring ``item`` after ``history``: the env's step costs one forward pass, not t
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from billp.data.errors import UnknownItemError
 from billp.envs.user_model import RATING_MAX, RATING_MIN
 from billp.le.checkpoint import LoadedLE, default_checkpoint_dir, load_checkpoint
 from billp.le.errors import LEError
+from billp.torch_threads import torch_threads
 
 STATE_CACHE_SIZE = 256
 """States kept per model (most recent first out): enough for the envs stepping at once."""
@@ -33,9 +35,20 @@ class LEUserModel:
 
     name = "le"
 
-    def __init__(self, loaded: LoadedLE, score_batch_size: int = 128) -> None:
+    def __init__(
+        self, loaded: LoadedLE, score_batch_size: int = 128, threads: int | None = None
+    ) -> None:
+        """
+        Args:
+            loaded: a verified checkpoint.
+            score_batch_size: candidates per forward pass over a shared history prefix.
+            threads: torch threads while scoring (restored after each call); None: unchanged.
+        """
         if score_batch_size < 1:
             raise LEError(f"score_batch_size must be >= 1, got {score_batch_size}")
+        if threads is not None and threads < 1:
+            raise LEError(f"threads must be >= 1 or None, got {threads}")
+        self.threads = threads
         self.loaded = loaded
         self.model = loaded.model
         self.calibration = loaded.calibration
@@ -87,6 +100,9 @@ class LEUserModel:
     def _tokens(self, items: Sequence[int]) -> list[int]:
         return [*self.prompt_ids, *(self.model.vocab_size + i for i in items)]
 
+    def _threads(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext() if self.threads is None else torch_threads(self.threads)
+
     def _remember(self, window: Sequence[int], state: np.ndarray) -> None:
         key = tuple(window)
         self._states[key] = state
@@ -103,9 +119,10 @@ class LEUserModel:
         if not candidates:
             return np.zeros(0, dtype=np.float32)
         tokens = [self.model.vocab_size + i for i in candidates]
-        scores, states, prefix_state = self.model.score_shared_prefix(
-            self._tokens(context), tokens, self.score_batch_size
-        )
+        with self._threads():
+            scores, states, prefix_state = self.model.score_shared_prefix(
+                self._tokens(context), tokens, self.score_batch_size
+            )
         self._remember(context, prefix_state.numpy())
         if len(candidates) == 1:
             self._remember([*context, candidates[0]], states[0].numpy())
@@ -126,7 +143,8 @@ class LEUserModel:
         key = tuple(window)
         cached = self._states.get(key)
         if cached is None:
-            cached = self.model.state_of(self._tokens(window)).numpy()
+            with self._threads():
+                cached = self.model.state_of(self._tokens(window)).numpy()
             self._remember(window, cached)
         return cached.astype(np.float32, copy=True)
 
@@ -138,8 +156,8 @@ def load_user_model(config: LEConfig, catalogue: Catalogue) -> LEUserModel:
         CheckpointError: the checkpoint is missing or corrupted.
         CheckpointMismatchError: it was trained on another catalogue or base model.
     """
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
     folder = Path(config.checkpoint) if config.checkpoint is not None else default_checkpoint_dir()
     loaded = load_checkpoint(folder, catalogue, config.base_model, config.dtype)
-    return LEUserModel(loaded, score_batch_size=config.score_batch_size)
+    return LEUserModel(
+        loaded, score_batch_size=config.score_batch_size, threads=config.score_threads
+    )

@@ -70,3 +70,29 @@ def test_matrix_observation_is_unchanged(tiny: TinyLE, tmp_path: Path) -> None:
         data_config=tiny.data_config,
     )
     assert set(env.observation_space.spaces) == {"history", "mask"}  # type: ignore[attr-defined]
+
+
+def test_tianshou_vector_env_carries_the_state(le_world: World) -> None:
+    tianshou_env = pytest.importorskip("tianshou.env")
+    from tianshou.data import Batch
+
+    venv = tianshou_env.DummyVectorEnv([le_world.make_env, le_world.make_env])
+    obs, _ = venv.reset(seed=0)
+    stacked = Batch.stack([Batch(o) for o in obs])  # what tianshou's Collector does
+    dim = le_world.user_model.state_dim  # type: ignore[attr-defined]
+    assert stacked.state.shape == (2, dim) and stacked.history.shape == (2, 5)
+    obs, rewards, _, _, _ = venv.step(np.array([1, 2]))
+    assert Batch.stack([Batch(o) for o in obs]).state.dtype == np.float32
+    assert rewards.shape == (2,)
+    venv.close()
+
+
+@pytest.mark.slow
+def test_shipped_checkpoint_env_passes_check_env() -> None:
+    env = gymnasium.make(LE_ENV_ID)
+    inner = env.unwrapped
+    assert isinstance(inner, RecommendationEnv)
+    assert inner.action_space.n == 1682  # type: ignore[attr-defined]
+    check_env(inner, skip_render_check=True)
+    obs, _ = env.reset(seed=0)
+    assert obs["state"].shape == (576,)

@@ -10,7 +10,7 @@ from gymnasium.wrappers import TimeLimit
 from billp.config import DataConfig, EnvConfig, LEConfig
 from billp.data import UnknownUserError
 from billp.envs import MatrixUserModel, RecommendationEnv, World, build_world
-from billp.le.errors import CheckpointError
+from billp.le.errors import CheckpointError, CheckpointMismatchError
 
 
 def test_world_parts(toy_world: World, toy_env_config: EnvConfig) -> None:
@@ -46,7 +46,11 @@ def test_make_env_rejects_bad_users(toy_world: World) -> None:
         toy_world.make_env([99])
 
 
-def test_le_world_needs_its_checkpoint(toy_data_config: DataConfig, tmp_path: Path) -> None:
+def test_le_world_needs_a_checkpoint_of_its_catalogue(
+    toy_data_config: DataConfig, tmp_path: Path
+) -> None:
     missing = EnvConfig(name="le", le=LEConfig(checkpoint=tmp_path / "missing"))
     with pytest.raises(CheckpointError, match="checkpoint folder not found"):
         build_world(missing, toy_data_config)
+    with pytest.raises(CheckpointMismatchError, match="does not match the catalogue"):
+        build_world(EnvConfig(name="le"), toy_data_config)  # the shipped ML-100K checkpoint
