@@ -252,7 +252,9 @@ class EnvConfig(Section):
     """The simulated user: world model, quit rule and step cap."""
 
     name: Literal["matrix", "le"] = Field(
-        "matrix", description="World model: 'matrix' (classic MF simulator) or 'le' (LLM env)."
+        "le",
+        description="World model: 'le' (the LLM-fine-tuned environment, billp.le; default) or "
+        "'matrix' (the classic MF simulator).",
     )
     max_steps: int = Field(
         20,

@@ -84,6 +84,9 @@ class FidelityReport(BaseModel):
     data_rating_popularity_spearman: float
     policies: dict[str, dict[str, PolicyResult]]
     kendall_tau: float
+    calibration_range: list[float]
+    """Lowest and highest reward the LE's calibration can give."""
+    quit_reward_threshold: float
     training: dict[str, Any] | None
     evaluation_seconds: float
     evaluation_peak_rss_mib: float
@@ -329,6 +332,8 @@ def evaluate(dataset: Dataset, env_config: EnvConfig, le: LEUserModel) -> Fideli
         data_rating_popularity_spearman=data_popularity,
         policies=policies,
         kendall_tau=tau,
+        calibration_range=[float(le.calibration.y.min()), float(le.calibration.y.max())],
+        quit_reward_threshold=env_config.quit_reward_threshold,
         training=manifest.training.model_dump() if manifest.training else None,
         evaluation_seconds=round(time.perf_counter() - started, 1),
         evaluation_peak_rss_mib=round(peak_rss_mib(), 1),
@@ -341,6 +346,66 @@ def _f(value: float, digits: int = 3) -> str:
         if value is None or (isinstance(value, float) and math.isnan(value))
         else f"{value:.{digits}f}"
     )
+
+
+def _notes(report: FidelityReport) -> list[str]:
+    """Readings of the numbers that follow from how each model is built."""
+    le, mx = report.models["le"], report.models["matrix"]
+    low, high = report.calibration_range
+    notes = [
+        "## Notes",
+        "",
+        f"- The LE's calibrated reward spans [{low:.2f}, {high:.2f}]. The calibration only sees "
+        "items users chose to rate, so items the reward model ranks below all of them get the "
+        f"lowest block's mean rating ({low:.2f}); the matrix model instead extrapolates its "
+        "factors to unrated pairs.",
+    ]
+    if low >= report.quit_reward_threshold:
+        notes.append(
+            f"- That floor is at or above the quit threshold ({report.quit_reward_threshold:g}), "
+            "so in the LE simulator users never leave for a low reward; they leave on repeats "
+            "and too-similar items."
+        )
+    if le.rating_spearman < mx.rating_spearman:
+        notes.append(
+            f"- Rating fidelity falls short of the matrix model (Spearman {le.rating_spearman:.3f} "
+            f"vs {mx.rating_spearman:.3f}, RMSE {le.rating_rmse:.3f} vs {mx.rating_rmse:.3f}): "
+            "psi is trained to tell the next watched item from unwatched ones, and ratings enter "
+            "only through the pairwise rating term and the calibration, whereas the matrix "
+            "model is fitted to the ratings themselves."
+        )
+    if le.auc >= mx.auc:
+        notes.append(
+            "- Ranking fidelity is the LE's strength: the matrix model predicts how much a user "
+            "would like an item, not whether they would pick it, so it ranks watched items "
+            "barely above random ones."
+        )
+    if le.reward_popularity_spearman > report.data_rating_popularity_spearman:
+        notes.append(
+            f"- The LE rewards popularity more than the data does (Spearman "
+            f"{le.reward_popularity_spearman:.3f} vs {report.data_rating_popularity_spearman:.3f} "
+            "between held-out rating and popularity): being watched next correlates with "
+            "popularity, and half the negatives are uniform."
+        )
+    if le.mean_reward_repeat_last > le.mean_reward_random_item:
+        notes.append(
+            "- Repeated items are not penalised by the reward (the logs hold no repeats to learn "
+            "from); the quit rule ends the episode on a repeat in both simulators."
+        )
+    reasons: dict[str, int] = {}
+    for simulator in report.policies.values():
+        for result in simulator.values():
+            for reason, count in result.quit_reasons.items():
+                reasons[reason] = reasons.get(reason, 0) + count
+    total = sum(reasons.values())
+    if total:
+        top, count = max(reasons.items(), key=lambda pair: pair[1])
+        notes.append(
+            f"- In the policy ranking, {count / total:.0%} of all episodes ended with "
+            f"'{top}', so R_traj mostly measures episode length; Kendall's tau over four "
+            "policies moves in steps of 1/3."
+        )
+    return [*notes, ""]
 
 
 def render_markdown(report: FidelityReport) -> str:
@@ -414,6 +479,7 @@ def render_markdown(report: FidelityReport) -> str:
         "per step on CPU.",
         "",
     ]
+    lines += _notes(report)
     if report.training:
         training = report.training
         seconds = training.get("seconds", {})

@@ -31,6 +31,7 @@ def toy_dataset(toy_data_config: DataConfig) -> Dataset:
 @pytest.fixture(scope="module")
 def toy_env_config(tmp_path_factory: pytest.TempPathFactory) -> EnvConfig:
     return EnvConfig(
+        name="matrix",
         cache_dir=tmp_path_factory.mktemp("cache"),
         rating_model=TOY_RATING_MODEL,
         observation_length=8,

@@ -124,6 +124,7 @@ def test_every_policy_plays_in_both_simulators(
     trained: Path, toy_dataset: Dataset, toy_data_config: object
 ) -> None:
     env_config = EnvConfig(
+        name="matrix",
         cache_dir=trained / "cache",
         rating_model=RatingModelConfig(dim=4, epochs=30),
         max_steps=5,
