@@ -201,10 +201,10 @@ def bias_metrics(
         history = [int(i) for i in dataset.user_log(user).items]
         if not history:
             continue
-        items = rng.choice(len(dataset.catalogue), size=POPULARITY_ITEMS_PER_USER, replace=False)
+        drawn = rng.choice(len(dataset.catalogue), size=POPULARITY_ITEMS_PER_USER, replace=False)
         recent = history[-POPULARITY_ITEMS_PER_USER:]
         repeat = int(recent[int(rng.integers(len(recent)))])
-        probes.append((user, history, [int(i) for i in items], repeat))
+        probes.append((user, history, [int(i) for i in drawn], repeat))
     out = {}
     for name, model in models.items():
         rewards: list[np.ndarray] = []
