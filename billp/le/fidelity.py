@@ -70,6 +70,7 @@ class FidelityReport(BaseModel):
     """What ``python -m billp.le evaluate`` writes (fidelity.json) and renders (fidelity.md)."""
 
     checkpoint: str
+    """The checkpoint folder's name (the report is written beside it by default)."""
     dataset: str
     base_model: str
     test_users: int
@@ -317,7 +318,7 @@ def evaluate(dataset: Dataset, env_config: EnvConfig, le: LEUserModel) -> Fideli
     }
     manifest: LEManifest = le.loaded.manifest
     return FidelityReport(
-        checkpoint=str(le.loaded.folder),
+        checkpoint=le.loaded.folder.name,
         dataset=dataset.name,
         base_model=manifest.base_model,
         test_users=len(users),
