@@ -8,8 +8,9 @@ a description, which is what ``--help`` prints.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -134,7 +135,8 @@ class LETrainConfig(Section):
     item_embedding_lr: float = Field(
         5e-4,
         ge=0,
-        description="Learning rate of the item-token embeddings in the LoRA stage (0 freezes them).",
+        description="Learning rate of the item-token embeddings in the LoRA stage "
+        "(0 freezes them).",
     )
     lora_rank: int = Field(8, ge=1, description="LoRA rank r.")
     lora_alpha: int = Field(16, ge=1, description="LoRA alpha (scale = alpha / r).")
@@ -568,8 +570,17 @@ def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
-def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Build a :class:`RunConfig` from an optional TOML file and dotted overrides.
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+
+
+def load_model_config(
+    model: type[ConfigT],
+    path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> ConfigT:
+    """Build any config ``model`` from an optional TOML file and dotted overrides.
+
+    The one reader behind every command's config (simulate, ``billp.le``, ``billp.rl``).
 
     Raises:
         ConfigError: the file is missing or unreadable, or a value is invalid.
@@ -585,9 +596,18 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     for dotted, value in (overrides or {}).items():
         set_dotted(tree, dotted, value)
     try:
-        return RunConfig.model_validate(tree)
+        return model.model_validate(tree)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc)) from None
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Build a :class:`RunConfig` from an optional TOML file and dotted overrides.
+
+    Raises:
+        ConfigError: the file is missing or unreadable, or a value is invalid.
+    """
+    return load_model_config(RunConfig, path, overrides)
 
 
 def config_to_toml_dict(config: BaseModel) -> dict[str, Any]:

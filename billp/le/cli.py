@@ -18,7 +18,7 @@ import logging
 import sys
 from pathlib import Path
 
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field
 
 from billp.cli import add_config_arguments, collect_overrides
 from billp.config import (
@@ -26,8 +26,7 @@ from billp.config import (
     DataConfig,
     EnvConfig,
     Section,
-    format_validation_error,
-    set_dotted,
+    load_model_config,
 )
 
 EXIT_BAD_INPUT = 2
@@ -49,22 +48,7 @@ def load_command_config(path: Path | None, overrides: dict[str, object]) -> LECo
     Raises:
         ConfigError: the file is missing or a value is invalid.
     """
-    import tomllib
-
-    tree: dict[str, object] = {}
-    if path is not None:
-        try:
-            tree = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    for dotted, value in overrides.items():
-        set_dotted(tree, dotted, value)
-    try:
-        return LECommandConfig.model_validate(tree)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc)) from None
+    return load_model_config(LECommandConfig, path, overrides)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,19 +7,16 @@ are configured exactly as for ``python -m billp.simulate``.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from billp.config import (
-    ConfigError,
     DataConfig,
     EnvConfig,
     Section,
-    format_validation_error,
-    set_dotted,
+    load_model_config,
 )
 
 SQNVariant = Literal["base", "sm", "rm", "lea"]
@@ -215,17 +212,4 @@ def load_rl_config(path: Path | None = None, overrides: dict[str, Any] | None = 
     Raises:
         ConfigError: the file is missing or invalid, or a value is out of range.
     """
-    tree: dict[str, Any] = {}
-    if path is not None:
-        try:
-            tree = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    for dotted, value in (overrides or {}).items():
-        set_dotted(tree, dotted, value)
-    try:
-        return RLConfig.model_validate(tree)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc)) from None
+    return load_model_config(RLConfig, path, overrides)
