@@ -33,12 +33,11 @@ TRACE_SHORTLIST = 10
 """Best-scored candidates recorded in each step's trace."""
 
 
-class _BaselineEpisode:
-    """Shared per-episode bookkeeping: history and recommendations so far."""
+class MemorylessEpisode:
+    """An episode of a policy without memories: it tracks the user's history and this
+    episode's recommendations; subclasses implement ``act``."""
 
-    def __init__(self, policy: _BaselinePolicy, seed: int) -> None:
-        self.policy = policy
-        self.rng = np.random.default_rng(seed)
+    def __init__(self) -> None:
         self.user_id = -1
         self.history: list[int] = []
         self.recommended: list[int] = []
@@ -47,6 +46,31 @@ class _BaselineEpisode:
     async def reset(self, info: dict[str, Any]) -> None:
         self.user_id = int(info["user_id"])
         self.history = [int(i) for i in info["history"]]
+        self.recommended = []
+
+    async def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> int:
+        raise NotImplementedError
+
+    async def observe(self, transition: Transition) -> None:
+        self.recommended.append(int(transition.action))
+
+    async def end_episode(self, summary: EpisodeSummary) -> MemoryWrites:
+        return MemoryWrites()
+
+    def step_trace(self) -> dict[str, Any]:
+        return self._trace
+
+    def episode_trace(self) -> dict[str, Any]:
+        return {}
+
+
+class _BaselineEpisode(MemorylessEpisode):
+    """An episode of a baseline: picks among the items the user has not seen."""
+
+    def __init__(self, policy: _BaselinePolicy, seed: int) -> None:
+        super().__init__()
+        self.policy = policy
+        self.rng = np.random.default_rng(seed)
 
     def _unseen(self) -> np.ndarray:
         mask = np.ones(len(self.policy.catalogue), dtype=bool)
@@ -62,18 +86,6 @@ class _BaselineEpisode:
         item, trace = self.policy.choose(self, self._unseen())
         self._trace = trace
         return item
-
-    async def observe(self, transition: Transition) -> None:
-        self.recommended.append(transition.action)
-
-    async def end_episode(self, summary: EpisodeSummary) -> MemoryWrites:
-        return MemoryWrites()
-
-    def step_trace(self) -> dict[str, Any]:
-        return self._trace
-
-    def episode_trace(self) -> dict[str, Any]:
-        return {}
 
 
 def _ranked(scores: np.ndarray, allowed: np.ndarray, k: int) -> list[int]:

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from billp.agents.protocol import EpisodeSummary, MemoryWrites, Transition
+from billp.agents.baselines import MemorylessEpisode
+from billp.agents.protocol import MemoryWrites
 from billp.data import Catalogue
 from billp.envs import StateModel
 from billp.rl.checkpoint import (
@@ -74,38 +75,18 @@ def load_trained(folder: Path, catalogue: Catalogue) -> LoadedPolicy:
     return LoadedPolicy(manifest, scorer, folder)
 
 
-class RLEpisode:
+class RLEpisode(MemorylessEpisode):
     """One episode of a trained RL policy."""
 
     def __init__(self, policy: RLPolicy) -> None:
+        super().__init__()
         self.policy = policy
-        self.user_id = -1
-        self.history: list[int] = []
-        self.recommended: list[int] = []
-        self._trace: dict[str, Any] = {}
-
-    async def reset(self, info: dict[str, Any]) -> None:
-        self.user_id = int(info["user_id"])
-        self.history = [int(i) for i in info["history"]]
-        self.recommended = []
 
     async def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> int:
         full = self.history + self.recommended
         item, trace = self.policy.choose(self.user_id, full, obs)
         self._trace = trace
         return item
-
-    async def observe(self, transition: Transition) -> None:
-        self.recommended.append(int(transition.action))
-
-    async def end_episode(self, summary: EpisodeSummary) -> MemoryWrites:
-        return MemoryWrites()
-
-    def step_trace(self) -> dict[str, Any]:
-        return self._trace
-
-    def episode_trace(self) -> dict[str, Any]:
-        return {}
 
 
 class RLPolicy:
