@@ -239,12 +239,9 @@ def _count_fallbacks(trace: dict[str, Any]) -> int:
 
 async def run_episode(ctx: RunContext, spec: EpisodeSpec) -> EpisodeRecord:
     """Play one episode to its end and return its record (nothing is written here)."""
-    users = (
-        ctx.world.dataset.split.train_users
-        if spec.phase == "train"
-        else ctx.world.dataset.split.test_users
-    )
-    env = ctx.world.make_env(users)
+    # An env over this episode's user only: the starting history of every other user of
+    # the phase would be computed and never used.
+    env = ctx.world.make_env([spec.user_id])
     agent = ctx.policy.spawn(spec.key, spec.seed)
     obs, info = env.reset(seed=spec.seed, options={"user_id": spec.user_id})
     await agent.reset(info)
