@@ -243,7 +243,16 @@ async def run_episode(ctx: RunContext, spec: EpisodeSpec) -> EpisodeRecord:
     # the phase would be computed and never used.
     env = ctx.world.make_env([spec.user_id])
     agent = ctx.policy.spawn(spec.key, spec.seed)
-    obs, info = env.reset(seed=spec.seed, options={"user_id": spec.user_id})
+    # A slow env (a forward pass per step) steps in a worker thread, so other episodes'
+    # LLM requests go out meanwhile; a fast one steps inline, which keeps the order of
+    # concurrent episodes, and so scripted runs, deterministic.
+    offload = ctx.world.slow_steps
+    if offload:
+        obs, info = await asyncio.to_thread(
+            env.reset, seed=spec.seed, options={"user_id": spec.user_id}
+        )
+    else:
+        obs, info = env.reset(seed=spec.seed, options={"user_id": spec.user_id})
     await agent.reset(info)
     items: list[int] = []
     rewards: list[float] = []
@@ -254,7 +263,11 @@ async def run_episode(ctx: RunContext, spec: EpisodeSpec) -> EpisodeRecord:
     while not (terminated or truncated):
         action = await agent.act(obs, info)
         started = time.perf_counter()
-        next_obs, reward, terminated, truncated, info = env.step(action)
+        if offload:
+            stepped = await asyncio.to_thread(env.step, action)
+        else:
+            stepped = env.step(action)
+        next_obs, reward, terminated, truncated, info = stepped
         reward = float(reward)
         await agent.observe(
             Transition(

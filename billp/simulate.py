@@ -21,6 +21,7 @@ from typing import Any
 
 from billp.cli import add_config_arguments, collect_overrides
 from billp.config import ConfigError, RunConfig, load_config
+from billp.torch_threads import prefer_passive_openmp
 
 EXIT_BAD_INPUT = 2
 """Exit status for a bad config, a missing file or another input error."""
@@ -47,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # LE forward passes share the cores with a vLLM worker: sleeping OpenMP threads.
+    prefer_passive_openmp()
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

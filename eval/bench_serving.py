@@ -87,14 +87,17 @@ from pathlib import Path
 def main():
     from vllm import LLM, SamplingParams
     from vllm.sampling_params import StructuredOutputsParams
-    model, cache_dir, batch, max_len, block = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    model, cache_dir = sys.argv[1], sys.argv[2]
+    batch, max_len, block = (int(v) for v in sys.argv[3:6])
     records = [json.loads(p.read_text()) for p in sorted(Path(cache_dir).glob("*/*.json"))]
-    llm = LLM(model=model, dtype="bfloat16", max_model_len=max_len, enforce_eager=True, block_size=block)
+    llm = LLM(model=model, dtype="bfloat16", max_model_len=max_len, enforce_eager=True,
+              block_size=block)
     convs, params = [], []
     for r in records:
         req = r["request"]
         convs.append(req["messages"])
-        so = StructuredOutputsParams(json=req["response_schema"]) if req["response_schema"] else None
+        schema = req["response_schema"]
+        so = StructuredOutputsParams(json=schema) if schema else None
         params.append(SamplingParams(temperature=0.0, max_tokens=req["sampling"]["max_tokens"],
                                      structured_outputs=so))
     llm.chat(convs[:batch], params[:batch])  # warm-up
@@ -218,8 +221,8 @@ def main() -> None:
     if engine is not None:
         peak = engine["completion_tokens"] / engine["wall_s"]
         print(
-            f"engine (offline LLM.chat, same {engine['requests']} requests, batch {args.concurrency}): "
-            f"{peak:.1f} output tok/s"
+            f"engine (offline LLM.chat, same {engine['requests']} requests, "
+            f"batch {args.concurrency}): {peak:.1f} output tok/s"
         )
         print(f"billp / engine = {achieved / peak:.2f} (goal >= 0.60)")
 
@@ -230,7 +233,8 @@ def main() -> None:
     server_stats = by_mode["concurrent"]["server"]
     if server_stats:
         print(
-            f"{'server':<10}{server_stats['prefix_cache_hit_rate']:>8.1%}  (vLLM /metrics, goal >= 70 %)"
+            f"{'server':<10}{server_stats['prefix_cache_hit_rate']:>8.1%}"
+            "  (vLLM /metrics, goal >= 70 %)"
         )
     (args.out / "bench_serving.json").write_text(
         json.dumps({"modes": results, "engine": engine}, indent=2)

@@ -56,8 +56,8 @@ from billp.agents.protocol import (
 from billp.agents.roles import Role
 from billp.agents.shortlist import ShortlistBuilder, exploration_genres
 from billp.config import AgentConfig, MemoryConfig
-from billp.llm import ChatMessage
 from billp.data import Catalogue
+from billp.llm import ChatMessage
 from billp.memory import AgentMemories, Embedder, ReflectionEntry
 
 log = logging.getLogger(__name__)

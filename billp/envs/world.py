@@ -30,8 +30,15 @@ class World:
         user_model: UserModel,
         config: EnvConfig,
         state_model: StateModel | None = None,
+        slow_steps: bool = False,
     ) -> None:
+        """
+        Args:
+            slow_steps: a step runs a model forward pass (the LE): the runner steps such envs
+                in a worker thread so that the event loop keeps serving LLM replies.
+        """
         self.dataset = dataset
+        self.slow_steps = slow_steps
         self.user_model = user_model
         self.config = config
         self.state_model = state_model
@@ -83,7 +90,7 @@ def build_world(env_config: EnvConfig, data_config: DataConfig) -> World:
         from billp.le.user_model import load_user_model  # torch + transformers: loaded lazily
 
         le = load_user_model(env_config.le, dataset.catalogue)
-        return World(dataset, le, env_config, state_model=le)
+        return World(dataset, le, env_config, state_model=le, slow_steps=True)
     cache_dir = Path(env_config.cache_dir) if env_config.cache_dir is not None else None
     matrix = load_or_fit_rating_matrix(dataset, env_config.rating_model, cache_dir)
     return World(dataset, MatrixUserModel(matrix), env_config)

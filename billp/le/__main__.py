@@ -8,12 +8,12 @@ before torch is imported.
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import sys
 
-from billp.le.cli import main
+from billp.torch_threads import prefer_passive_openmp
+
+prefer_passive_openmp()
+
+from billp.le.cli import main  # noqa: E402 (after the OpenMP policy)
 
 sys.exit(main())

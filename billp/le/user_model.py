@@ -11,6 +11,7 @@ scoring ``item`` after ``history``: the env's step costs one forward pass, not t
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -57,6 +58,9 @@ class LEUserModel:
         self.n_items = loaded.manifest.n_items
         self.score_batch_size = score_batch_size
         self._states: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
+        # Envs step in worker threads (billp.runner) while baselines score on the event
+        # loop: one forward pass at a time keeps the state cache and torch's threads sane.
+        self._lock = threading.RLock()
         with torch.no_grad():
             self._item_vectors = (
                 torch.nn.functional.normalize(self.model.item_embeddings.float(), dim=-1)
@@ -119,13 +123,14 @@ class LEUserModel:
         if not candidates:
             return np.zeros(0, dtype=np.float32)
         tokens = [self.model.vocab_size + i for i in candidates]
-        with self._threads():
-            scores, states, prefix_state = self.model.score_shared_prefix(
-                self._tokens(context), tokens, self.score_batch_size
-            )
-        self._remember(context, prefix_state.numpy())
-        if len(candidates) == 1:
-            self._remember([*context, candidates[0]], states[0].numpy())
+        with self._lock:
+            with self._threads():
+                scores, states, prefix_state = self.model.score_shared_prefix(
+                    self._tokens(context), tokens, self.score_batch_size
+                )
+            self._remember(context, prefix_state.numpy())
+            if len(candidates) == 1:
+                self._remember([*context, candidates[0]], states[0].numpy())
         return scores.numpy().astype(np.float32)
 
     def rewards(self, user: int, history: Sequence[int], items: Sequence[int]) -> np.ndarray:
@@ -141,12 +146,13 @@ class LEUserModel:
         """The unit-length state vector s_t (float32 ``[state_dim]``) after ``history``."""
         window = self._history(history)[-self.context_items :]
         key = tuple(window)
-        cached = self._states.get(key)
-        if cached is None:
-            with self._threads():
-                cached = self.model.state_of(self._tokens(window)).numpy()
-            self._remember(window, cached)
-        return cached.astype(np.float32, copy=True)
+        with self._lock:
+            cached = self._states.get(key)
+            if cached is None:
+                with self._threads():
+                    cached = self.model.state_of(self._tokens(window)).numpy()
+                self._remember(window, cached)
+            return cached.astype(np.float32, copy=True)
 
 
 def load_user_model(config: LEConfig, catalogue: Catalogue) -> LEUserModel:

@@ -39,6 +39,7 @@ import httpx
 
 from billp.config import ServerConfig
 from billp.llm.provision import ProvisionedModel
+from billp.torch_threads import PASSIVE_OMP_MARK
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +135,9 @@ def server_env(
     passed as VLLM_CPU_OMP_THREADS_BIND. ``offline`` forbids hub downloads.
     """
     env = dict(os.environ if base is None else base)
+    if env.pop(PASSIVE_OMP_MARK, None) is not None:
+        # billp chose a passive policy for its own process; vLLM tunes its OpenMP itself.
+        env.pop("OMP_WAIT_POLICY", None)
     env["PYTHONUNBUFFERED"] = "1"
     env["VLLM_NO_USAGE_STATS"] = "1"
     env["DO_NOT_TRACK"] = "1"

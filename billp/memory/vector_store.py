@@ -217,9 +217,7 @@ class VectorMemory(Generic[P]):
         except RuntimeError as exc:
             raise MemoryStoreError(f"{path}: not a readable FAISS index: {exc}") from exc
         if not isinstance(index, faiss.IndexIDMap2):
-            raise MemoryStoreError(
-                f"{path}: expected an IndexIDMap2, found {type(index).__name__}"
-            )
+            raise MemoryStoreError(f"{path}: expected an IndexIDMap2, found {type(index).__name__}")
         if index.d != meta.dim:
             raise MemoryStoreError(f"{path}: index dimension {index.d}, meta.json says {meta.dim}")
         if index.ntotal != meta.count:

@@ -98,3 +98,29 @@ def test_help_documents_every_section() -> None:
         "--resume",
     ):
         assert flag in out
+
+
+def test_le_world_runs_through_the_cli(tmp_path: Path, shared_cache: Path) -> None:
+    """The shipped LE checkpoint as the user, two episodes stepping at once (worker threads)."""
+    result = run_cli(
+        simulate_cmd(
+            tmp_path,
+            "--env.name",
+            "le",
+            "--train-users",
+            "1",
+            "--test-users",
+            "2",
+            "--env.max-steps",
+            "3",
+        ),
+        shared_cache,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = only_run_dir(tmp_path)
+    assert run_dir.name.startswith("le__billp__0__")
+    episodes = [json.loads(line) for line in (run_dir / "episodes.jsonl").read_text().splitlines()]
+    assert sorted(e["phase"] for e in episodes) == ["test", "test", "train"]
+    rewards = [r for e in episodes for r in e["rewards"]]
+    assert rewards and all(1.0 <= r <= 5.0 for r in rewards)
+    assert all(1 <= e["steps"] <= 3 for e in episodes)

@@ -13,7 +13,6 @@ import pytest
 from billp.config import ServerConfig
 from billp.llm.provision import ProvisionedModel
 from billp.llm.server import VLLMServer
-
 from tests.integration.tiny_model import build_tiny_model
 
 logger = logging.getLogger(__name__)

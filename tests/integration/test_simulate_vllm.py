@@ -67,9 +67,20 @@ def test_simulate_on_a_real_vllm_server(tiny_model_dir: Path, tmp_path: Path) ->
 
     # The recorded replies replay the run byte for byte with no server at all.
     replay = subprocess.run(
-        [*cmd, "--llm.cache", "replay", "--llm.cache-dir", str(run_dir / "llm_cache"),
-         "--output-dir", str(tmp_path / "replay")],
-        env=env, capture_output=True, text=True, timeout=300, cwd=REPO,
+        [
+            *cmd,
+            "--llm.cache",
+            "replay",
+            "--llm.cache-dir",
+            str(run_dir / "llm_cache"),
+            "--output-dir",
+            str(tmp_path / "replay"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
     )
     assert replay.returncode == 0, replay.stderr[-4000:]
     (replayed,) = list((tmp_path / "replay").iterdir())

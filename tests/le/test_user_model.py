@@ -67,3 +67,20 @@ def test_bad_inputs_get_clear_errors(le_model: LEUserModel) -> None:
         le_model.state(0, [])
     with pytest.raises(UnknownItemError, match="integer item ids"):
         le_model.rewards(0, [1], [1.5])  # type: ignore[list-item]
+
+
+def test_scores_from_many_threads_match_sequential_scores(le_model: LEUserModel) -> None:
+    """The runner steps LE envs in worker threads: concurrent calls give the same numbers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    histories = [[1, 2, 3], [4, 5], [6, 7, 8, 9], [10], [2, 9, 4]]
+    candidates = list(range(TOY_ITEMS))
+    expected = [le_model.raw_scores(h, candidates) for h in histories]
+    expected_states = [le_model.state(0, h) for h in histories]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        scores = list(pool.map(lambda h: le_model.raw_scores(h, candidates), histories * 3))
+        states = list(pool.map(lambda h: le_model.state(0, h), histories * 3))
+    for got, want in zip(scores, expected * 3, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    for got, want in zip(states, expected_states * 3, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-5)

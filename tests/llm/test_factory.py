@@ -52,7 +52,7 @@ async def test_record_mode_wraps_every_client(tmp_path: Path) -> None:
 
 async def test_openai_backend_without_url_is_a_clear_error(tmp_path: Path) -> None:
     config = load_config(overrides={"llm.backend": "openai"})
-    with pytest.raises(ValueError, match="llm.base_url"):
+    with pytest.raises(ValueError, match=r"llm\.base_url"):
         async with make_llm_client(config, tmp_path):
             pass
 

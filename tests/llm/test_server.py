@@ -475,6 +475,18 @@ def test_server_env_vllm_default_explicit_list_and_gpu() -> None:
     assert not any(key.startswith("VLLM_CPU_") for key in gpu)
 
 
+def test_server_env_drops_the_passive_openmp_policy_billp_chose() -> None:
+    from billp.torch_threads import PASSIVE_OMP_MARK
+
+    chosen_by_billp = {"OMP_WAIT_POLICY": "PASSIVE", PASSIVE_OMP_MARK: "1"}
+    env = server_env(ServerConfig(), cpu=True, offline=True, base=chosen_by_billp)
+    assert "OMP_WAIT_POLICY" not in env and PASSIVE_OMP_MARK not in env
+    chosen_by_user = server_env(
+        ServerConfig(), cpu=True, offline=True, base={"OMP_WAIT_POLICY": "ACTIVE"}
+    )
+    assert chosen_by_user["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
 def test_fractional_kv_cache_is_refused_by_the_config() -> None:
     with pytest.raises(ValueError, match="kv_cache_gib"):
         ServerConfig(kv_cache_gib=1.5)  # type: ignore[arg-type]

@@ -200,4 +200,3 @@ def test_agent_memories_refuse_another_embedder(tmp_path: Path) -> None:
     memories.save("ep1")
     with pytest.raises(MemoryStoreError, match=r"reflections/meta\.json"):
         AgentMemories.open(tmp_path, HashEmbedderForTests(dim=32))
-

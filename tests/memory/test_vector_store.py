@@ -193,7 +193,7 @@ def test_recent_is_newest_last(tmp_path: Path) -> None:
 
 def test_save_and_load_round_trip_exactly(tmp_path: Path) -> None:
     memory = _filled(tmp_path)
-    tricky = Note(text="ünïcode ✓ \"quoted\"\nline\u2028sep", score=0.1 + 0.2, tags={3: 1})
+    tricky = Note(text='ünïcode ✓ "quoted"\nline\u2028sep', score=0.1 + 0.2, tags={3: 1})
     memory.upsert(KEYS[0], tricky)
     memory.save(["episode-b", "episode-a"])
     reloaded = _reopen(tmp_path)
