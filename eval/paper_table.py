@@ -29,12 +29,14 @@ an interrupted one is finished with ``--resume``. An environment whose first run
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,8 +84,12 @@ PRETTY: dict[str, str] = {
     "billp-no-macro": "BiLLP w/o macro",
     "billp-no-micro": "BiLLP w/o micro",
 }
-IGNORED_WHEN_MATCHING: frozenset[str] = frozenset({"output_dir", "progress"})
-"""Config fields that may differ between a reusable run and the requested one."""
+IGNORED_WHEN_MATCHING: frozenset[str] = frozenset(
+    {"output_dir", "progress", "llm.base_url", "llm.served_model_name"}
+)
+"""Config fields that may differ between a reusable run and the requested one. Runs are
+matched by model (``llm.model``), not by the endpoint that served it: the shared server of
+one invocation gets another port in the next."""
 STDERR_TAIL_LINES = 6
 CONSOLE_WIDTH = 160
 """Table width when stdout is not a terminal."""
@@ -150,6 +156,38 @@ def find_existing(expected: RunConfig) -> tuple[Path | None, bool]:
         if have == want:
             return path, (path / "summary.json").is_file()
     return None, False
+
+
+@contextlib.contextmanager
+def shared_server(
+    passthrough: list[str],
+    config: Path | None,
+    policies: list[str],
+    out_dir: Path,
+    console: Console,
+) -> Iterator[list[str]]:
+    """One vLLM server for every LLM run of the table; yields the flags that point runs at it.
+
+    Without it each ``billp.simulate`` call would start (and stop) a server of its own, a
+    minute of start-up per run on CPU. Nothing is started when no LLM policy is asked for,
+    the backend is not ``vllm``, or ``llm.base_url`` already names a server.
+    """
+    base = resolve([*([] if config is None else ["--config", str(config)]), *passthrough])
+    llm = base.llm
+    wanted = any(p in LLM_AGENTS for p in policies)
+    if not wanted or llm.backend != "vllm" or llm.base_url or llm.cache == "replay":
+        yield []
+        return
+    from billp.llm.provision import resolve_model
+    from billp.llm.server import VLLMServer
+
+    model = resolve_model(llm.model, served_name=llm.served_model_name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log_path = out_dir / "vllm_server.log"
+    console.print(f"starting one vLLM server for {model.served_name} (log: {log_path})")
+    with VLLMServer(model, llm.server, log_path) as server:
+        console.print(f"  ready at {server.base_url}")
+        yield ["--llm.base-url", server.base_url, "--llm.served-model-name", model.served_name]
 
 
 def run_one(args: list[str], console: Console, timeout_s: float | None) -> tuple[Path | None, str]:
@@ -336,16 +374,21 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     console = Console(width=None if sys.stdout.isatty() else CONSOLE_WIDTH)
     out_dir = args.out_dir.resolve()
-    cells, skipped = run_all(
-        args.envs,
-        args.policies,
-        args.seeds,
-        out_dir,
-        passthrough,
-        args.config,
-        console,
-        args.run_timeout_s,
-    )
+    try:
+        with shared_server(passthrough, args.config, args.policies, out_dir, console) as flags:
+            cells, skipped = run_all(
+                args.envs,
+                args.policies,
+                args.seeds,
+                out_dir,
+                [*passthrough, *flags],
+                args.config,
+                console,
+                args.run_timeout_s,
+            )
+    except (ConfigError, SystemExit) as exc:
+        print(f"error: invalid simulate arguments: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     envs = [e for e in args.envs if e not in skipped]
     command = shlex.join(["python", "eval/paper_table.py", *argv])
     failures = [f"{e}/{p}: {f}" for (e, p), c in cells.items() for f in c.failures]

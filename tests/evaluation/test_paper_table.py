@@ -132,3 +132,30 @@ def test_tiny_table_end_to_end(
     assert paper_table.main(argv) == 0
     again = capsys.readouterr().out
     assert again.count("reusing") == 4 and "$ python -m billp.simulate" not in again
+
+
+@pytest.mark.parametrize(
+    ("passthrough", "policies"),
+    [
+        (["--llm.backend", "scripted"], ["billp"]),
+        (["--llm.base-url", "http://127.0.0.1:9/v1"], ["billp"]),
+        ([], ["random", "greedy"]),
+    ],
+)
+def test_no_shared_server_when_none_is_needed(
+    tmp_path: Path, passthrough: list[str], policies: list[str]
+) -> None:
+    """No server starts for scripted runs, given endpoints, or tables without LLM policies."""
+    console = paper_table.Console()
+    with paper_table.shared_server(passthrough, None, policies, tmp_path, console) as flags:
+        assert flags == []
+    assert not (tmp_path / "vllm_server.log").exists()
+
+
+def test_runs_are_matched_by_model_not_by_endpoint(tmp_path: Path) -> None:
+    args = paper_table.simulate_args("matrix", "billp", 0, tmp_path, [], None)
+    one = paper_table.resolve([*args, "--llm.base-url", "http://127.0.0.1:8001/v1"])
+    other = paper_table.resolve([*args, "--llm.base-url", "http://127.0.0.1:8002/v1"])
+    assert paper_table._comparable(one) == paper_table._comparable(other)
+    bigger = paper_table.resolve([*args, "--llm.model", "Qwen/Qwen2.5-7B-Instruct"])
+    assert paper_table._comparable(one) != paper_table._comparable(bigger)
