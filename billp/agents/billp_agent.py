@@ -318,7 +318,9 @@ class BiLLPEpisode:
         chosen = await self.p.roles.actor(
             ActorInput(
                 plan=plan.thought or None,
-                history=self.p.labels(self.history[-self.cfg.prompt_history_length :]),
+                history=[]
+                if planner_turns
+                else self.p.labels(self.history[-self.cfg.prompt_history_length :]),
                 candidates=[
                     CandidateView(
                         item_id=i,

@@ -74,7 +74,10 @@ class ActorInput(RoleModel):
     """What the Actor sees when it grounds a plan in an item."""
 
     plan: str | None = Field(description="The Planner's thought, if the agent plans.")
-    history: list[str]
+    history: list[str] = Field(
+        description="History titles; empty when the Actor continues the Planner's turn, "
+        "which already shows them (sending them twice only costs uncached prefill)."
+    )
     candidates: list[CandidateView]
     encouraged: list[str] = Field(description="Titles that worked in similar states.")
     discouraged: list[str] = Field(description="Titles that failed in similar states.")

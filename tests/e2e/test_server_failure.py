@@ -54,6 +54,10 @@ def test_dead_server_then_resume(tmp_path: Path, shared_cache: Path) -> None:
             url,
             "--llm.max-retries",
             "2",
+            # Seeded scripted replies: the episodes (and so where the server dies) do not
+            # change when a prompt template is edited.
+            "--llm.send-seed",
+            "true",
             "--llm.backoff-s",
             "0.01",
             "--llm.timeout-s",
