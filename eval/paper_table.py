@@ -37,6 +37,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -227,31 +228,46 @@ def run_all(
     config: Path | None,
     console: Console,
     timeout_s: float | None = None,
+    jobs: int = 1,
 ) -> tuple[dict[tuple[str, str], Cell], dict[str, str]]:
-    """Every run; returns the cells and the environments skipped (with the reason)."""
+    """Every run; returns the cells and the environments skipped (with the reason).
+
+    The first run of each environment goes alone: if it fails, the environment is skipped.
+    The others run ``jobs`` at a time (separate processes sharing one LLM server, which
+    keeps a server busy when each run has few episodes in flight); cells keep seed order.
+    """
     cells: dict[tuple[str, str], Cell] = {}
     skipped: dict[str, str] = {}
     for env in envs:
-        first = True
+        todo = [(policy, seed) for policy in policies for seed in seeds]
         for policy in policies:
-            cell = cells.setdefault((env, policy), Cell())
-            for seed in seeds:
-                if env in skipped:
-                    break
-                console.print(f"[bold]{env} / {policy} / seed {seed}[/bold]")
-                args = simulate_args(env, policy, seed, out_dir, passthrough, config)
-                path, error = run_one(args, console, timeout_s)
-                if path is not None:
-                    cell.runs.append(path)
-                    first = False
-                    continue
-                if first:
-                    skipped[env] = error
-                    console.print(
-                        f"[yellow]skipping environment {env!r}: its first run failed "
-                        f"({error})[/yellow]"
-                    )
-                    break
+            cells.setdefault((env, policy), Cell())
+        results: dict[tuple[str, int], tuple[Path | None, str]] = {}
+
+        def one(policy: str, seed: int, env: str = env) -> tuple[Path | None, str]:
+            console.print(f"[bold]{env} / {policy} / seed {seed}[/bold]")
+            args = simulate_args(env, policy, seed, out_dir, passthrough, config)
+            return run_one(args, console, timeout_s)
+
+        first = todo[0]
+        results[first] = one(*first)
+        if results[first][0] is None:
+            skipped[env] = results[first][1]
+            console.print(
+                f"[yellow]skipping environment {env!r}: its first run failed "
+                f"({results[first][1]})[/yellow]"
+            )
+            continue
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {key: pool.submit(one, *key) for key in todo[1:]}
+            for key, future in futures.items():
+                results[key] = future.result()
+        for policy, seed in todo:
+            path, error = results[(policy, seed)]
+            cell = cells[(env, policy)]
+            if path is not None:
+                cell.runs.append(path)
+            else:
                 cell.failures.append(f"seed {seed}: {error}")
                 console.print(f"[red]{env}/{policy}/seed {seed} failed:[/red] {error}")
     return cells, skipped
@@ -362,6 +378,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--run-timeout-s", type=float, default=None, help="Give up on a run after this long."
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="Simulate runs at once (they share one LLM server; more keeps a big server busy).",
+    )
     return parser
 
 
@@ -385,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.config,
                 console,
                 args.run_timeout_s,
+                max(1, args.jobs),
             )
     except (ConfigError, SystemExit) as exc:
         print(f"error: invalid simulate arguments: {exc}", file=sys.stderr)

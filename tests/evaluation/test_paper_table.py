@@ -111,6 +111,8 @@ def test_tiny_table_end_to_end(
         "3",
         "--env.max-steps",
         "6",
+        "--jobs",
+        "2",
     ]
     assert paper_table.main(argv) == 0
     out = capsys.readouterr().out
