@@ -87,7 +87,8 @@ class SQNConfig(Section):
     time_budget_s: float = Field(
         600.0,
         gt=0,
-        description="Training stops after this many seconds (the running epoch ends first).",
+        description="Wall-clock budget in seconds: no epoch starts that would end past it "
+        "(judged by the longest epoch so far); the first epoch always runs.",
     )
 
 
@@ -168,7 +169,8 @@ class TianshouConfig(Section):
     time_budget_s: float = Field(
         600.0,
         gt=0,
-        description="Training stops after this many seconds (the running epoch ends first).",
+        description="Wall-clock budget in seconds: no epoch starts that would end past it "
+        "(judged by the longest epoch so far); the first epoch always runs.",
     )
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from billp.data import Dataset
+from billp.rl.budget import EpochBudget
 from billp.rl.checkpoint import RLManifest, save_policy
 from billp.rl.config import RLConfig
 from billp.rl.features import LEFeatureModel, LEFeatures
@@ -186,12 +187,16 @@ def train_sqn(
     started = time.perf_counter()
     step = 0
     stats: dict[str, float] = {}
+    budget = EpochBudget(cfg.time_budget_s, started)
     for epoch in range(cfg.epochs):
-        if time.perf_counter() - started > cfg.time_budget_s:
+        if not budget.allows_epoch():
             logger.warning(
-                "sqn.time_budget_s=%.0f reached after %d epochs", cfg.time_budget_s, epoch
+                "another epoch would pass sqn.time_budget_s=%.0f; stopped after %d epochs",
+                cfg.time_budget_s,
+                epoch,
             )
             break
+        budget.start_epoch()
         order = rng.permutation(len(data))
         sums = np.zeros(4)
         batches = 0
@@ -207,6 +212,7 @@ def train_sqn(
                 target.load_state_dict(model.state_dict())
             sums += (parts.ce, parts.td, parts.ce_aug, parts.td_aug)
             batches += 1
+        budget.end_epoch()
         mean = sums / max(batches, 1)
         stats = {"ce": mean[0], "td": mean[1], "ce_aug": mean[2], "td_aug": mean[3]}
         if config.progress:

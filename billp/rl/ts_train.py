@@ -22,6 +22,7 @@ from tianshou.trainer import OfflineTrainerParams, OffPolicyTrainerParams, OnPol
 
 from billp.data import Dataset
 from billp.envs import QuitRule, UserModel, World
+from billp.rl.budget import EpochBudget
 from billp.rl.checkpoint import RLManifest, save_policy
 from billp.rl.config import RLConfig
 from billp.rl.features import LEFeatures
@@ -136,12 +137,20 @@ def _run_epochs(
     trainer: object, epochs: int, budget_s: float, started: float, what: str, progress: bool
 ) -> int:
     trainer.reset()  # type: ignore[attr-defined]
+    budget = EpochBudget(budget_s, started)
     done = 0
     for epoch in range(epochs):
-        if time.perf_counter() - started > budget_s:
-            logger.warning("%s: time budget %.0f s reached after %d epochs", what, budget_s, epoch)
+        if not budget.allows_epoch():
+            logger.warning(
+                "%s: another epoch would pass the %.0f s budget; stopped after %d epochs",
+                what,
+                budget_s,
+                epoch,
+            )
             break
+        budget.start_epoch()
         trainer.execute_epoch()  # type: ignore[attr-defined]
+        budget.end_epoch()
         done += 1
         if progress:
             logger.info(
