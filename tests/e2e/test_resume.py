@@ -88,8 +88,10 @@ def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path: Path, shared_ca
 
 
 def test_ctrl_c_keeps_finished_episodes_and_memories(tmp_path: Path, shared_cache: Path) -> None:
+    # Replies slow enough that the run is still going when the signal lands, even when a
+    # loaded machine delays this polling loop by seconds (0.05 s let a run finish first).
     cmd = simulate_cmd(
-        tmp_path, "--train-users", "4", "--test-users", "2", "--llm.scripted-latency-s", "0.05"
+        tmp_path, "--train-users", "4", "--test-users", "2", "--llm.scripted-latency-s", "0.3"
     )
     proc = subprocess.Popen(
         cmd,

@@ -35,7 +35,8 @@ from billp.llm.server import (
     vllm_command,
 )
 
-WAIT_S = 10.0
+WAIT_S = 30.0
+"""Generous: a loaded 2-core CI machine can take seconds to start or stop a process."""
 POLL_S = 0.05
 
 FAKE_SERVER = textwrap.dedent(
