@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 from tests.e2e.conftest import REPO, cli_env, only_run_dir, run_cli, simulate_cmd
+from tests.signals import default_sigint
 
 KILL_AFTER_EPISODES = 3
 TOTAL = 8
@@ -41,6 +42,7 @@ def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path: Path, shared_ca
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     deadline = time.monotonic() + DEADLINE_S
     episodes_path: Path | None = None
@@ -88,10 +90,8 @@ def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path: Path, shared_ca
 
 
 def test_ctrl_c_keeps_finished_episodes_and_memories(tmp_path: Path, shared_cache: Path) -> None:
-    # Replies slow enough that the run is still going when the signal lands, even when a
-    # loaded machine delays this polling loop by seconds (0.05 s let a run finish first).
     cmd = simulate_cmd(
-        tmp_path, "--train-users", "4", "--test-users", "2", "--llm.scripted-latency-s", "0.3"
+        tmp_path, "--train-users", "4", "--test-users", "2", "--llm.scripted-latency-s", "0.05"
     )
     proc = subprocess.Popen(
         cmd,
@@ -100,6 +100,7 @@ def test_ctrl_c_keeps_finished_episodes_and_memories(tmp_path: Path, shared_cach
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     deadline = time.monotonic() + DEADLINE_S
     try:
