@@ -28,12 +28,15 @@ def prefer_passive_openmp() -> None:
 
 
 @contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Run the block with ``count`` torch threads.
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run the block with ``count`` torch threads (None: leave torch's setting alone).
 
     Small forward passes gain nothing from more threads, and on a machine shared with a
     vLLM CPU worker (whose OpenMP threads spin on every core) extra threads only contend.
     """
+    if count is None:
+        yield
+        return
     import torch
 
     previous = torch.get_num_threads()

@@ -460,8 +460,6 @@ def fit_le(dataset: Dataset, le_config: LEConfig) -> TrainedLE:
     Raises:
         LEError: the base model, dataset or config cannot produce an LE.
     """
-    if le_config.threads is None:
-        return _fit_le(dataset, le_config)
     with torch_threads(le_config.threads):
         return _fit_le(dataset, le_config)
 

@@ -10,7 +10,6 @@ scoring ``item`` after ``history``: the env's step costs one forward pass, not t
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -104,9 +103,6 @@ class LEUserModel:
     def _tokens(self, items: Sequence[int]) -> list[int]:
         return [*self.prompt_ids, *(self.model.vocab_size + i for i in items)]
 
-    def _threads(self) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext() if self.threads is None else torch_threads(self.threads)
-
     def _remember(self, window: Sequence[int], state: np.ndarray) -> None:
         key = tuple(window)
         self._states[key] = state
@@ -124,7 +120,7 @@ class LEUserModel:
             return np.zeros(0, dtype=np.float32)
         tokens = [self.model.vocab_size + i for i in candidates]
         with self._lock:
-            with self._threads():
+            with torch_threads(self.threads):
                 scores, states, prefix_state = self.model.score_shared_prefix(
                     self._tokens(context), tokens, self.score_batch_size
                 )
@@ -149,7 +145,7 @@ class LEUserModel:
         with self._lock:
             cached = self._states.get(key)
             if cached is None:
-                with self._threads():
+                with torch_threads(self.threads):
                     cached = self.model.state_of(self._tokens(window)).numpy()
                 self._remember(window, cached)
             return cached.astype(np.float32, copy=True)

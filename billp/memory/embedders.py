@@ -233,7 +233,7 @@ class MiniLMEmbedder:
 
         loaded = _load_model(self.model_dir)
         chunks: list[np.ndarray] = []
-        threads = 1 if len(texts) <= SMALL_BATCH_TEXTS else torch.get_num_threads()
+        threads = 1 if len(texts) <= SMALL_BATCH_TEXTS else None
         with torch.inference_mode(), torch_threads(threads):
             for start in range(0, len(texts), self.batch_size):
                 batch = texts[start : start + self.batch_size]
