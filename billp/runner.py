@@ -25,10 +25,10 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, TextIO, TypeVar
 
 import numpy as np
 import tomli_w
@@ -51,6 +51,7 @@ from billp.evaluation.metrics import summarize_episodes
 from billp.llm import Accounting, make_llm_client
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Phase = Literal["train", "test"]
 _SEED_MODULUS = 2**31 - 1
@@ -237,22 +238,25 @@ def _count_fallbacks(trace: dict[str, Any]) -> int:
     return sum(1 for call in trace.get("calls", []) if call.get("stage") == "fallback")
 
 
+async def _env_call(offload: bool, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``call`` in a worker thread when ``offload`` (a slow env: a forward pass per step, so
+    other episodes' LLM requests go out meanwhile), else inline, which keeps the order of
+    concurrent episodes, and so scripted runs, deterministic."""
+    if offload:
+        return await asyncio.to_thread(call, *args, **kwargs)
+    return call(*args, **kwargs)
+
+
 async def run_episode(ctx: RunContext, spec: EpisodeSpec) -> EpisodeRecord:
     """Play one episode to its end and return its record (nothing is written here)."""
     # An env over this episode's user only: the starting history of every other user of
     # the phase would be computed and never used.
     env = ctx.world.make_env([spec.user_id])
     agent = ctx.policy.spawn(spec.key, spec.seed)
-    # A slow env (a forward pass per step) steps in a worker thread, so other episodes'
-    # LLM requests go out meanwhile; a fast one steps inline, which keeps the order of
-    # concurrent episodes, and so scripted runs, deterministic.
     offload = ctx.world.slow_steps
-    if offload:
-        obs, info = await asyncio.to_thread(
-            env.reset, seed=spec.seed, options={"user_id": spec.user_id}
-        )
-    else:
-        obs, info = env.reset(seed=spec.seed, options={"user_id": spec.user_id})
+    obs, info = await _env_call(
+        offload, env.reset, seed=spec.seed, options={"user_id": spec.user_id}
+    )
     await agent.reset(info)
     items: list[int] = []
     rewards: list[float] = []
@@ -263,11 +267,7 @@ async def run_episode(ctx: RunContext, spec: EpisodeSpec) -> EpisodeRecord:
     while not (terminated or truncated):
         action = await agent.act(obs, info)
         started = time.perf_counter()
-        if offload:
-            stepped = await asyncio.to_thread(env.step, action)
-        else:
-            stepped = env.step(action)
-        next_obs, reward, terminated, truncated, info = stepped
+        next_obs, reward, terminated, truncated, info = await _env_call(offload, env.step, action)
         reward = float(reward)
         await agent.observe(
             Transition(
