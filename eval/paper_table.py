@@ -46,7 +46,14 @@ from rich.console import Console
 from rich.table import Table
 
 from billp.cli import collect_overrides
-from billp.config import LLM_AGENTS, ConfigError, RunConfig, config_to_toml_dict, load_config
+from billp.config import (
+    LLM_AGENTS,
+    ConfigError,
+    LLMConfig,
+    RunConfig,
+    config_to_toml_dict,
+    load_config,
+)
 from billp.evaluation.evaluate import evaluate
 from billp.evaluation.metrics import METRIC_BY_NAME, PAPER_METRICS
 from billp.evaluation.rundir import RunDirError, flatten, is_run_dir, load_run
@@ -161,20 +168,15 @@ def find_existing(expected: RunConfig) -> tuple[Path | None, bool]:
 
 @contextlib.contextmanager
 def shared_server(
-    passthrough: list[str],
-    config: Path | None,
-    policies: list[str],
-    out_dir: Path,
-    console: Console,
+    llm: LLMConfig, policies: list[str], out_dir: Path, console: Console
 ) -> Iterator[list[str]]:
     """One vLLM server for every LLM run of the table; yields the flags that point runs at it.
 
-    Without it each ``billp.simulate`` call would start (and stop) a server of its own, a
-    minute of start-up per run on CPU. Nothing is started when no LLM policy is asked for,
-    the backend is not ``vllm``, or ``llm.base_url`` already names a server.
+    ``llm`` is the LLM section every run resolves to. Without a shared server each
+    ``billp.simulate`` call would start (and stop) one of its own, a minute of start-up per
+    run on CPU. Nothing is started when no LLM policy is asked for, the backend is not
+    ``vllm``, or ``llm.base_url`` already names a server.
     """
-    base = resolve([*([] if config is None else ["--config", str(config)]), *passthrough])
-    llm = base.llm
     wanted = any(p in LLM_AGENTS for p in policies)
     if not wanted or llm.backend != "vllm" or llm.base_url or llm.cache == "replay":
         yield []
@@ -397,21 +399,24 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=None if sys.stdout.isatty() else CONSOLE_WIDTH)
     out_dir = args.out_dir.resolve()
     try:
-        with shared_server(passthrough, args.config, args.policies, out_dir, console) as flags:
-            cells, skipped = run_all(
-                args.envs,
-                args.policies,
-                args.seeds,
-                out_dir,
-                [*passthrough, *flags],
-                args.config,
-                console,
-                args.run_timeout_s,
-                max(1, args.jobs),
-            )
+        base = resolve(
+            [*([] if args.config is None else ["--config", str(args.config)]), *passthrough]
+        )
     except (ConfigError, SystemExit) as exc:
         print(f"error: invalid simulate arguments: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    with shared_server(base.llm, args.policies, out_dir, console) as flags:
+        cells, skipped = run_all(
+            args.envs,
+            args.policies,
+            args.seeds,
+            out_dir,
+            [*passthrough, *flags],
+            args.config,
+            console,
+            args.run_timeout_s,
+            max(1, args.jobs),
+        )
     envs = [e for e in args.envs if e not in skipped]
     command = shlex.join(["python", "eval/paper_table.py", *argv])
     failures = [f"{e}/{p}: {f}" for (e, p), c in cells.items() for f in c.failures]

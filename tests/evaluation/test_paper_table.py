@@ -149,7 +149,8 @@ def test_no_shared_server_when_none_is_needed(
 ) -> None:
     """No server starts for scripted runs, given endpoints, or tables without LLM policies."""
     console = paper_table.Console()
-    with paper_table.shared_server(passthrough, None, policies, tmp_path, console) as flags:
+    llm = paper_table.resolve(passthrough).llm
+    with paper_table.shared_server(llm, policies, tmp_path, console) as flags:
         assert flags == []
     assert not (tmp_path / "vllm_server.log").exists()
 
