@@ -449,6 +449,11 @@ class MemoryConfig(Section):
     learn_during_test: bool = Field(
         True, description="Keep writing memories in the test phase (as BiLLP's code does)."
     )
+    snapshot_after: list[int] = Field(
+        default_factory=list,
+        description="Copy the memories to RUN_DIR/memory_snapshots/after-N once N train "
+        "episodes are committed (for learning curves). Each N must be a multiple of wave_size.",
+    )
 
 
 class AgentConfig(Section):
@@ -470,7 +475,10 @@ class AgentConfig(Section):
     )
     gamma: float = Field(0.5, ge=0, le=1, description="Discount in A = r + gamma*V(s') - V(s).")
     quit_value: float = Field(
-        -5.0, description="Reward the learner books for the step on which the user quit."
+        0.0,
+        description="Reward the learner books for the step on which the user quit (the user "
+        "is lost: nothing more to come). Values are discounted averages of rewards, on the "
+        "rating scale extended down to this value.",
     )
     shortlist_size: int = Field(20, ge=2, description="Catalogue candidates shown to the Actor.")
     genre_hint_count: int = Field(
@@ -526,6 +534,15 @@ class RunConfig(Section):
     )
     test_users: int = Field(8, ge=0, description="Test-phase episodes, one per test user.")
     concurrency: int = Field(8, ge=1, description="Episodes in flight at once.")
+    wave_size: int = Field(
+        4,
+        ge=1,
+        description="Episodes per wave (BiLLP's batches). Every episode of a wave reads the "
+        "memories as they were at the wave's start; the wave's writes are committed at its "
+        "end, in episode order. Smaller waves let learning transfer sooner (episode 5 sees the "
+        "lessons of episodes 1-4); larger ones keep more episodes in flight. At most "
+        "min(concurrency, wave_size) episodes run at once.",
+    )
     scheduling: Literal["async", "lockstep"] = Field(
         "async",
         description="'async': a new episode starts whenever one ends; 'lockstep': BiLLP's "
@@ -541,6 +558,17 @@ class RunConfig(Section):
     llm: LLMConfig = Field(default_factory=LLMConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
+
+    @model_validator(mode="after")
+    def _check_snapshots(self) -> RunConfig:
+        for count in self.memory.snapshot_after:
+            if count < 0 or count % self.wave_size or count > self.train_users:
+                raise ValueError(
+                    f"memory.snapshot_after: {count} is not a wave boundary of the train phase "
+                    f"(a multiple of wave_size={self.wave_size}, at most train_users="
+                    f"{self.train_users})"
+                )
+        return self
 
 
 class ConfigError(ValueError):

@@ -47,6 +47,7 @@ from billp.agents import (
 from billp.atomic_io import write_json_atomic, write_jsonl_atomic
 from billp.config import RunConfig, config_to_toml_dict, load_config
 from billp.envs import World, build_world
+from billp.evaluation.loop_stats import loop_stats_by_phase
 from billp.evaluation.metrics import summarize_episodes
 from billp.llm import Accounting, make_llm_client
 
@@ -340,43 +341,80 @@ async def run_episode(ctx: RunContext, spec: EpisodeSpec) -> EpisodeRecord:
     )
 
 
-def commit_episode(ctx: RunContext, record: EpisodeRecord) -> None:
-    """Make a finished episode durable: its line first, then the memories."""
-    ctx.episodes_out.write(record.model_dump(mode="json"))
-    if ctx.config.agent.is_llm and (record.phase == "train" or ctx.config.memory.learn_during_test):
-        ctx.policy.commit(record.memory_writes, record.key)
+def learns_from(ctx: RunContext, record: EpisodeRecord) -> bool:
+    """Whether ``record``'s memory writes are committed (train, or test while learning)."""
+    return ctx.config.agent.is_llm and (
+        record.phase == "train" or ctx.config.memory.learn_during_test
+    )
 
 
-async def run_phase(
-    ctx: RunContext,
-    specs: list[EpisodeSpec],
-    progress: Progress | PlainProgress | None,
-    label: str,
-) -> None:
-    """Play ``specs``, committing each episode as it finishes.
+def plan_waves(specs: list[EpisodeSpec], size: int) -> list[list[EpisodeSpec]]:
+    """A phase's episodes in waves of ``size``, by their index in the phase.
 
-    ``scheduling = "async"``: every episode is a task, at most ``concurrency`` in flight, a
-    new one starting as soon as another ends. ``"lockstep"``: BiLLP's scheme, batches of
-    ``concurrency`` episodes where the next batch starts only when the slowest episode of
-    the current one has ended (kept as a baseline for benchmarks).
+    Waves follow the plan, not what is left to play, so a resumed run has the same waves.
     """
-    if not specs:
-        return
-    task_id = progress.add_task(label, total=len(specs)) if progress else None
+    waves: dict[tuple[str, int], list[EpisodeSpec]] = {}
+    for spec in specs:
+        waves.setdefault((spec.phase, spec.index // size), []).append(spec)
+    return list(waves.values())
+
+
+class WaveSequencer:
+    """Appends a wave's episode lines in plan order as soon as their predecessors are in.
+
+    An episode that finishes before an earlier one of its wave waits (in memory) for it,
+    so ``episodes.jsonl`` never depends on which concurrent episode ended first. A kill
+    while it waits replays it on resume; no line is lost or written twice.
+    """
+
+    def __init__(self, ctx: RunContext, wave: list[EpisodeSpec], done: set[str]) -> None:
+        self._ctx = ctx
+        self._order = [spec.key for spec in wave]
+        self._ready: dict[str, EpisodeRecord] = {}
+        self._written = set(done)
+        self._next = 0
+
+    def finished(self, record: EpisodeRecord) -> None:
+        self._ready[record.key] = record
+        while self._next < len(self._order):
+            key = self._order[self._next]
+            if key in self._written:
+                self._next += 1
+            elif key in self._ready:
+                self._ctx.episodes_out.write(self._ready[key].model_dump(mode="json"))
+                self._written.add(key)
+                self._next += 1
+            else:
+                break
+
+
+async def run_wave(
+    ctx: RunContext,
+    wave: list[EpisodeSpec],
+    finished: dict[str, EpisodeRecord],
+    advance: Callable[[], None],
+) -> None:
+    """Play the unfinished episodes of ``wave``, then commit the wave's memory writes.
+
+    Every episode reads the memories as they were at the wave's start (nothing is
+    committed while the wave plays); commits then apply in episode order.
+    """
+    todo = [spec for spec in wave if spec.key not in finished]
+    sequencer = WaveSequencer(ctx, wave, {spec.key for spec in wave if spec.key in finished})
     limit = asyncio.Semaphore(ctx.config.concurrency)
 
     async def one(spec: EpisodeSpec) -> None:
         async with limit:
             record = await run_episode(ctx, spec)
-            commit_episode(ctx, record)
-            if progress is not None and task_id is not None:
-                progress.advance(task_id)
+            finished[spec.key] = record
+            sequencer.finished(record)
+            advance()
 
     if ctx.config.scheduling == "lockstep":
         size = ctx.config.concurrency
-        batches = [specs[i : i + size] for i in range(0, len(specs), size)]
+        batches = [todo[i : i + size] for i in range(0, len(todo), size)]
     else:
-        batches = [specs]
+        batches = [todo]
     for batch in batches:
         tasks = [asyncio.create_task(one(spec), name=spec.key) for spec in batch]
         try:
@@ -385,6 +423,52 @@ async def run_phase(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+    committed = ctx.policy.committed_episodes()
+    for spec in wave:
+        record = finished[spec.key]
+        if learns_from(ctx, record) and record.key not in committed:
+            ctx.policy.commit(record.memory_writes, record.key)
+
+
+def snapshot_memories(memory_root: Path, run_dir: Path, train_done: int) -> None:
+    """Copy the committed memories to ``run_dir/memory_snapshots/after-N`` (once)."""
+    target = run_dir / "memory_snapshots" / f"after-{train_done:04d}"
+    if target.exists() or not memory_root.is_dir():
+        return
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(memory_root, partial)
+    os.replace(partial, target)
+    log.info("memory snapshot after %d train episodes: %s", train_done, target)
+
+
+async def run_phase(
+    ctx: RunContext,
+    specs: list[EpisodeSpec],
+    finished: dict[str, EpisodeRecord],
+    progress: Progress | PlainProgress | None,
+    label: str,
+    after_wave: Callable[[int], None] | None = None,
+) -> None:
+    """Play the unfinished episodes of ``specs`` (one phase) wave by wave.
+
+    ``scheduling = "async"``: within a wave, at most ``concurrency`` episodes in flight, a
+    new one starting as soon as another ends. ``"lockstep"``: BiLLP's scheme, batches of
+    ``concurrency`` episodes where the next batch starts only when the slowest episode of
+    the current one has ended (kept as a baseline for benchmarks). ``after_wave`` gets the
+    number of the phase's episodes finished after each wave.
+    """
+    todo = [spec for spec in specs if spec.key not in finished]
+    task_id = progress.add_task(label, total=len(todo)) if progress and todo else None
+
+    def advance() -> None:
+        if progress is not None and task_id is not None:
+            progress.advance(task_id)
+
+    for wave in plan_waves(specs, ctx.config.wave_size):
+        await run_wave(ctx, wave, finished, advance)
+        if after_wave is not None:
+            after_wave(sum(1 for spec in specs if spec.key in finished))
 
 
 def server_summary(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
@@ -542,22 +626,35 @@ async def _execute(
             prompts=prompts,
             memory_root=memory_root,
         )
-        committed = policy.committed_episodes()
-        for record in finished:
-            if config.agent.is_llm and record.key not in committed:
-                if record.phase == "train" or config.memory.learn_during_test:
-                    log.info("re-applying memory writes of %s", record.key)
-                    policy.commit(record.memory_writes, record.key)
         steps_out = JsonlAppender(run_dir / "steps.jsonl")
         episodes_out = JsonlAppender(run_dir / "episodes.jsonl")
         ctx = RunContext(config, world, policy, steps_out, episodes_out, accounting)
+        done = {record.key: record for record in finished}
+        train = [s for s in specs if s.phase == "train"]
+        test = [s for s in specs if s.phase == "test"]
+        # A wave that finished before the interruption may miss commits (a kill between
+        # its saves); a wave still in progress commits at its end, as it would have.
+        for wave in plan_waves(specs, config.wave_size):
+            if all(spec.key in done for spec in wave):
+                committed = policy.committed_episodes()
+                for spec in wave:
+                    record = done[spec.key]
+                    if learns_from(ctx, record) and record.key not in committed:
+                        log.info("re-applying memory writes of %s", record.key)
+                        policy.commit(record.memory_writes, record.key)
+        snapshots = set(config.memory.snapshot_after)
+
+        def after_train_wave(count: int) -> None:
+            if count in snapshots and config.agent.is_llm:
+                snapshot_memories(memory_root, run_dir, count)
+
+        if 0 in snapshots and config.agent.is_llm:
+            snapshot_memories(memory_root, run_dir, 0)
         try:
             async with _progress(config.progress) as progress:
-                train = [s for s in remaining if s.phase == "train"]
-                test = [s for s in remaining if s.phase == "test"]
-                await run_phase(ctx, train, progress, "train episodes")
+                await run_phase(ctx, train, done, progress, "train episodes", after_train_wave)
                 policy.reload()
-                await run_phase(ctx, test, progress, "test episodes")
+                await run_phase(ctx, test, done, progress, "test episodes")
         finally:
             steps_out.close()
             episodes_out.close()
@@ -566,6 +663,9 @@ async def _execute(
     summary = summarize_episodes(
         [r.model_dump() for r in records], n_items=len(world.dataset.catalogue)
     )
+    if config.agent.is_llm:
+        loop = loop_stats_by_phase(read_jsonl(run_dir / "steps.jsonl"), config.agent.gamma)
+        summary["loop"] = {phase: stats.model_dump() for phase, stats in loop.items()}
     if accounting is not None:
         summary["llm"] = accounting.snapshot()
     if metrics_before is not None and metrics_after is not None:

@@ -15,24 +15,32 @@ actonly        no      no    no    -
 
 Macro-learning: after each episode the Reflector writes a lesson; the Planner retrieves
 the K lessons nearest to the user's situation. Micro-learning: the Critic values each
-state (its memory first); the signed one-step advantage ``A = r + gamma*V(s') - V(s)``
-is stored as ``actor memory[state][item] = sign(A)``, and ``r + gamma*V(s')`` as the
-critic memory of ``state``. On the step where the user quits, ``r`` is
-``agent.quit_value`` and ``V(s') = 0``.
+state (its memory first); the signed one-step advantage is stored as
+``actor memory[state][item] = sign(A)``, and the TD target as the critic memory of
+``state``. On the step where the user quits, ``r`` is ``agent.quit_value`` and
+``V(s') = 0``.
+
+The value scale: V(s) is the discounted *average* of the rewards still to come,
+``(1 - gamma) * sum_k gamma^k r_{t+k}``, so values live on the world's rating scale
+(1-5, down to the quit value for a lost user) and the Critic is asked for a number on
+the same scale as the rewards it sees. The TD target is then
+``(1 - gamma) * r + gamma * V(s')``: the textbook ``r + gamma * V(s')`` times
+``(1 - gamma)``, so the advantage ``A = target - V(s)`` has the textbook sign.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from billp.agents.echo import EchoDetector
 from billp.agents.item_index import ItemIndex
+from billp.agents.loop_trace import HintShown, LoopTrace, RetrievedReflection
 from billp.agents.messages import (
-    VALUE_MAX,
-    VALUE_MIN,
     ActorChoice,
     ActorInput,
     CandidateView,
@@ -43,7 +51,10 @@ from billp.agents.messages import (
     Reflection,
     ReflectorInput,
     StepView,
+    UserRules,
     actor_schema,
+    critic_schema,
+    genre_enum_schema,
 )
 from billp.agents.protocol import (
     ActorWrite,
@@ -65,6 +76,7 @@ log = logging.getLogger(__name__)
 FALLBACK_PLAN = "Recommend a well-liked movie from genres the user has not seen recently."
 """Plan used when the Planner's reply cannot be used."""
 _INTEGER = re.compile(r"-?\d+")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _SEED_MODULUS = 2**31 - 1
 
 
@@ -115,6 +127,7 @@ class BiLLPPolicy:
         shortlister: ShortlistBuilder,
         memories: AgentMemories | None,
         embedder: Embedder | None = None,
+        rules: UserRules | None = None,
     ) -> None:
         self.name = config.name
         self.config = config
@@ -125,6 +138,13 @@ class BiLLPPolicy:
         self.shortlister = shortlister
         self.memories = memories
         self._embedder = embedder
+        self.rules = rules or UserRules(value_min=min(0.0, config.quit_value))
+        self.planner_echo = EchoDetector([roles.planner.template_source()])
+        self.reflector_echo = EchoDetector([roles.reflector.template_source()])
+
+    def clip_value(self, value: float) -> float:
+        """``value`` moved into the Critic's scale."""
+        return float(min(self.rules.value_max, max(self.rules.value_min, value)))
 
     @property
     def uses_memory(self) -> bool:
@@ -183,7 +203,9 @@ class BiLLPEpisode:
         self.recommended: list[int] = []
         self.steps: list[StepView] = []
         self.reflections: list[str] = []
+        self.retrieved: list[RetrievedReflection] = []
         self.value: float | None = None
+        self.value_source: LoopTrace | None = None
         self.writes = MemoryWrites()
         self._calls = 0
         self._trace: dict[str, Any] = {}
@@ -199,57 +221,98 @@ class BiLLPEpisode:
     def _recent(self) -> list[int]:
         return (self.history + self.recommended)[-self.cfg.state_window :]
 
-    async def _estimate_value(self, items: list[int]) -> tuple[float, dict[str, Any]]:
-        """V(state): the critic memory first, then the Critic LLM."""
+    async def _estimate_value(
+        self, items: list[int]
+    ) -> tuple[float, dict[str, Any], str, float | None]:
+        """V(state): the critic memory first, then the Critic LLM.
+
+        Returns the value, its trace, its source ("memory" or "critic") and the similarity
+        of the remembered state consulted, if any.
+        """
         state = self.p.state_text(items)
         memories = self.p.memories
         hit = None
         if memories is not None:
             hit = memories.critic.lookup(state, self.p.memory_config.critic_hint_similarity)
         if hit is not None and hit[0] >= self.p.memory_config.critic_reuse_similarity:
-            return hit[1], {"source": "memory", "similarity": round(hit[0], 6), "value": hit[1]}
-        remembered = hit[1] if hit is not None else None
-        default = round(remembered) if remembered is not None else 0
+            value = self.p.clip_value(hit[1])
+            trace = {"source": "memory", "similarity": round(hit[0], 6), "value": value}
+            return value, trace, "memory", round(hit[0], 6)
+        remembered = self.p.clip_value(hit[1]) if hit is not None else None
+        rules = self.p.rules
         result = await self.p.roles.critic(
             CriticInput(
                 history=self.p.labels(self.history[-self.cfg.prompt_history_length :]),
-                session=self.p.labels(self.recommended),
+                session=self.steps,
                 remembered_value=remembered,
+                rules=rules,
             ),
-            fallback=lambda: CriticValue(value=default),
+            fallback=lambda: CriticValue(value=self._fallback_value(remembered)),
             seed=self._seed(),
-            repair=_repair_critic,
+            schema=critic_schema(rules),
+            validate=self._check_value,
+            repair=lambda raw: _repair_critic(raw, self.p.clip_value),
         )
-        trace = {"source": "critic", "value": result.value.value, "call": result.trace.model_dump()}
+        value = round(self.p.clip_value(result.value.value), 4)
+        trace = {"source": "critic", "value": value, "call": result.trace.model_dump()}
+        similarity = None
         if hit is not None:
-            trace["similarity"] = round(hit[0], 6)
-        return float(result.value.value), trace
+            similarity = round(hit[0], 6)
+            trace["similarity"] = similarity
+        return value, trace, "critic", similarity
 
-    # ------------------------------------------------------------ protocol
+    def _fallback_value(self, remembered: float | None) -> float:
+        """A value when the Critic's reply is unusable: the remembered value of a similar
+        state, else the mean reward of this session, else the middle of the rating scale."""
+        if remembered is not None:
+            return remembered
+        if self.steps:
+            return self.p.clip_value(float(np.mean([s.reward for s in self.steps])))
+        rules = self.p.rules
+        return (rules.rating_min + rules.rating_max) / 2
+
+    def _check_value(self, value: CriticValue) -> None:
+        rules = self.p.rules
+        if not rules.value_min <= value.value <= rules.value_max:
+            raise ValueError(f"value must be within [{rules.value_min}, {rules.value_max}]")
+
+        # ------------------------------------------------------------ protocol
     async def reset(self, info: dict[str, Any]) -> None:
         self.user_id = int(info["user_id"])
         self.history = [int(i) for i in info["history"]]
         memories = self.p.memories
         if self.cfg.macro and memories is not None and self.p.memory_config.reflections_top_k > 0:
             situation = self.p.state_text(self.history[-self.cfg.state_window :])
-            entries = memories.reflections.retrieve(
+            scored = memories.reflections.retrieve_scored(
                 situation,
                 self.p.memory_config.reflections_top_k,
                 self.cfg.reflection_retrieval or "nearest",
             )
-            self.reflections = [entry.text for entry in entries]
+            self.reflections = [entry.text for entry, _ in scored]
+            self.retrieved = [
+                RetrievedReflection(
+                    episode=entry.episode,
+                    similarity=None if score is None else round(score, 6),
+                )
+                for entry, score in scored
+            ]
 
     async def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> int:
         recent = self._recent()
         state = self.p.state_text(recent)
         trace: dict[str, Any] = {"calls": []}
+        loop = LoopTrace(reflections=list(self.retrieved))
         if self.cfg.macro:
             trace["reflections"] = self.reflections
         if self.cfg.micro and self.value is None:
-            self.value, value_trace = await self._estimate_value(recent)
+            self.value, value_trace, source, similarity = await self._estimate_value(recent)
+            self.value_source = LoopTrace(value_source=source, value_similarity=similarity)  # type: ignore[arg-type]
             trace["value"] = value_trace
             if "call" in value_trace:
                 trace["calls"].append(value_trace["call"])
+        if self.value_source is not None:
+            loop.value_source = self.value_source.value_source
+            loop.value_similarity = self.value_source.value_similarity
         hint_window = self.recommended[-self.cfg.hint_window :]
         genre_hints = exploration_genres(
             self.p.catalogue, hint_window, self.cfg.genre_hint_count, self.rng
@@ -267,13 +330,13 @@ class BiLLPEpisode:
                     scratchpad=scratch,
                     genres=list(self.p.catalogue.genres),
                     step=len(self.recommended) + 1,
+                    rules=self.p.rules,
                 ),
                 fallback=lambda: Plan(thought=FALLBACK_PLAN, genres=genre_hints),
                 seed=self._seed(),
-                schema=_plan_schema(self.p.catalogue.genres),
-                repair=lambda raw: (
-                    Plan(thought=raw.strip()[:200], genres=[]) if raw.strip() else None
-                ),
+                schema=genre_enum_schema(Plan, ["genres"], list(self.p.catalogue.genres)),
+                validate=self._check_plan,
+                repair=self._repair_plan,
             )
             plan = planned.value
             planner_turns = planned.turns
@@ -287,6 +350,15 @@ class BiLLPEpisode:
             )
             hints_enc, hints_dis = hints.encouraged, hints.discouraged
             trace["memory_hits"] = {"encouraged": hints_enc, "discouraged": hints_dis}
+            shown = hints_enc[: self.cfg.shortlist_size] + hints_dis[: self.cfg.shortlist_size]
+            loop.hints = [
+                HintShown(
+                    item_id=item,
+                    sign=1 if hints.weights.get(item, 0.0) > 0 else -1,
+                    weight=hints.weights.get(item, 0.0),
+                )
+                for item in shown
+            ]
         seen = set(self.history) | set(self.recommended)
         shortlist = self.p.shortlister.build(
             size=self.cfg.shortlist_size,
@@ -332,6 +404,7 @@ class BiLLPEpisode:
                 encouraged=self.p.labels(hints_enc[: len(ids)]),
                 discouraged=self.p.labels(hints_dis[: len(ids)]),
                 genre_hints=genre_hints,
+                rules=self.p.rules,
             ),
             fallback=lambda: ActorChoice(item_id=ids[0], reason="fallback: top candidate"),
             seed=self._seed(),
@@ -345,9 +418,25 @@ class BiLLPEpisode:
         trace["shortlist"] = ids
         trace["shortlist_sources"] = {str(k): v for k, v in shortlist.sources.items()}
         trace["choice"] = chosen.value.model_dump()
+        choice = chosen.value.item_id
+        for hint in loop.hints:
+            if hint.item_id == choice:
+                loop.followed_hint = hint.sign
+        trace["loop"] = loop
         self._pending_thought = plan.thought or None
         self._trace = trace
-        return chosen.value.item_id
+        return choice
+
+    def _check_plan(self, plan: Plan) -> None:
+        kind = self.p.planner_echo.kind(plan.thought)
+        if kind is not None:
+            raise ValueError(f"the plan's thought is not a plan ({kind}): write your own sentence")
+
+    def _repair_plan(self, raw: str) -> Plan | None:
+        text = raw.strip()[:200]
+        if not text or self.p.planner_echo.kind(text) is not None:
+            return None
+        return Plan(thought=text, genres=[])
 
     async def observe(self, transition: Transition) -> None:
         item = transition.action
@@ -367,15 +456,20 @@ class BiLLPEpisode:
         if not self.cfg.micro:
             return
         assert self.value is not None, "act() must run before observe()"
+        next_source: str = "terminal"
+        next_similarity: float | None = None
         if transition.terminated:
             reward, next_value = self.cfg.quit_value, 0.0
             value_trace: dict[str, Any] = {"source": "terminal", "value": 0.0}
         else:
             reward = float(transition.reward)
-            next_value, value_trace = await self._estimate_value(self._recent())
+            next_value, value_trace, next_source, next_similarity = await self._estimate_value(
+                self._recent()
+            )
             if "call" in value_trace:
                 self._trace.setdefault("calls", []).append(value_trace["call"])
-        target = reward + self.cfg.gamma * next_value
+        gamma = self.cfg.gamma
+        target = (1.0 - gamma) * reward + gamma * next_value
         advantage = target - self.value
         state = self.p.state_text(previous)
         self.writes.actor.append(
@@ -389,7 +483,19 @@ class BiLLPEpisode:
             "td_target": round(target, 6),
             "advantage": round(advantage, 6),
         }
+        loop: LoopTrace = self._trace.get("loop") or LoopTrace()
+        loop.next_value_source = next_source  # type: ignore[assignment]
+        loop.v = round(self.value, 6)
+        loop.v_next = round(next_value, 6)
+        loop.reward_booked = round(reward, 6)
+        loop.td_target = round(target, 6)
+        loop.advantage = round(advantage, 6)
+        self._trace["loop"] = loop
         self.value = next_value
+        self.value_source = LoopTrace(
+            value_source=next_source,  # type: ignore[arg-type]
+            value_similarity=next_similarity,
+        )
 
     async def end_episode(self, summary: EpisodeSummary) -> MemoryWrites:
         if self.cfg.macro and self.p.memories is not None:
@@ -402,21 +508,25 @@ class BiLLPEpisode:
                     outcome=outcome,
                     length=len(accepted),
                     total_reward=round(sum(s.reward for s in accepted), 4),
+                    genres=list(self.p.catalogue.genres),
+                    rules=self.p.rules,
                 ),
                 fallback=lambda: Reflection(
                     reflection=f"Last time {outcome}; vary genres and follow the user's tastes."
                 ),
                 seed=self._seed(),
-                repair=lambda raw: (
-                    Reflection(reflection=raw.strip()[:200]) if raw.strip() else None
+                schema=genre_enum_schema(
+                    Reflection, ["prefer", "avoid"], list(self.p.catalogue.genres)
                 ),
+                validate=self._check_reflection,
+                repair=self._repair_reflection,
             )
             situation = self.p.state_text(self.history[-self.cfg.state_window :])
             self.writes.reflections.append(
                 ReflectionWrite(
                     situation=situation,
                     entry=ReflectionEntry(
-                        text=result.value.reflection,
+                        text=result.value.lesson(),
                         user_id=self.user_id,
                         episode=self.key,
                         length=len(accepted),
@@ -426,29 +536,36 @@ class BiLLPEpisode:
             )
             self._episode_trace = {
                 "outcome": outcome,
-                "reflection": result.value.reflection,
+                "reflection": result.value.lesson(),
                 "calls": [result.trace.model_dump()],
             }
         return self.writes
 
+    def _check_reflection(self, reflection: Reflection) -> None:
+        kind = self.p.reflector_echo.kind(reflection.reflection)
+        if kind is not None:
+            raise ValueError(f"the reflection is not a lesson ({kind}): write your own sentence")
+
+    def _repair_reflection(self, raw: str) -> Reflection | None:
+        text = raw.strip()[:200]
+        if not text or self.p.reflector_echo.kind(text) is not None:
+            return None
+        return Reflection(reflection=text)
+
     def step_trace(self) -> dict[str, Any]:
-        return self._trace
+        trace = dict(self._trace)
+        loop = trace.get("loop")
+        if isinstance(loop, LoopTrace):
+            trace["loop"] = loop.model_dump(mode="json")
+        return trace
 
     def episode_trace(self) -> dict[str, Any]:
         return self._episode_trace
 
 
-def _repair_critic(raw: str) -> CriticValue | None:
-    """Read an integer value out of free text, clipped to the Critic's scale."""
-    match = _INTEGER.search(raw)
+def _repair_critic(raw: str, clip: Callable[[float], float]) -> CriticValue | None:
+    """Read a number out of free text, moved into the Critic's scale."""
+    match = _NUMBER.search(raw)
     if match is None:
         return None
-    value = max(VALUE_MIN, min(VALUE_MAX, int(match.group())))
-    return CriticValue(value=value)
-
-
-def _plan_schema(genres: list[str]) -> dict[str, Any]:
-    """The Plan schema with ``genres`` restricted to the catalogue's genre names."""
-    schema = Plan.model_json_schema()
-    schema["properties"]["genres"]["items"] = {"type": "string", "enum": list(genres)}
-    return schema
+    return CriticValue(value=clip(float(match.group())))

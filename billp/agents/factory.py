@@ -13,12 +13,13 @@ from billp.agents.baselines import (
 )
 from billp.agents.billp_agent import BiLLPPolicy, BiLLPRoles
 from billp.agents.item_index import ItemIndex
-from billp.agents.messages import ActorChoice, CriticValue, Plan, Reflection
+from billp.agents.messages import ActorChoice, CriticValue, Plan, Reflection, UserRules
 from billp.agents.prompts import PromptLibrary
 from billp.agents.protocol import Policy
 from billp.agents.roles import Role, RoleSettings
 from billp.agents.shortlist import ShortlistBuilder
 from billp.config import RunConfig
+from billp.data.dataset import RATING_SCALE
 from billp.envs import StateModel, World
 from billp.llm import Accounting, LLMClient
 from billp.memory import AgentMemories, make_embedder
@@ -42,6 +43,23 @@ def role_settings(config: RunConfig, role: str) -> RoleSettings:
             settings.max_tokens = override.max_tokens
         settings.model = override.adapter or override.model or settings.model
     return settings
+
+
+def user_rules(config: RunConfig) -> UserRules:
+    """What the agent's prompts say about the user and the Critic's scale, from the config.
+
+    Values are discounted averages of rewards (see :mod:`billp.agents.billp_agent`), so
+    the scale is the dataset's rating scale, extended down to the reward booked for a quit.
+    """
+    low, high = RATING_SCALE
+    return UserRules(
+        quit_threshold=config.env.quit_reward_threshold,
+        quit_window=config.env.quit_window,
+        rating_min=low,
+        rating_max=high,
+        value_min=min(0.0, config.agent.quit_value, low),
+        value_max=high,
+    )
 
 
 def build_policy(
@@ -106,5 +124,13 @@ def build_policy(
         reflector=role("reflector", Reflection),
     )
     return BiLLPPolicy(
-        config.agent, config.memory, catalogue, roles, index, shortlister, memories, embedder
+        config.agent,
+        config.memory,
+        catalogue,
+        roles,
+        index,
+        shortlister,
+        memories,
+        embedder,
+        rules=user_rules(config),
     )

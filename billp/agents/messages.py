@@ -11,16 +11,32 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-VALUE_MIN = -5
-"""Lowest state value the Critic may give (BiLLP's scale)."""
-VALUE_MAX = 5
-"""Highest state value the Critic may give."""
 THOUGHT_MAX_CHARS = 200
 """Longest plan text accepted from a model (short plans keep decoding cheap)."""
 REFLECTION_MAX_CHARS = 300
 """Longest reflection accepted from a model."""
 REASON_MAX_CHARS = 100
 """Longest justification accepted from the Actor."""
+
+
+class UserRules(BaseModel):
+    """What the agent is told about the simulated user, taken from the run's config.
+
+    Templates read the quit rule and the value scale from here rather than hard-coding
+    them, so a config change reaches every prompt. ``value_min``/``value_max`` bound the
+    Critic's values: a value is a discounted *average* of future rewards (see
+    :mod:`billp.agents.billp_agent`), so it lives on the rating scale, extended down to
+    the reward booked for a quit.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    quit_threshold: float = Field(2.0, description="Users quit after a reward below this.")
+    quit_window: int = Field(4, ge=0, description="Recent recommendations a new one must differ from.")
+    rating_min: float = 1.0
+    rating_max: float = 5.0
+    value_min: float = Field(0.0, description="Lowest value the Critic may give (a lost user).")
+    value_max: float = Field(5.0, description="Highest value the Critic may give.")
 
 
 class RoleModel(BaseModel):
@@ -56,16 +72,21 @@ class PlannerInput(RoleModel):
     scratchpad: list[StepView] = Field(description="This episode's recent steps.")
     genres: list[str] = Field(description="Every genre of the catalogue.")
     step: int
+    rules: UserRules = Field(default_factory=UserRules)
 
 
 class Plan(BaseModel):
-    """The Planner's high-level plan for the next recommendation."""
+    """The Planner's high-level plan for the next recommendation.
 
-    thought: str = Field(
-        max_length=THOUGHT_MAX_CHARS, description="The plan in one or two sentences."
-    )
+    ``genres`` comes first, so that under structured decoding the model commits to the
+    genres before it writes the sentence that justifies them.
+    """
+
     genres: list[str] = Field(
         default_factory=list, max_length=2, description="Up to two genres to recommend from."
+    )
+    thought: str = Field(
+        max_length=THOUGHT_MAX_CHARS, description="One sentence: why these genres for this user."
     )
 
 
@@ -82,6 +103,7 @@ class ActorInput(RoleModel):
     encouraged: list[str] = Field(description="Titles that worked in similar states.")
     discouraged: list[str] = Field(description="Titles that failed in similar states.")
     genre_hints: list[str] = Field(description="Genres absent from the recent recommendations.")
+    rules: UserRules = Field(default_factory=UserRules)
 
 
 class ActorChoice(BaseModel):
@@ -108,14 +130,25 @@ class CriticInput(RoleModel):
     """
 
     history: list[str]
-    session: list[str]
+    session: list[StepView] = Field(description="This session's steps with their rewards.")
     remembered_value: float | None = None
+    rules: UserRules = Field(default_factory=UserRules)
 
 
 class CriticValue(BaseModel):
-    """The Critic's estimate of how well this state keeps the user engaged."""
+    """The Critic's estimate of the discounted average reward still to come (0: the user
+    is lost). The bounds come from :class:`UserRules` through :func:`critic_schema`."""
 
-    value: int = Field(ge=VALUE_MIN, le=VALUE_MAX)
+    value: float = Field(allow_inf_nan=False)
+
+
+def critic_schema(rules: UserRules) -> dict[str, Any]:
+    """JSON schema of :class:`CriticValue` bounded to the run's value scale."""
+    schema = CriticValue.model_json_schema()
+    schema["properties"]["value"].update(
+        {"type": "number", "minimum": rules.value_min, "maximum": rules.value_max}
+    )
+    return schema
 
 
 # ---------------------------------------------------------------- Reflector
@@ -127,9 +160,35 @@ class ReflectorInput(RoleModel):
     outcome: str = Field(description="Why the episode ended.")
     length: int
     total_reward: float
+    genres: list[str] = Field(default_factory=list, description="Every genre of the catalogue.")
+    rules: UserRules = Field(default_factory=UserRules)
 
 
 class Reflection(BaseModel):
-    """A lesson for future plans."""
+    """A lesson for future plans: genres to favour and to avoid, and one sentence.
 
+    The genre fields are enumerated under structured decoding (see
+    :func:`reflection_schema`), so even a small model's lesson carries a usable signal.
+    """
+
+    prefer: list[str] = Field(default_factory=list, max_length=2)
+    avoid: list[str] = Field(default_factory=list, max_length=2)
     reflection: str = Field(max_length=REFLECTION_MAX_CHARS)
+
+    def lesson(self) -> str:
+        """The text stored in reflection memory and shown to later Planners."""
+        parts = []
+        if self.prefer:
+            parts.append(f"Prefer {', '.join(self.prefer)}.")
+        if self.avoid:
+            parts.append(f"Avoid {', '.join(self.avoid)}.")
+        parts.append(self.reflection.strip())
+        return " ".join(p for p in parts if p)
+
+
+def genre_enum_schema(model: type[BaseModel], fields: list[str], genres: list[str]) -> dict[str, Any]:
+    """``model``'s schema with the list ``fields`` restricted to the catalogue's genres."""
+    schema = model.model_json_schema()
+    for field in fields:
+        schema["properties"][field]["items"] = {"type": "string", "enum": list(genres)}
+    return schema

@@ -96,6 +96,11 @@ class PromptLibrary:
             for name, entry in sorted(self._templates.items())
         }
 
+    def source(self, role: str) -> str:
+        """The source text of ``role``'s template."""
+        template_name = ROLE_TEMPLATES.get(role, role)
+        return self.template_sources()[template_name]
+
     def render(self, role: str, data: BaseModel) -> RenderedPrompt:
         """Render the template of ``role`` with the fields of ``data``."""
         name = ROLE_TEMPLATES.get(role, role)

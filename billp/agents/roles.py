@@ -74,6 +74,10 @@ class Role(Generic[OutT]):
         self._settings = settings
         self._reask = reask
 
+    def template_source(self) -> str:
+        """The source of this role's template (for echo checks)."""
+        return self._prompts.source(self.name)
+
     async def __call__(
         self,
         data: BaseModel,

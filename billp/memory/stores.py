@@ -61,6 +61,14 @@ class ReflectionMemory:
             raise ValueError(f"unknown reflection retrieval mode {mode!r}: 'nearest' or 'recent'")
         return [hit.payload for hit in hits]
 
+    def retrieve_scored(
+        self, situation: str, k: int, mode: Literal["nearest", "recent"]
+    ) -> list[tuple[ReflectionEntry, float | None]]:
+        """Like :meth:`retrieve`, with each entry's cosine similarity (None for recency)."""
+        if mode == "nearest":
+            return [(hit.payload, hit.score) for hit in self.memory.search(situation, k)]
+        return [(entry, None) for entry in self.retrieve(situation, k, mode)]
+
     def __len__(self) -> int:
         return len(self.memory)
 
@@ -78,6 +86,9 @@ class ActorHints(BaseModel):
 
     encouraged: list[int]
     discouraged: list[int]
+    weights: dict[int, float] = Field(
+        default_factory=dict, description="Similarity-weighted sign total of each hinted item."
+    )
 
 
 class ActorMemory:
@@ -106,6 +117,7 @@ class ActorMemory:
         return ActorHints(
             encouraged=[item for item, total in ranked if total > 0],
             discouraged=[item for item, total in ranked if total < 0],
+            weights={item: round(total, 6) for item, total in ranked if total != 0},
         )
 
     def __len__(self) -> int:

@@ -132,7 +132,12 @@ async def test_advantage_sign_and_td_targets(catalogue: Catalogue, tmp_path: Pat
     writes, items = await play(policy, [1.0, 4.0, 3.0], quit_last=True)
     gamma = policy.config.gamma
     # V(s) = 2 everywhere from the critic; the quitting step books quit_value and V(s') = 0.
-    expected = [1.0 + gamma * CRITIC_VALUE, 4.0 + gamma * CRITIC_VALUE, policy.config.quit_value]
+    # Values are discounted averages: target = (1 - gamma) * r + gamma * V(s').
+    expected = [
+        (1 - gamma) * 1.0 + gamma * CRITIC_VALUE,
+        (1 - gamma) * 4.0 + gamma * CRITIC_VALUE,
+        (1 - gamma) * policy.config.quit_value,
+    ]
     assert [w.value for w in writes.critic] == pytest.approx(expected)
     assert [w.sign for w in writes.actor] == [1 if t - CRITIC_VALUE >= 0 else -1 for t in expected]
     assert [w.item_id for w in writes.actor] == items

@@ -40,7 +40,7 @@ def role_inputs(variant: int) -> dict[str, object]:
         ),
         "critic": CriticInput(
             history=history,
-            session=["Up (2009)"] if variant else [],
+            session=[STEP] if variant else [],
             remembered_value=2.0 if variant else None,
         ),
         "reflector": ReflectorInput(

@@ -90,8 +90,17 @@ def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path: Path, shared_ca
 
 
 def test_ctrl_c_keeps_finished_episodes_and_memories(tmp_path: Path, shared_cache: Path) -> None:
+    # Waves of one: each finished episode's memories are committed at once.
     cmd = simulate_cmd(
-        tmp_path, "--train-users", "4", "--test-users", "2", "--llm.scripted-latency-s", "0.05"
+        tmp_path,
+        "--train-users",
+        "4",
+        "--test-users",
+        "2",
+        "--llm.scripted-latency-s",
+        "0.05",
+        "--wave-size",
+        "1",
     )
     proc = subprocess.Popen(
         cmd,
