@@ -33,14 +33,18 @@ def test_offset_moves_only_the_test_users_and_keeps_keys_and_seed_rule() -> None
     assert shifted[:2] == base[:2]  # train users do not move
     test = [s for s in shifted if s.phase == "test"]
     assert [s.user_id for s in test] == [103, 104, 105]
-    assert [(s.key, s.index) for s in test] == [("test-0000", 0), ("test-0001", 1), ("test-0002", 2)]
+    assert [(s.key, s.index) for s in test] == [
+        ("test-0000", 0),
+        ("test-0001", 1),
+        ("test-0002", 2),
+    ]
     assert test[0].seed == derive_seed(4, "test", 0, 103)
     assert not {s.user_id for s in test} & {s.user_id for s in base if s.phase == "test"}
 
 
 def test_offset_past_the_split_is_refused_with_both_numbers() -> None:
     config = RunConfig(train_users=0, test_users=3, test_user_offset=5)
-    with pytest.raises(ValueError, match="test_users=3 from test_user_offset=5 .* only 7 test"):
+    with pytest.raises(ValueError, match=r"test_users=3 from test_user_offset=5 .* only 7 test"):
         plan_episodes(config, TRAIN, TEST)
     assert len(plan_episodes(config.model_copy(update={"test_user_offset": 4}), TRAIN, TEST)) == 3
 
