@@ -533,6 +533,13 @@ class RunConfig(Section):
         8, ge=0, description="Train-phase episodes (memory building), one per train user."
     )
     test_users: int = Field(8, ge=0, description="Test-phase episodes, one per test user.")
+    test_user_offset: int = Field(
+        0,
+        ge=0,
+        description="Test users of the split (sorted by id) skipped before the test phase: it "
+        "plays test users offset .. offset+test_users-1. 0 (default): the first test users. "
+        "eval/paper_table.py gives each seed its own block, so seeds play different users.",
+    )
     concurrency: int = Field(8, ge=1, description="Episodes in flight at once.")
     wave_size: int = Field(
         4,

@@ -136,20 +136,27 @@ def derive_seed(*parts: object) -> int:
 def plan_episodes(
     config: RunConfig, train_users: list[int], test_users: list[int]
 ) -> list[EpisodeSpec]:
-    """The episodes of a run: the first N train users, then the first M test users."""
+    """The episodes of a run: the first N train users, then M test users.
+
+    The test users are the split's ``test_user_offset``-th to ``test_user_offset + M - 1``-th
+    (the first M by default). ``index`` counts from 0 within each phase either way.
+    """
     if config.train_users > len(train_users):
         raise ValueError(
             f"train_users={config.train_users} but the split has only "
             f"{len(train_users)} train users"
         )
-    if config.test_users > len(test_users):
+    offset = config.test_user_offset
+    if offset + config.test_users > len(test_users):
         raise ValueError(
-            f"test_users={config.test_users} but the split has only {len(test_users)} test users"
+            f"test_users={config.test_users}"
+            + (f" from test_user_offset={offset}" if offset else "")
+            + f" but the split has only {len(test_users)} test users"
         )
     specs = []
     for phase, users, count in (
         ("train", train_users, config.train_users),
-        ("test", test_users, config.test_users),
+        ("test", test_users[offset:], config.test_users),
     ):
         for index, user in enumerate(users[:count]):
             specs.append(

@@ -4,11 +4,22 @@ Every policy is run on every environment with several seeds through the real CLI
 (``python -m billp.simulate``), with the paper's train-then-test protocol: a run plays
 its train users first (LLM agents build their memories there), reloads the memories and
 plays the test users; the table reports the test phase. Non-LLM baselines learn nothing,
-so their runs skip the train phase (``--train-users 0``); their test users are the same.
+so their runs skip the train phase (``--train-users 0``).
+
+**Each seed plays its own test users.** With ``--test-users M``, the i-th seed of
+``--seeds`` plays the split's test users i*M .. (i+1)*M - 1 (``--test-user-offset i*M``,
+added to any offset given), so the seeds' test users are disjoint; every policy of a seed
+plays the same users, so rows stay comparable user for user. Were the seeds to replay one
+set of users, a deterministic policy (popularity, the greedy oracles, the RL policies)
+would play the same episodes once per seed, and the bootstrap would count each three
+times. The split must hold len(seeds) * M test users (checked before any run).
 
 Cells are ``mean ± h``: the mean over all test episodes of the seeds, and ``h`` half the
 width of the 95 % two-level bootstrap interval over seeds and episodes
-(:mod:`billp.evaluation.bootstrap`).
+(:mod:`billp.evaluation.bootstrap`): runs drawn with replacement, then episodes within
+each drawn run. With disjoint users every episode is a distinct (user, seed) draw, so the
+interval counts no episode twice. LLM agents' runs share their train users (the first N of
+the split), so their intervals are conditional on that train set.
 
 Any further flag is passed to every simulate call, so the same script gives the CPU
 numbers and the numbers of a model on a GPU server::
@@ -36,7 +47,7 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +65,7 @@ from billp.config import (
     config_to_toml_dict,
     load_config,
 )
+from billp.data import DataError, load_dataset
 from billp.evaluation.evaluate import evaluate
 from billp.evaluation.metrics import METRIC_BY_NAME, PAPER_METRICS
 from billp.evaluation.rundir import RunDirError, flatten, is_run_dir, load_run
@@ -113,9 +125,16 @@ class Cell:
 
 
 def simulate_args(
-    env: str, policy: str, seed: int, out_dir: Path, passthrough: list[str], config: Path | None
+    env: str,
+    policy: str,
+    seed: int,
+    out_dir: Path,
+    passthrough: list[str],
+    config: Path | None,
+    *,
+    test_user_offset: int,
 ) -> list[str]:
-    """Arguments of ``python -m billp.simulate`` for one run."""
+    """Arguments of ``python -m billp.simulate`` for one run (its seed's test users)."""
     args = [] if config is None else ["--config", str(config)]
     args += list(passthrough)
     args += [
@@ -125,6 +144,8 @@ def simulate_args(
         policy,
         "--seed",
         str(seed),
+        "--test-user-offset",
+        str(test_user_offset),
         "--output-dir",
         str(out_dir / "runs" / env / policy),
         "--memory.dir",
@@ -135,6 +156,32 @@ def simulate_args(
     if policy not in LLM_AGENTS:
         args += ["--train-users", "0"]
     return args
+
+
+def test_user_offsets(seeds: list[int], test_users: int, start: int = 0) -> dict[int, int]:
+    """Seed -> its first test user: the i-th seed plays the i-th block of ``test_users``."""
+    return {seed: start + i * test_users for i, seed in enumerate(seeds)}
+
+
+def missing_test_users(base: RunConfig, offsets: Mapping[int, int]) -> str | None:
+    """Why the split cannot give every seed its own test users; None when it can.
+
+    A dataset that does not load is left to the runs, which report it themselves.
+    """
+    if base.test_users == 0 or not offsets:
+        return None
+    needed = max(offsets.values()) + base.test_users
+    try:
+        available = len(load_dataset(base.data).split.test_users)
+    except (DataError, OSError):
+        return None
+    if needed <= available:
+        return None
+    return (
+        f"{len(offsets)} seeds x {base.test_users} test users each need {needed} test users "
+        f"(from test user {min(offsets.values())}), but the split has {available}: "
+        "ask for fewer seeds or test users, or raise --data.test-user-fraction"
+    )
 
 
 def resolve(args: list[str]) -> RunConfig:
@@ -231,8 +278,12 @@ def run_all(
     console: Console,
     timeout_s: float | None = None,
     jobs: int = 1,
+    *,
+    offsets: Mapping[int, int],
 ) -> tuple[dict[tuple[str, str], Cell], dict[str, str]]:
     """Every run; returns the cells and the environments skipped (with the reason).
+
+    ``offsets`` maps each seed to its first test user (:func:`test_user_offsets`).
 
     The first run of each environment goes alone: if it fails, the environment is skipped.
     The others run ``jobs`` at a time (separate processes sharing one LLM server, which
@@ -248,7 +299,9 @@ def run_all(
 
         def one(policy: str, seed: int, env: str = env) -> tuple[Path | None, str]:
             console.print(f"[bold]{env} / {policy} / seed {seed}[/bold]")
-            args = simulate_args(env, policy, seed, out_dir, passthrough, config)
+            args = simulate_args(
+                env, policy, seed, out_dir, passthrough, config, test_user_offset=offsets[seed]
+            )
             return run_one(args, console, timeout_s)
 
         first = todo[0]
@@ -291,6 +344,16 @@ def cell_values(paths: list[Path]) -> dict[str, dict[str, float]]:
         out[name] = {"mean": m.mean, "ci_low": m.low, "ci_high": m.high}
     out["_"] = {"seeds": float(len(runs)), "episodes": float(len(series.table))}
     return out
+
+
+def users_caption(offsets: Mapping[int, int], base: RunConfig) -> str:
+    """Which test users each seed played, and what the ± means."""
+    m = base.test_users
+    blocks = ", ".join(f"seed {s}: {o}-{o + m - 1}" for s, o in offsets.items())
+    return (
+        f"each seed plays its own {m} test users (split positions {blocks}), so no episode is "
+        "counted twice; ± is half the 95% two-level bootstrap CI over seeds, then episodes"
+    )
 
 
 def format_cell(value: dict[str, float], digits: int) -> str:
@@ -370,7 +433,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--policies", nargs="+", default=list(POLICIES), help="Policies (agent.name)."
     )
-    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS), help="Run seeds.")
+    parser.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=list(SEEDS),
+        help="Run seeds; the i-th plays the split's i-th block of --test-users test users.",
+    )
     parser.add_argument(
         "--out-dir", type=Path, default=Path("eval/paper_runs"), help="Home of the run directories."
     )
@@ -405,24 +474,32 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, SystemExit) as exc:
         print(f"error: invalid simulate arguments: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    seeds = list(dict.fromkeys(args.seeds))
+    offsets = test_user_offsets(seeds, base.test_users, base.test_user_offset)
+    problem = missing_test_users(base, offsets)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     with shared_server(base.llm, args.policies, out_dir, console) as flags:
         cells, skipped = run_all(
             args.envs,
             args.policies,
-            args.seeds,
+            seeds,
             out_dir,
             [*passthrough, *flags],
             args.config,
             console,
             args.run_timeout_s,
             max(1, args.jobs),
+            offsets=offsets,
         )
     envs = [e for e in args.envs if e not in skipped]
     command = shlex.join(["python", "eval/paper_table.py", *argv])
     failures = [f"{e}/{p}: {f}" for (e, p), c in cells.items() for f in c.failures]
     skipped_text = ", ".join(f"{k} ({v.splitlines()[-1]})" for k, v in skipped.items())
-    caption = f"seeds {', '.join(map(str, args.seeds))}; test phase; " + (
-        f"skipped environments: {skipped_text}" if skipped else "all environments ran"
+    caption = (
+        f"seeds {', '.join(map(str, seeds))}; test phase; {users_caption(offsets, base)}; "
+        + (f"skipped environments: {skipped_text}" if skipped else "all environments ran")
     )
     if not envs:
         console.print("[red]no environment produced runs[/red]")

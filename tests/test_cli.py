@@ -57,3 +57,10 @@ def test_toml_file_then_overrides(tmp_path: Path) -> None:
     path.write_text("[env]\nunknown_key = 1\n")
     with pytest.raises(ConfigError, match=r"env\.unknown_key"):
         load_config(path)
+
+
+def test_test_user_offset_is_a_flag_and_defaults_to_the_first_users() -> None:
+    assert parse().test_user_offset == 0
+    assert parse("--test-user-offset", "16").test_user_offset == 16
+    with pytest.raises(ConfigError, match="test_user_offset"):
+        parse("--test-user-offset", "-1")

@@ -32,10 +32,11 @@ STEPS_FILE = "steps.jsonl"
 PHASES: tuple[str, ...] = ("train", "test")
 
 RUN_SPECIFIC_FIELDS: frozenset[str] = frozenset(
-    {"seed", "output_dir", "progress", "memory.dir", "llm.cache_dir"}
+    {"seed", "test_user_offset", "output_dir", "progress", "memory.dir", "llm.cache_dir"}
 )
 """Config fields that differ between seeds of one experiment and do not define it.
-(``concurrency`` is not one: it changes which memories an LLM episode sees.)"""
+(``test_user_offset`` is one: eval/paper_table.py gives each seed its own test users.
+``concurrency`` is not: it changes which memories an LLM episode sees.)"""
 
 
 class RunDirError(ValueError):

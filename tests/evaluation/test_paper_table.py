@@ -6,7 +6,7 @@ import importlib.util
 import json
 import sys
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import pytest
 
@@ -55,15 +55,80 @@ def test_every_policy_of_the_issue_is_in_the_table() -> None:
 def test_baselines_skip_the_train_phase_llm_agents_do_not(tmp_path: Path) -> None:
     passthrough = ["--llm.backend", "scripted", "--train-users", "4"]
     base = paper_table.resolve(
-        paper_table.simulate_args("matrix", "greedy", 1, tmp_path, passthrough, None)
+        paper_table.simulate_args(
+            "matrix", "greedy", 1, tmp_path, passthrough, None, test_user_offset=0
+        )
     )
     llm = paper_table.resolve(
-        paper_table.simulate_args("matrix", "billp", 1, tmp_path, passthrough, None)
+        paper_table.simulate_args(
+            "matrix", "billp", 1, tmp_path, passthrough, None, test_user_offset=0
+        )
     )
     assert base.train_users == 0 and llm.train_users == 4
     assert base.seed == llm.seed == 1 and llm.llm.backend == "scripted"
     assert llm.output_dir == tmp_path / "runs" / "matrix" / "billp"
     assert llm.memory.dir == tmp_path / "memory"
+
+
+def test_each_seed_plays_its_own_block_of_test_users(tmp_path: Path) -> None:
+    """Seeds get disjoint test users; every policy of one seed gets the same ones."""
+    offsets = paper_table.test_user_offsets([0, 1, 2], 4)
+    assert offsets == {0: 0, 1: 4, 2: 8}
+    assert paper_table.test_user_offsets([7, 3], 5, start=10) == {7: 10, 3: 15}
+    configs = {
+        (policy, seed): paper_table.resolve(
+            paper_table.simulate_args(
+                "matrix",
+                policy,
+                seed,
+                tmp_path,
+                ["--test-users", "4", "--test-user-offset", "99"],  # the table's offset wins
+                None,
+                test_user_offset=offsets[seed],
+            )
+        )
+        for policy in ("greedy", "billp")
+        for seed in offsets
+    }
+    for (_policy, seed), config in configs.items():
+        assert config.test_user_offset == offsets[seed] and config.test_users == 4
+
+
+def test_runs_of_one_cell_group_across_test_user_offsets(tmp_path: Path) -> None:
+    """The offset is run-specific, like the seed: a cell's runs form one group."""
+    from billp.evaluation.rundir import RunData
+
+    def key(seed: int, offset: int, policy: str = "greedy") -> str:
+        config = paper_table.resolve(
+            paper_table.simulate_args(
+                "matrix", policy, seed, tmp_path, [], None, test_user_offset=offset
+            )
+        )
+        return RunData(tmp_path, config, {}, []).experiment_key()
+
+    assert key(0, 0) == key(1, 8) == key(2, 16)
+    assert key(0, 0) != key(0, 0, policy="popularity")
+
+
+def test_too_few_test_users_for_the_seeds_is_refused_before_any_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    split = SimpleNamespace(split=SimpleNamespace(test_users=list(range(5))))
+    monkeypatch.setattr(paper_table, "load_dataset", lambda data: split)
+    argv = ["--policies", "random", "--seeds", "0", "1", "--out-dir", str(tmp_path)]
+    assert paper_table.main([*argv, "--test-users", "3"]) == paper_table.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "2 seeds x 3 test users each need 6 test users" in err and "has 5" in err
+    assert not (tmp_path / "runs").exists()
+    base = paper_table.resolve(["--test-users", "2"])
+    assert paper_table.missing_test_users(base, {0: 0, 1: 2}) is None
+    assert paper_table.missing_test_users(base, {0: 2, 1: 4}) is not None  # start offset counts
+
+
+def test_caption_names_each_seeds_users() -> None:
+    base = paper_table.resolve(["--test-users", "3"])
+    text = paper_table.users_caption({0: 0, 1: 3}, base)
+    assert "seed 0: 0-2, seed 1: 3-5" in text and "no episode is counted twice" in text
 
 
 def test_cell_format_and_markdown() -> None:
@@ -119,6 +184,7 @@ def test_tiny_table_end_to_end(
     assert "skipping environment 'no-such-env'" in out
     text = md.read_text()
     assert "python eval/paper_table.py --envs matrix no-such-env" in text
+    assert "each seed plays its own 3 test users (split positions seed 0: 0-2, seed 1: 3-5)" in text
     assert "| Random |" in text and "| ActOnly |" in text and "| matrix Len |" in text
     cells = json.loads(js.read_text())["cells"]
     assert set(cells) == {"matrix/random", "matrix/actonly"}
@@ -126,10 +192,18 @@ def test_tiny_table_end_to_end(
         assert cell["_"] == {"seeds": 2.0, "episodes": 6.0}
         assert cell["len"]["ci_low"] <= cell["len"]["mean"] <= cell["len"]["ci_high"]
     runs = tmp_path / "out" / "runs" / "matrix"
+    users: dict[str, dict[int, set[int]]] = {}
     for policy, train in (("random", 0), ("actonly", 2)):
         for run in (runs / policy).iterdir():
-            phases = [json.loads(x)["phase"] for x in (run / "episodes.jsonl").open()]
+            lines = [json.loads(x) for x in (run / "episodes.jsonl").open()]
+            phases = [line["phase"] for line in lines]
             assert phases.count("train") == train and phases.count("test") == 3
+            seed = paper_table.load_config(run / "config.toml").seed
+            tested = {line["user_id"] for line in lines if line["phase"] == "test"}
+            users.setdefault(policy, {})[seed] = tested
+    # Seeds play disjoint test users; both policies play the same ones per seed.
+    assert users["random"] == users["actonly"]
+    assert len(users["random"][0]) == 3 and not users["random"][0] & users["random"][1]
     # A second call reuses every complete run.
     assert paper_table.main(argv) == 0
     again = capsys.readouterr().out
@@ -156,7 +230,7 @@ def test_no_shared_server_when_none_is_needed(
 
 
 def test_runs_are_matched_by_model_not_by_endpoint(tmp_path: Path) -> None:
-    args = paper_table.simulate_args("matrix", "billp", 0, tmp_path, [], None)
+    args = paper_table.simulate_args("matrix", "billp", 0, tmp_path, [], None, test_user_offset=0)
     one = paper_table.resolve([*args, "--llm.base-url", "http://127.0.0.1:8001/v1"])
     other = paper_table.resolve([*args, "--llm.base-url", "http://127.0.0.1:8002/v1"])
     assert paper_table._comparable(one) == paper_table._comparable(other)
