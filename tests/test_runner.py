@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from billp.config import RunConfig
-from billp.runner import derive_seed, plan_episodes
+from billp.runner import EpisodeRecord, WaveSequencer, derive_seed, plan_episodes, plan_waves
 
 TRAIN = [3, 5, 8, 13]
 TEST = [100, 101, 102, 103, 104, 105, 106]
@@ -52,3 +52,51 @@ def test_offset_past_the_split_is_refused_with_both_numbers() -> None:
 def test_too_many_train_users_is_refused() -> None:
     with pytest.raises(ValueError, match="only 4 train users"):
         plan_episodes(RunConfig(train_users=5, test_users=0), TRAIN, TEST)
+
+
+def test_waves_follow_the_plan_per_phase() -> None:
+    specs = plan_episodes(RunConfig(train_users=3, test_users=4), TRAIN, TEST)
+    waves = plan_waves(specs, 2)
+    assert [[s.key for s in w] for w in waves] == [
+        ["train-0000", "train-0001"],
+        ["train-0002"],
+        ["test-0000", "test-0001"],
+        ["test-0002", "test-0003"],
+    ]
+
+
+class _Lines:
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    def write(self, record: dict) -> None:
+        self.keys.append(record["key"])
+
+
+def _record(key: str) -> EpisodeRecord:
+    return EpisodeRecord(
+        key=key, phase="train", index=0, user_id=1, seed=0, items=[], rewards=[], steps=0,
+        length=0, total_reward=0.0, terminated=False, truncated=True, quit_reason=None,
+        fallbacks=0,
+    )  # fmt: skip
+
+
+def test_sequencer_writes_in_plan_order_whatever_the_finish_order() -> None:
+    specs = plan_episodes(RunConfig(train_users=4, test_users=0), TRAIN, TEST)
+    out = _Lines()
+    ctx = type("Ctx", (), {"episodes_out": out})()
+    sequencer = WaveSequencer(ctx, specs, done={"train-0000"})  # type: ignore[arg-type]
+    sequencer.finished(_record("train-0002"))
+    assert out.keys == []
+    sequencer.finished(_record("train-0001"))
+    assert out.keys == ["train-0001", "train-0002"]
+    sequencer.finished(_record("train-0003"))
+    assert out.keys == ["train-0001", "train-0002", "train-0003"]
+
+
+def test_snapshots_must_fall_on_wave_boundaries() -> None:
+    RunConfig(train_users=8, wave_size=4, memory={"snapshot_after": [0, 4, 8]})
+    with pytest.raises(ValueError, match="wave boundary"):
+        RunConfig(train_users=8, wave_size=4, memory={"snapshot_after": [6]})
+    with pytest.raises(ValueError, match="wave boundary"):
+        RunConfig(train_users=8, wave_size=4, memory={"snapshot_after": [12]})

@@ -54,7 +54,8 @@ from billp.agents.messages import (
     UserRules,
     actor_schema,
     critic_schema,
-    genre_enum_schema,
+    plan_schema,
+    reflection_schema,
 )
 from billp.agents.protocol import (
     ActorWrite,
@@ -244,6 +245,9 @@ class BiLLPEpisode:
             CriticInput(
                 history=self.p.labels(self.history[-self.cfg.prompt_history_length :]),
                 session=self.steps,
+                mean_reward=(
+                    round(float(np.mean([s.reward for s in self.steps])), 2) if self.steps else None
+                ),
                 remembered_value=remembered,
                 rules=rules,
             ),
@@ -317,7 +321,7 @@ class BiLLPEpisode:
         genre_hints = exploration_genres(
             self.p.catalogue, hint_window, self.cfg.genre_hint_count, self.rng
         )
-        plan = Plan(thought="", genres=[])
+        plan = Plan()
         planner_turns: list[ChatMessage] = []
         if self.cfg.planner:
             scratch = (
@@ -331,10 +335,15 @@ class BiLLPEpisode:
                     genres=list(self.p.catalogue.genres),
                     step=len(self.recommended) + 1,
                     rules=self.p.rules,
+                    free_text=self.cfg.free_text,
                 ),
                 fallback=lambda: Plan(thought=FALLBACK_PLAN, genres=genre_hints),
                 seed=self._seed(),
-                schema=genre_enum_schema(Plan, ["genres"], list(self.p.catalogue.genres)),
+                schema=plan_schema(
+                    list(self.p.catalogue.genres),
+                    self.p.labels(self.history[-self.cfg.prompt_history_length :]),
+                    self.cfg.free_text,
+                ),
                 validate=self._check_plan,
                 repair=self._repair_plan,
             )
@@ -389,7 +398,7 @@ class BiLLPEpisode:
 
         chosen = await self.p.roles.actor(
             ActorInput(
-                plan=plan.thought or None,
+                plan=plan.text() or None,
                 history=[]
                 if planner_turns
                 else self.p.labels(self.history[-self.cfg.prompt_history_length :]),
@@ -423,16 +432,20 @@ class BiLLPEpisode:
             if hint.item_id == choice:
                 loop.followed_hint = hint.sign
         trace["loop"] = loop
-        self._pending_thought = plan.thought or None
+        self._pending_thought = plan.text() or None
         self._trace = trace
         return choice
 
     def _check_plan(self, plan: Plan) -> None:
+        if not self.cfg.free_text:
+            return
         kind = self.p.planner_echo.kind(plan.thought)
         if kind is not None:
             raise ValueError(f"the plan's thought is not a plan ({kind}): write your own sentence")
 
     def _repair_plan(self, raw: str) -> Plan | None:
+        if not self.cfg.free_text:
+            return None
         text = raw.strip()[:200]
         if not text or self.p.planner_echo.kind(text) is not None:
             return None
@@ -510,14 +523,13 @@ class BiLLPEpisode:
                     total_reward=round(sum(s.reward for s in accepted), 4),
                     genres=list(self.p.catalogue.genres),
                     rules=self.p.rules,
+                    free_text=self.cfg.free_text,
                 ),
                 fallback=lambda: Reflection(
                     reflection=f"Last time {outcome}; vary genres and follow the user's tastes."
                 ),
                 seed=self._seed(),
-                schema=genre_enum_schema(
-                    Reflection, ["prefer", "avoid"], list(self.p.catalogue.genres)
-                ),
+                schema=reflection_schema(list(self.p.catalogue.genres), self.cfg.free_text),
                 validate=self._check_reflection,
                 repair=self._repair_reflection,
             )
@@ -542,11 +554,17 @@ class BiLLPEpisode:
         return self.writes
 
     def _check_reflection(self, reflection: Reflection) -> None:
+        if not self.cfg.free_text:
+            if not (reflection.prefer or reflection.avoid):
+                raise ValueError("name at least one genre to prefer or to avoid")
+            return
         kind = self.p.reflector_echo.kind(reflection.reflection)
         if kind is not None:
             raise ValueError(f"the reflection is not a lesson ({kind}): write your own sentence")
 
     def _repair_reflection(self, raw: str) -> Reflection | None:
+        if not self.cfg.free_text:
+            return None
         text = raw.strip()[:200]
         if not text or self.p.reflector_echo.kind(text) is not None:
             return None

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
+
 from billp.agents.baselines import (
     GreedyDiversePolicy,
     GreedyPolicy,
@@ -45,14 +47,22 @@ def role_settings(config: RunConfig, role: str) -> RoleSettings:
     return settings
 
 
-def user_rules(config: RunConfig) -> UserRules:
+def user_rules(config: RunConfig, world: World | None = None) -> UserRules:
     """What the agent's prompts say about the user and the Critic's scale, from the config.
 
     Values are discounted averages of rewards (see :mod:`billp.agents.billp_agent`), so
     the scale is the dataset's rating scale, extended down to the reward booked for a quit.
     """
     low, high = RATING_SCALE
+    typical = (low + high) / 2
+    if world is not None:
+        dataset = world.dataset
+        logged = dataset.train_interactions
+        train = np.isin(logged.users, np.asarray(dataset.split.train_users))
+        if train.any():
+            typical = round(float(logged.ratings[train].mean()), 2)
     return UserRules(
+        typical_rating=typical,
         quit_threshold=config.env.quit_reward_threshold,
         quit_window=config.env.quit_window,
         rating_min=low,
@@ -132,5 +142,5 @@ def build_policy(
         shortlister,
         memories,
         embedder,
-        rules=user_rules(config),
+        rules=user_rules(config, world),
     )

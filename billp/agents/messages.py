@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 THOUGHT_MAX_CHARS = 200
 """Longest plan text accepted from a model (short plans keep decoding cheap)."""
@@ -17,6 +17,11 @@ REFLECTION_MAX_CHARS = 300
 """Longest reflection accepted from a model."""
 REASON_MAX_CHARS = 100
 """Longest justification accepted from the Actor."""
+
+
+def _unique(values: list[str]) -> list[str]:
+    """``values`` without repeats, first occurrence kept (xgrammar has no uniqueItems)."""
+    return list(dict.fromkeys(values))
 
 
 class UserRules(BaseModel):
@@ -35,6 +40,9 @@ class UserRules(BaseModel):
     quit_window: int = Field(4, ge=0, description="Recent recommendations a new one must differ from.")
     rating_min: float = 1.0
     rating_max: float = 5.0
+    typical_rating: float = Field(
+        3.5, description="Mean rating of the train users' logged interactions."
+    )
     value_min: float = Field(0.0, description="Lowest value the Critic may give (a lost user).")
     value_max: float = Field(5.0, description="Highest value the Critic may give.")
 
@@ -73,21 +81,60 @@ class PlannerInput(RoleModel):
     genres: list[str] = Field(description="Every genre of the catalogue.")
     step: int
     rules: UserRules = Field(default_factory=UserRules)
+    free_text: bool = Field(False, description="Whether a free-text thought is asked for.")
 
 
 class Plan(BaseModel):
     """The Planner's high-level plan for the next recommendation.
 
-    ``genres`` comes first, so that under structured decoding the model commits to the
-    genres before it writes the sentence that justifies them.
+    The structured fields come first, so that under structured decoding the model commits
+    to them before any free text: ``anchor`` (a movie of the user's history the plan
+    builds on), ``genres`` to recommend from and ``avoid`` genres. ``thought`` is free
+    text, asked for only when ``agent.free_text`` is on (see :func:`plan_schema`).
     """
 
+    anchor: str = Field("", description="A movie from the user's history the plan builds on.")
     genres: list[str] = Field(
         default_factory=list, max_length=2, description="Up to two genres to recommend from."
     )
+    avoid: list[str] = Field(default_factory=list, max_length=2, description="Genres to avoid.")
     thought: str = Field(
-        max_length=THOUGHT_MAX_CHARS, description="One sentence: why these genres for this user."
+        "", max_length=THOUGHT_MAX_CHARS, description="One sentence: why, for this user."
     )
+
+    _unique_genres = field_validator("genres", "avoid")(_unique)
+
+    def text(self) -> str:
+        """The plan as the Actor, the scratchpad and the Reflector read it."""
+        parts = []
+        if self.genres:
+            parts.append(f"Recommend {' or '.join(self.genres)}")
+            if self.anchor:
+                parts[-1] += f" for the fan of {self.anchor}"
+            parts[-1] += "."
+        elif self.anchor:
+            parts.append(f"Build on {self.anchor}.")
+        if self.avoid:
+            parts.append(f"Avoid {', '.join(self.avoid)}.")
+        if self.thought.strip():
+            parts.append(self.thought.strip())
+        return " ".join(parts)
+
+
+def plan_schema(genres: list[str], anchors: list[str], free_text: bool) -> dict[str, Any]:
+    """The Plan schema: genre lists restricted to the catalogue's genres, ``anchor`` to the
+    titles shown, and ``thought`` only with free text on."""
+    schema = genre_enum_schema(Plan, ["genres", "avoid"], genres)
+    props = schema["properties"]
+    props["genres"]["minItems"] = 1
+    if anchors:
+        props["anchor"] = {"type": "string", "enum": list(dict.fromkeys(anchors))}
+    else:
+        props.pop("anchor")
+    if not free_text:
+        props.pop("thought")
+    schema["required"] = list(props)
+    return schema
 
 
 # ---------------------------------------------------------------- Actor
@@ -131,6 +178,7 @@ class CriticInput(RoleModel):
 
     history: list[str]
     session: list[StepView] = Field(description="This session's steps with their rewards.")
+    mean_reward: float | None = Field(None, description="Mean reward of the session so far.")
     remembered_value: float | None = None
     rules: UserRules = Field(default_factory=UserRules)
 
@@ -162,6 +210,7 @@ class ReflectorInput(RoleModel):
     total_reward: float
     genres: list[str] = Field(default_factory=list, description="Every genre of the catalogue.")
     rules: UserRules = Field(default_factory=UserRules)
+    free_text: bool = Field(False, description="Whether a free-text lesson is asked for.")
 
 
 class Reflection(BaseModel):
@@ -173,7 +222,9 @@ class Reflection(BaseModel):
 
     prefer: list[str] = Field(default_factory=list, max_length=2)
     avoid: list[str] = Field(default_factory=list, max_length=2)
-    reflection: str = Field(max_length=REFLECTION_MAX_CHARS)
+    reflection: str = Field("", max_length=REFLECTION_MAX_CHARS)
+
+    _unique_genres = field_validator("prefer", "avoid")(_unique)
 
     def lesson(self) -> str:
         """The text stored in reflection memory and shown to later Planners."""
@@ -184,6 +235,16 @@ class Reflection(BaseModel):
             parts.append(f"Avoid {', '.join(self.avoid)}.")
         parts.append(self.reflection.strip())
         return " ".join(p for p in parts if p)
+
+
+def reflection_schema(genres: list[str], free_text: bool) -> dict[str, Any]:
+    """The Reflection schema: genre lists from the catalogue; free text only when asked."""
+    schema = genre_enum_schema(Reflection, ["prefer", "avoid"], genres)
+    schema["properties"]["prefer"]["minItems"] = 1
+    if not free_text:
+        schema["properties"].pop("reflection")
+    schema["required"] = list(schema["properties"])
+    return schema
 
 
 def genre_enum_schema(model: type[BaseModel], fields: list[str], genres: list[str]) -> dict[str, Any]:

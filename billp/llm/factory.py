@@ -16,7 +16,8 @@ from billp.llm.cache import CachingClient, ResponseCache
 from billp.llm.client import LLMClient, LLMError
 from billp.llm.messages import LLMRequest, LLMResponse
 from billp.llm.openai_client import OpenAICompatibleClient
-from billp.llm.scripted import ScriptedLLM
+from billp.llm.hint_follower import HintFollowingLLMForTests
+from billp.llm.scripted import ScriptedLLM, request_seed
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,11 @@ async def make_llm_client(config: RunConfig, run_dir: Path) -> AsyncIterator[LLM
         base_urls: list[str] = []
         served_name = llm.served_model_name
         if llm.backend == "scripted":
-            client = ScriptedLLM(seed=config.seed)
+            client = (
+                HintFollowingLLMForTests(seed=config.seed)
+                if llm.scripted_policy == "follow-hints"
+                else ScriptedLLM(seed=config.seed)
+            )
             if llm.scripted_latency_s > 0:
                 client = _Delayed(client, llm.scripted_latency_s)
         elif llm.cache == "replay":
@@ -122,16 +127,23 @@ async def make_llm_client(config: RunConfig, run_dir: Path) -> AsyncIterator[LLM
 
 
 class _Delayed:
-    """Adds a fixed latency to every reply of another client (simulates a server)."""
+    """Adds latency to every reply of another client (simulates a server).
+
+    Each request waits ``delay_s`` times a factor in [0.5, 1.5) drawn from the request
+    itself, so concurrent episodes finish in an order that differs from a replay's (which
+    answers at once) while staying reproducible.
+    """
 
     def __init__(self, inner: LLMClient, delay_s: float) -> None:
         self._inner = inner
         self._delay_s = delay_s
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
-        await asyncio.sleep(self._delay_s)
+        factor = 0.5 + (request_seed(0, request) % 1000) / 1000
+        delay = self._delay_s * factor
+        await asyncio.sleep(delay)
         response = await self._inner.complete(request)
-        return response.model_copy(update={"latency_s": response.latency_s + self._delay_s})
+        return response.model_copy(update={"latency_s": response.latency_s + delay})
 
     async def aclose(self) -> None:
         await self._inner.aclose()

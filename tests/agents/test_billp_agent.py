@@ -27,10 +27,11 @@ CRITIC_VALUE = 2
 
 
 class FakeRoleLLMForTests:
-    """Answers each role with a fixed reply; the actor reply may be free text."""
+    """Answers each role with a fixed reply; the actor and critic replies may be free text."""
 
-    def __init__(self, actor_reply: str | None = None) -> None:
+    def __init__(self, actor_reply: str | None = None, critic_reply: str | None = None) -> None:
         self.actor_reply = actor_reply
+        self.critic_reply = critic_reply
         self.requests: list[LLMRequest] = []
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
@@ -42,9 +43,9 @@ class FakeRoleLLMForTests:
             ids = schema["properties"]["item_id"]["enum"]
             text = self.actor_reply or json.dumps({"item_id": ids[-1], "reason": "last"})
         elif request.role == "critic":
-            text = json.dumps({"value": CRITIC_VALUE})
+            text = self.critic_reply or json.dumps({"value": CRITIC_VALUE})
         else:
-            text = json.dumps({"reflection": "vary the genres"})
+            text = json.dumps({"prefer": ["Drama"], "avoid": [], "reflection": "vary the genres"})
         return LLMResponse(
             text=text,
             usage=TokenUsage(prompt_tokens=10, completion_tokens=3),
@@ -60,7 +61,11 @@ class FakeRoleLLMForTests:
 
 
 def make_policy(
-    catalogue: Catalogue, tmp_path: Path, name: str, llm: FakeRoleLLMForTests
+    catalogue: Catalogue,
+    tmp_path: Path,
+    name: str,
+    llm: FakeRoleLLMForTests,
+    memory_config: MemoryConfig | None = None,
 ) -> BiLLPPolicy:
     embedder = HashEmbedderForTests()
     index = ItemIndex(catalogue, embedder, cache_dir=tmp_path / "cache")
@@ -77,7 +82,7 @@ def make_policy(
     )
     return BiLLPPolicy(
         config,
-        MemoryConfig(embedder="hash"),
+        memory_config or MemoryConfig(embedder="hash"),
         catalogue,
         BiLLPRoles(
             role("planner", Plan),
@@ -161,7 +166,7 @@ async def test_commit_then_memory_guides_the_next_episode(
     llm.requests.clear()
     episode = policy.spawn("test-0000", seed=4)
     await episode.reset({"user_id": 2, "history": [0]})
-    assert episode.reflections == ["vary the genres"]
+    assert episode.reflections == ["Prefer Drama. vary the genres"]
     await episode.act({}, {})
     assert episode.step_trace()["value"]["source"] == "memory"
     assert "critic" not in llm.roles()
@@ -266,3 +271,38 @@ async def test_actor_continues_the_planner_conversation(
     await solo_episode.reset({"user_id": 1, "history": [0]})
     await solo_episode.act({}, {})
     assert [len(r.messages) for r in solo_llm.requests] == [1]
+
+
+@pytest.mark.parametrize("remembered", [9.0, -7.5])
+async def test_remembered_values_outside_the_scale_are_clipped(
+    catalogue: Catalogue, tmp_path: Path, remembered: float
+) -> None:
+    """A stored value off the Critic's scale (an older scale, a hand-edited memory) never
+    crashes the fallback: the Critic's reply is garbage here, so the fallback uses it."""
+    llm = FakeRoleLLMForTests(critic_reply="no idea")
+    config = MemoryConfig(embedder="hash", critic_reuse_similarity=1.0, critic_hint_similarity=-1)
+    policy = make_policy(catalogue, tmp_path, "billp", llm, config)
+    assert policy.memories is not None
+    policy.memories.critic.record("a state unlike any other", remembered)
+    episode = policy.spawn("e", seed=1)
+    await episode.reset({"user_id": 1, "history": [0]})
+    await episode.act({}, {})
+    value = episode.step_trace()["value"]
+    assert value["source"] == "critic" and value["call"]["stage"] == "fallback"
+    assert value["value"] == policy.clip_value(remembered)
+    assert policy.rules.value_min <= value["value"] <= policy.rules.value_max
+
+
+async def test_step_trace_records_the_loop(catalogue: Catalogue, tmp_path: Path) -> None:
+    llm = FakeRoleLLMForTests()
+    policy = make_policy(catalogue, tmp_path, "billp", llm)
+    episode = policy.spawn("e", seed=2)
+    await episode.reset({"user_id": 1, "history": [0]})
+    item = await episode.act({}, {})
+    await episode.observe(transition(item, 4.0))
+    loop = episode.step_trace()["loop"]
+    gamma = policy.config.gamma
+    assert loop["value_source"] == "critic" and loop["v"] == CRITIC_VALUE
+    assert loop["td_target"] == pytest.approx((1 - gamma) * 4.0 + gamma * CRITIC_VALUE)
+    assert loop["advantage"] == pytest.approx(loop["td_target"] - CRITIC_VALUE)
+    assert loop["reward_booked"] == 4.0 and loop["hints"] == []

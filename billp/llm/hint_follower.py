@@ -1,0 +1,58 @@
+"""A test double of a model that uses its memories: follows the Actor's hints.
+
+``HintFollowingLLMForTests`` answers like :class:`billp.llm.scripted.ScriptedLLM` (seeded,
+schema-valid JSON) except in two roles, where it reads the rendered prompt:
+
+* actor: the first candidate the prompt says "worked well" in similar situations, else
+  a seeded draw among the candidates that are not said to have made things worse;
+* critic: the session's mean rating as printed in the prompt ("... average 3.4"), else
+  the typical rating it prints.
+
+It exists so that tests can show the learning loop closing end to end through the real
+CLI without a language model; select it with ``llm.backend = "scripted"`` and
+``llm.scripted_policy = "follow-hints"``. It is not a recommender: never use it for
+results.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+
+from billp.llm.messages import LLMRequest
+from billp.llm.scripted import ScriptedLLM, request_seed
+
+_ENCOURAGED = re.compile(r"these worked well: (.*)\.$", re.MULTILINE)
+_DISCOURAGED = re.compile(r"these made things worse: (.*)\.$", re.MULTILINE)
+_CANDIDATE = re.compile(r"^(\d+): (.*) \([^()]*\)$", re.MULTILINE)
+_MEAN = re.compile(r"average (\d+(?:\.\d+)?)\.")
+_TYPICAL = re.compile(r"typical rating is (\d+(?:\.\d+)?)\.")
+
+
+class HintFollowingLLMForTests(ScriptedLLM):
+    """Scripted replies, except an Actor that follows hints and a Critic that reads means."""
+
+    def generate(self, request: LLMRequest) -> str:
+        prompt = request.messages[-1].content if request.messages else ""
+        if request.role == "actor":
+            return self._actor(request, prompt)
+        if request.role == "critic":
+            found = _MEAN.search(prompt) or _TYPICAL.search(prompt)
+            if found is not None:
+                return json.dumps({"value": float(found.group(1))})
+        return super().generate(request)
+
+    def _actor(self, request: LLMRequest, prompt: str) -> str:
+        candidates = {title: int(item) for item, title in _CANDIDATE.findall(prompt)}
+        allowed = (request.response_schema or {}).get("properties", {}).get("item_id", {})
+        ids = [int(i) for i in allowed.get("enum", candidates.values())]
+        good = _ENCOURAGED.search(prompt)
+        for title in good.group(1).split("; ") if good else []:
+            if candidates.get(title) in ids:
+                return json.dumps({"item_id": candidates[title], "reason": "worked before"})
+        bad = _DISCOURAGED.search(prompt)
+        avoid = {candidates.get(t) for t in (bad.group(1).split("; ") if bad else [])}
+        pool = [i for i in ids if i not in avoid] or ids
+        pick = random.Random(request_seed(self.seed, request)).choice(pool)
+        return json.dumps({"item_id": pick, "reason": "no hint"})

@@ -1,0 +1,56 @@
+"""Loop statistics from hand-made step records."""
+
+from __future__ import annotations
+
+import pytest
+
+from billp.evaluation.loop_stats import loop_stats_by_phase, phase_loop_stats, realised_returns
+
+
+def test_realised_returns_are_discounted_averages() -> None:
+    # gamma = 0.5: G_2 = 0.5*0; G_1 = 0.5*4 + 0.5*G_2; G_0 = 0.5*2 + 0.5*G_1.
+    assert realised_returns([2.0, 4.0, 0.0], 0.5) == pytest.approx([2.0, 2.0, 0.0])
+
+
+def _step(episode: str, step: int, **loop: object) -> dict:
+    return {"episode": episode, "phase": "test", "step": step, "trace": {"loop": loop}}
+
+
+def test_phase_statistics_count_each_link() -> None:
+    lines = [
+        _step(
+            "e1", 1,
+            reflections=[{"episode": "train-0000", "similarity": 0.8}],
+            hints=[{"item_id": 5, "sign": 1, "weight": 0.9}],
+            followed_hint=1, value_source="critic", v=3.0, reward_booked=4.0, advantage=0.5,
+        ),
+        _step(
+            "e1", 2,
+            reflections=[{"episode": "train-0000", "similarity": 0.8}],
+            value_source="memory", v=2.0, reward_booked=0.0, advantage=-2.0,
+        ),
+        _step(
+            "e2", 1,
+            hints=[{"item_id": 7, "sign": -1, "weight": -0.5}],
+            followed_hint=-1, value_source="critic", v=1.0, reward_booked=0.0, advantage=-1.0,
+        ),
+        {"episode": "e1", "phase": "test", "step": None, "trace": {"reflection": "x"}},
+    ]  # fmt: skip
+    stats = phase_loop_stats(lines, gamma=0.5)
+    assert stats.episodes == 2 and stats.steps == 3
+    assert stats.reflection_retrieval_rate == 0.5
+    assert stats.reflection_similarity_mean == pytest.approx(0.8)
+    assert stats.hint_rate == pytest.approx(2 / 3, abs=1e-4)
+    assert stats.hint_follow_rate == 0.5 and stats.followed_discouraged == 1
+    assert stats.critic_reuse_rate == pytest.approx(1 / 3, abs=1e-4)
+    assert stats.negative_advantage_share == pytest.approx(2 / 3, abs=1e-4)
+    assert stats.minority_advantage_share == pytest.approx(1 / 3, abs=1e-4)
+    # V = (3, 2, 1) vs realised returns (2, 0, 0): ranks agree except one tie.
+    assert stats.critic_spearman is not None and stats.critic_spearman > 0.8
+    assert set(loop_stats_by_phase(lines, 0.5)) == {"test"}
+
+
+def test_no_loop_records_give_empty_rates() -> None:
+    stats = phase_loop_stats([{"episode": "e", "phase": "test", "step": 1, "trace": {}}], 0.5)
+    assert stats.hint_rate == 0.0 and stats.hint_follow_rate is None
+    assert stats.critic_spearman is None and stats.minority_advantage_share is None
