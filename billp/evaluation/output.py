@@ -13,6 +13,7 @@ from rich.table import Table
 
 from billp.evaluation.bootstrap import Interval
 from billp.evaluation.evaluate import Evaluation, SeriesResult
+from billp.evaluation.loop_stats import loop_stats_by_phase
 from billp.evaluation.metrics import METRIC_BY_NAME, METRICS
 
 METRICS_JSON = "metrics.json"
@@ -75,11 +76,57 @@ def print_evaluation(evaluation: Evaluation, console: Console | None = None) -> 
                     columns,
                 )
             )
+    table = loop_table(evaluation)
+    if table is not None:
+        console.print(table)
+
+
+LOOP_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("reflection_retrieval_rate", "reflections"),
+    ("hint_rate", "hints"),
+    ("hint_follow_rate", "followed"),
+    ("critic_reuse_rate", "V reuse"),
+    ("negative_advantage_share", "A<0"),
+    ("critic_spearman", "V~return ρ"),
+)
+"""Learning-loop statistics shown per run (see billp.evaluation.loop_stats)."""
+
+
+def loop_table(evaluation: Evaluation) -> Table | None:
+    """Per run and phase, the learning loop's statistics (None when no run has any)."""
+    rows = []
+    for series in evaluation.runs:
+        for run in series.runs:
+            by_phase = loop_stats_by_phase(run.steps(), run.config.agent.gamma)
+            for phase, stats in by_phase.items():
+                if phase in (evaluation.phase, "train") or evaluation.phase == "all":
+                    rows.append((series.label, phase, stats.model_dump()))
+    rows = [r for r in rows if r[2]["value_estimates"] or r[2]["reflection_retrieval_rate"]]
+    if not rows:
+        return None
+    table = Table(title="learning loop per phase (rates; ρ: Critic calibration)")
+    for header in ("run", "phase", "steps", *(label for _, label in LOOP_COLUMNS)):
+        table.add_column(header, justify="left" if header in ("run", "phase") else "right")
+    for label, phase, stats in rows:
+        cells = [
+            "–" if stats[key] is None else f"{stats[key]:.2f}" for key, _ in LOOP_COLUMNS
+        ]
+        table.add_row(label, phase, str(stats["steps"]), *cells)
+    return table
 
 
 def write_json(evaluation: Evaluation, out_dir: Path) -> Path:
     path = out_dir / METRICS_JSON
-    path.write_text(json.dumps(evaluation.as_dict(), indent=2) + "\n", encoding="utf-8")
+    payload = evaluation.as_dict()
+    payload["loop"] = {
+        series.label: {
+            phase: stats.model_dump()
+            for run in series.runs
+            for phase, stats in loop_stats_by_phase(run.steps(), run.config.agent.gamma).items()
+        }
+        for series in evaluation.runs
+    }
+    path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     return path
 
 
