@@ -173,6 +173,8 @@ def main() -> None:
             "test_users": args.users,
             "progress": False,
             "output_dir": str(args.out),
+            # One wave per phase: the modes differ only in scheduling, as before waves.
+            "wave_size": args.users,
             "memory": {"dir": str(args.out / "memory"), "learn_during_test": False},
             "env": {"max_steps": args.max_steps},
             "agent": {"name": args.agent},

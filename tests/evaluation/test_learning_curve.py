@@ -1,0 +1,93 @@
+"""eval/learning_curve.py: the run plan, the numbers, and a tiny scripted end-to-end run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.evaluation.conftest import REPO
+
+
+def load_script() -> ModuleType:
+    sys.path.insert(0, str(REPO / "eval"))
+    spec = importlib.util.spec_from_file_location(
+        "learning_curve", REPO / "eval" / "learning_curve.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["learning_curve"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+learning_curve = load_script()
+
+
+def test_train_pass_snapshots_each_point_and_tests_learn_nothing(tmp_path: Path) -> None:
+    train = learning_curve.train_args("matrix", "billp", 3, [0, 4, 8], tmp_path, ["--x", "1"])
+    assert train[:2] == ["--x", "1"]
+    at = train.index("--memory.snapshot-after")
+    assert train[at + 1 : at + 3] == ["4", "8"]
+    assert train[train.index("--train-users") + 1] == "8"
+    assert train[train.index("--test-users") + 1] == "0"
+    test = learning_curve.test_args("matrix", "billp", 3, 4, tmp_path / "snap", 5, tmp_path, [])
+    assert test[test.index("--memory.learn-during-test") + 1] == "false"
+    assert test[test.index("--memory.init") + 1] == str(tmp_path / "snap")
+    empty = learning_curve.test_args("matrix", "billp", 3, 0, None, 5, tmp_path, [])
+    assert "--memory.init" not in empty
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--points", "4", "8"], "include 0"),
+        (["--points", "0", "6"], "multiples of wave_size"),
+        (["--agents", "random"], "LLM agents"),
+    ],
+)
+def test_bad_arguments_exit_2_before_any_run(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = learning_curve.main([*argv, "--out-dir", str(tmp_path), "--llm.backend", "scripted"])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_tiny_curve_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    code = learning_curve.main(
+        [
+            "--worlds", "matrix",
+            "--agents", "billp", "actonly",
+            "--points", "0", "4",
+            "--test-users", "2",
+            "--out-dir", str(out),
+            "--markdown", str(tmp_path / "curve.md"),
+            "--json", str(tmp_path / "curve.json"),
+            "--plot", str(tmp_path / "curve.png"),
+            "--llm.backend", "scripted",
+            "--memory.embedder", "hash",
+            "--env.max-steps", "4",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    payload = json.loads((tmp_path / "curve.json").read_text())
+    by_agent = {r["agent"]: r for r in payload["results"]}
+    assert set(by_agent) == {"billp", "actonly"}
+    billp = by_agent["billp"]
+    assert set(billp["points"]) == {"0", "4"}
+    assert billp["gain"]["total_reward"]["pairs"] == 2
+    assert billp["train_loop"]["episodes"] == 4
+    # The memoryless reference is played once and drawn flat.
+    actonly = by_agent["actonly"]["points"]
+    assert actonly["0"]["total_reward"] == actonly["4"]["total_reward"]
+    assert "Paired difference" in (tmp_path / "curve.md").read_text()
+    assert (tmp_path / "curve.png").stat().st_size > 0
