@@ -620,7 +620,7 @@ async def _execute(
             shutil.copytree(config.memory.init, memory_root, dirs_exist_ok=False)
         write_json_atomic(manifest_path, build_manifest(config, name, prompts, memory_root))
 
-    finished, remaining = _recover(run_dir, specs) if resume else ([], specs)
+    finished, _ = _recover(run_dir, specs) if resume else ([], specs)
     accounting = Accounting() if config.agent.is_llm else None
     async with make_llm_client(config, run_dir) as connection:
         metrics_before = connection.server_metrics() if config.agent.is_llm else None

@@ -67,7 +67,9 @@ def _calls(path: Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         record = json.loads(line)
-        calls += [c for c in record.get("trace", {}).get("calls", []) if c.get("role") in TEXT_FIELD]
+        calls += [
+            c for c in record.get("trace", {}).get("calls", []) if c.get("role") in TEXT_FIELD
+        ]
     return calls
 
 

@@ -9,7 +9,7 @@ Agents without memories (``react``, ``actonly``) learn nothing by construction: 
 played once and drawn flat, as references.
 
 What it reports, per world, agent and N: test Len and R_traj with 95 % bootstrap
-intervals over test users; the paired difference N_max − 0 over the same users (interval
+intervals over test users; the paired difference N_max - 0 over the same users (interval
 and permutation p-value, :func:`billp.evaluation.bootstrap.paired_comparison`); and the
 learning loop's statistics of each test run (reflection retrieval, hint and hint-follow
 rates, critic reuse, advantage sign balance, Critic calibration; see
@@ -55,7 +55,7 @@ from billp.evaluation.bootstrap import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from paper_table import resolve, run_one, shared_server  # noqa: E402
+from paper_table import resolve, run_one, shared_server
 
 AGENTS = ("billp", "billp-no-macro", "billp-no-micro", "reflexion", "react", "actonly")
 WORLDS = ("matrix", "le")
@@ -70,7 +70,7 @@ LOOP_COLUMNS = (
     ("hint_follow_rate", "follow"),
     ("critic_reuse_rate", "V reuse"),
     ("minority_advantage_share", "A minority"),
-    ("critic_spearman", "V~G ρ"),
+    ("critic_spearman", "V~G rho"),
 )
 EXIT_BAD_INPUT = 2
 
@@ -250,13 +250,13 @@ def train_loop(curve: Curve) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ output
 def _fmt(value: float | None, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def _cell(interval: dict[str, Any]) -> str:
     mean, low, high = interval["mean"], interval["ci_low"], interval["ci_high"]
     if mean is None:
-        return "–"
+        return "-"
     if low is None or high is None:
         return f"{mean:.2f}"
     return f"{mean:.2f} [{low:.2f}, {high:.2f}]"
@@ -292,7 +292,7 @@ def markdown(results: list[dict[str, Any]], command: str, caption: str) -> str:
             )
     lines += [
         "",
-        "## Paired difference N_max − 0 over the same test users",
+        "## Paired difference N_max - 0 over the same test users",
         "",
         "| world | agent | seed | users | ΔLen [95 % CI] | p | ΔR_traj [95 % CI] | p |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
@@ -335,11 +335,15 @@ def markdown(results: list[dict[str, Any]], command: str, caption: str) -> str:
         "Loop columns: refl. = share of episodes whose Planner saw a reflection; hints = share "
         "of steps with an actor-memory hint; follow = share of hinted steps whose choice was "
         "an encouraged item; V reuse = share of V(s) taken from critic memory; A minority = "
-        "share of the rarer advantage sign; V~G ρ = Spearman of V(s) with the realised "
+        "share of the rarer advantage sign; V~G rho = Spearman of V(s) with the realised "
         "discounted-average return.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:
@@ -358,17 +362,25 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
             for result in (r for r in results if r["world"] == world):
                 points = sorted(result["points"])
                 means = [result["points"][p][metric]["mean"] for p in points]
-                lows = [result["points"][p][metric]["ci_low"] or m for p, m in zip(points, means)]
+                lows = [
+                    _or(result["points"][p][metric]["ci_low"], m)
+                    for p, m in zip(points, means, strict=True)
+                ]
                 highs = [
-                    result["points"][p][metric]["ci_high"] or m for p, m in zip(points, means)
+                    _or(result["points"][p][metric]["ci_high"], m)
+                    for p, m in zip(points, means, strict=True)
                 ]
                 yerr = [
-                    [m - lo for m, lo in zip(means, lows)],
-                    [hi - m for m, hi in zip(means, highs)],
+                    [m - lo for m, lo in zip(means, lows, strict=True)],
+                    [hi - m for m, hi in zip(means, highs, strict=True)],
                 ]
                 style = "--" if result["agent"] in MEMORYLESS else "-"
                 ax.errorbar(
-                    points, means, yerr=yerr, fmt=style + "o", capsize=3,
+                    points,
+                    means,
+                    yerr=yerr,
+                    fmt=style + "o",
+                    capsize=3,
                     label=f"{result['agent']} (seed {result['seed']})",
                 )
             ax.set_title(f"{world}: test {LABELS[metric]}")
@@ -444,7 +456,12 @@ def main(argv: list[str] | None = None) -> int:
             done = list(
                 pool.map(
                     lambda c: play_curve(
-                        c, points, args.test_users, out_dir, [*passthrough, *flags], console,
+                        c,
+                        points,
+                        args.test_users,
+                        out_dir,
+                        [*passthrough, *flags],
+                        console,
                         args.run_timeout_s,
                     ),
                     curves,

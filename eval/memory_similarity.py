@@ -56,8 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     windows = {u: dataset.starting_history(u)[-WINDOW:] for u in users}
     embedder = make_embedder(args.embedder)
     print(f"embedder {args.embedder}; {len(users)} train users; {args.pairs} pairs per k\n")
-    print("| shared items k/10 | p5 | p25 | median | p75 | p95 | " + " | ".join(
-        f">= {t}" for t in THRESHOLDS) + " |")
+    print(
+        "| shared items k/10 | p5 | p25 | median | p75 | p95 | "
+        + " | ".join(f">= {t}" for t in THRESHOLDS)
+        + " |"
+    )
     print("|---:|---:|---:|---:|---:|---:|" + "---:|" * len(THRESHOLDS))
     for shared in range(WINDOW, -1, -1):
         left, right = [], []
@@ -78,8 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         q = np.percentile(sims, [5, 25, 50, 75, 95])
         above = [float(np.mean(sims >= t)) for t in THRESHOLDS]
         print(
-            f"| {shared} | " + " | ".join(f"{v:.3f}" for v in q) + " | "
-            + " | ".join(f"{100 * a:.0f} %" for a in above) + " |"
+            f"| {shared} | "
+            + " | ".join(f"{v:.3f}" for v in q)
+            + " | "
+            + " | ".join(f"{100 * a:.0f} %" for a in above)
+            + " |"
         )
     return 0
 

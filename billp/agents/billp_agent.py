@@ -281,6 +281,7 @@ class BiLLPEpisode:
             raise ValueError(f"value must be within [{rules.value_min}, {rules.value_max}]")
 
         # ------------------------------------------------------------ protocol
+
     async def reset(self, info: dict[str, Any]) -> None:
         self.user_id = int(info["user_id"])
         self.history = [int(i) for i in info["history"]]

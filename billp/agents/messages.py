@@ -37,7 +37,9 @@ class UserRules(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     quit_threshold: float = Field(2.0, description="Users quit after a reward below this.")
-    quit_window: int = Field(4, ge=0, description="Recent recommendations a new one must differ from.")
+    quit_window: int = Field(
+        4, ge=0, description="Recent recommendations a new one must differ from."
+    )
     rating_min: float = 1.0
     rating_max: float = 5.0
     typical_rating: float = Field(
@@ -247,7 +249,9 @@ def reflection_schema(genres: list[str], free_text: bool) -> dict[str, Any]:
     return schema
 
 
-def genre_enum_schema(model: type[BaseModel], fields: list[str], genres: list[str]) -> dict[str, Any]:
+def genre_enum_schema(
+    model: type[BaseModel], fields: list[str], genres: list[str]
+) -> dict[str, Any]:
     """``model``'s schema with the list ``fields`` restricted to the catalogue's genres."""
     schema = model.model_json_schema()
     for field in fields:

@@ -94,7 +94,9 @@ def phase_loop_stats(step_lines: Iterable[dict[str, Any]], gamma: float) -> Phas
                 negative += loop["advantage"] < 0
         booked = [loop.get("reward_booked") for loop in loops]
         if booked and all(b is not None for b in booked):
-            for loop, ret in zip(loops, realised_returns([float(b) for b in booked], gamma)):
+            for loop, ret in zip(
+                loops, realised_returns([float(b) for b in booked], gamma), strict=True
+            ):
                 if loop.get("v") is not None:
                     values.append(float(loop["v"]))
                     returns.append(ret)

@@ -87,7 +87,7 @@ LOOP_COLUMNS: tuple[tuple[str, str], ...] = (
     ("hint_follow_rate", "followed"),
     ("critic_reuse_rate", "V reuse"),
     ("negative_advantage_share", "A<0"),
-    ("critic_spearman", "V~return ρ"),
+    ("critic_spearman", "V~return rho"),
 )
 """Learning-loop statistics shown per run (see billp.evaluation.loop_stats)."""
 
@@ -104,13 +104,11 @@ def loop_table(evaluation: Evaluation) -> Table | None:
     rows = [r for r in rows if r[2]["value_estimates"] or r[2]["reflection_retrieval_rate"]]
     if not rows:
         return None
-    table = Table(title="learning loop per phase (rates; ρ: Critic calibration)")
+    table = Table(title="learning loop per phase (rates; rho: Critic calibration)")
     for header in ("run", "phase", "steps", *(label for _, label in LOOP_COLUMNS)):
         table.add_column(header, justify="left" if header in ("run", "phase") else "right")
     for label, phase, stats in rows:
-        cells = [
-            "–" if stats[key] is None else f"{stats[key]:.2f}" for key, _ in LOOP_COLUMNS
-        ]
+        cells = ["-" if stats[key] is None else f"{stats[key]:.2f}" for key, _ in LOOP_COLUMNS]
         table.add_row(label, phase, str(stats["steps"]), *cells)
     return table
 

@@ -14,9 +14,9 @@ import httpx
 from billp.config import RunConfig
 from billp.llm.cache import CachingClient, ResponseCache
 from billp.llm.client import LLMClient, LLMError
+from billp.llm.hint_follower import HintFollowingLLMForTests
 from billp.llm.messages import LLMRequest, LLMResponse
 from billp.llm.openai_client import OpenAICompatibleClient
-from billp.llm.hint_follower import HintFollowingLLMForTests
 from billp.llm.scripted import ScriptedLLM, request_seed
 
 log = logging.getLogger(__name__)

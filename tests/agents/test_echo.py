@@ -6,7 +6,8 @@ from billp.agents.echo import EchoDetector, static_text
 
 TEMPLATE = (
     'Answer in JSON. "thought": one short sentence of your own saying why this plan suits '
-    "this user now.\nThe user's history: {{ history | join('; ') }}.{% if x %}Step {{ x }}{% endif %}"
+    "this user now.\nThe user's history: {{ history | join('; ') }}."
+    "{% if x %}Step {{ x }}{% endif %}"
 )
 
 

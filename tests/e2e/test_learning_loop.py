@@ -45,10 +45,13 @@ def test_memories_of_train_users_lift_fixed_test_users(tmp_path: Path, shared_ca
         simulate_cmd(
             tmp_path / "train",
             *FOLLOW_HINTS,
-            "--train-users", str(TRAIN_USERS),
-            "--test-users", "0",
-            "--memory.snapshot-after", str(TRAIN_USERS),
-        ),  # fmt: skip
+            "--train-users",
+            str(TRAIN_USERS),
+            "--test-users",
+            "0",
+            "--memory.snapshot-after",
+            str(TRAIN_USERS),
+        ),
         shared_cache,
     )
     assert train.returncode == 0, train.stderr[-3000:]
@@ -63,10 +66,13 @@ def test_memories_of_train_users_lift_fixed_test_users(tmp_path: Path, shared_ca
                 tmp_path / label,
                 *FOLLOW_HINTS,
                 *init,
-                "--train-users", "0",
-                "--test-users", str(TEST_USERS),
-                "--memory.learn-during-test", "false",
-            ),  # fmt: skip
+                "--train-users",
+                "0",
+                "--test-users",
+                str(TEST_USERS),
+                "--memory.learn-during-test",
+                "false",
+            ),
             shared_cache,
         )
         assert result.returncode == 0, result.stderr[-3000:]
@@ -104,10 +110,13 @@ def test_replay_reproduces_concurrent_episodes_byte_for_byte(
         simulate_cmd(
             tmp_path / "record",
             *common,
-            "--llm.scripted-latency-s", "0.02",
-            "--llm.cache", "record",
-            "--llm.cache-dir", str(cache_dir),
-        ),  # fmt: skip
+            "--llm.scripted-latency-s",
+            "0.02",
+            "--llm.cache",
+            "record",
+            "--llm.cache-dir",
+            str(cache_dir),
+        ),
         shared_cache,
     )
     assert record.returncode == 0, record.stderr[-3000:]
@@ -115,9 +124,11 @@ def test_replay_reproduces_concurrent_episodes_byte_for_byte(
         simulate_cmd(
             tmp_path / "replay",
             *common,
-            "--llm.cache", "replay",
-            "--llm.cache-dir", str(cache_dir),
-        ),  # fmt: skip
+            "--llm.cache",
+            "replay",
+            "--llm.cache-dir",
+            str(cache_dir),
+        ),
         shared_cache,
     )
     assert replay.returncode == 0, replay.stderr[-3000:]

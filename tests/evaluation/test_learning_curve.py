@@ -65,19 +65,32 @@ def test_tiny_curve_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     out = tmp_path / "out"
     code = learning_curve.main(
         [
-            "--worlds", "matrix",
-            "--agents", "billp", "actonly",
-            "--points", "0", "4",
-            "--test-users", "2",
-            "--out-dir", str(out),
-            "--markdown", str(tmp_path / "curve.md"),
-            "--json", str(tmp_path / "curve.json"),
-            "--plot", str(tmp_path / "curve.png"),
-            "--llm.backend", "scripted",
-            "--memory.embedder", "hash",
-            "--env.max-steps", "4",
+            "--worlds",
+            "matrix",
+            "--agents",
+            "billp",
+            "actonly",
+            "--points",
+            "0",
+            "4",
+            "--test-users",
+            "2",
+            "--out-dir",
+            str(out),
+            "--markdown",
+            str(tmp_path / "curve.md"),
+            "--json",
+            str(tmp_path / "curve.json"),
+            "--plot",
+            str(tmp_path / "curve.png"),
+            "--llm.backend",
+            "scripted",
+            "--memory.embedder",
+            "hash",
+            "--env.max-steps",
+            "4",
         ]
-    )  # fmt: skip
+    )
     assert code == 0
     payload = json.loads((tmp_path / "curve.json").read_text())
     by_agent = {r["agent"]: r for r in payload["results"]}
