@@ -218,6 +218,7 @@ class VectorMemory(Generic[P]):
         self._disk_checksums: dict[str, str] = {}
         self._dirty = False
         self._on_disk = False
+        self._save_failed: tuple[Exception, frozenset[str]] | None = None
         self._lock = threading.RLock()
         self._load()
 
@@ -439,6 +440,28 @@ class VectorMemory(Generic[P]):
         ``meta.json``; a failure anywhere leaves the previous save loadable. Nothing is written
         when nothing changed since the last save.
         """
+        committed = frozenset(committed)
+        with self._lock:
+            if self._save_failed is not None and self._save_failed[1] != committed:
+                # Entries of the failed commit are still in memory: saving them for another
+                # episode would persist writes whose episode is not recorded as committed.
+                # (Retrying the failed save itself is fine.)
+                failed = self._save_failed[0]
+                if isinstance(failed, OSError):
+                    raise OSError(
+                        failed.errno,
+                        f"{failed.strerror} (an earlier save of this memory failed)",
+                        failed.filename,
+                    )
+                raise MemoryStoreError(f"{self.directory}: an earlier save failed: {failed}")
+            try:
+                self._save(committed)
+            except Exception as exc:
+                self._save_failed = (exc, committed)
+                raise
+            self._save_failed = None
+
+    def _save(self, committed: Iterable[str]) -> None:
         with self._lock:
             new_committed = self.committed | set(committed)
             if not self._dirty and new_committed == self.committed and self._on_disk:

@@ -16,7 +16,9 @@ import pytest
 
 from tests.e2e.conftest import REPO, TINY
 
-FAULT_RUN_ARGS = ("--concurrency", "1", "--train-users", "3", "--test-users", "2")
+FAULT_RUN_ARGS = (
+    "--concurrency", "1", "--train-users", "2", "--test-users", "1", "--env.max-steps", "4"
+)
 """The scripted run every fault test plays: one episode at a time, so that a resumed run
 replays exactly what an uninterrupted one does (memories seen at each episode's start)."""
 

@@ -19,10 +19,10 @@ from tests.faults.conftest import (
 )
 
 SEED = 20261201
-KILL_POINTS = 36
+KILL_POINTS = 32
 """Kill points per session: one in every (stage, file) group of the reference run's fault
 points, the rest drawn at random."""
-RESUME_KILLS = 6
+RESUME_KILLS = 4
 """Of those, how many also kill the first resume (at a random early point) before resuming."""
 
 
