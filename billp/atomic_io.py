@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from billp import faults
+
 
 def fsync_dir(directory: Path) -> None:
     """Flush a folder's entries (renames) to disk."""
@@ -29,17 +31,27 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` atomically (creating its folder if needed)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    faults.point("atomic.before", path)
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
+            if faults.active():
+                half = len(data) // 2
+                stream.write(data[:half])
+                stream.flush()
+                faults.point("atomic.mid", path)
+                stream.write(data[half:])
+            else:
+                stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
+        faults.point("atomic.rename", path)
         os.replace(temp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_name)
         raise
+    faults.point("atomic.after", path)
     fsync_dir(path.parent)
 
 

@@ -661,12 +661,20 @@ def load_model_config(
             raise ConfigError(f"config file not found: {path}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        except (UnicodeDecodeError, IsADirectoryError, PermissionError) as exc:
+            raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+        _apply_unset(tree, str(path))
     for dotted, value in (overrides or {}).items():
         set_dotted(tree, dotted, value)
     try:
         return model.model_validate(tree)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc)) from None
+        message = format_validation_error(exc)
+        if path is not None:
+            message = message.replace(
+                "invalid configuration:", f"invalid configuration (config file {path}):", 1
+            )
+        raise ConfigError(message) from None
 
 
 def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
@@ -678,13 +686,43 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     return load_model_config(RunConfig, path, overrides)
 
 
-def config_to_toml_dict(config: BaseModel) -> dict[str, Any]:
-    """A TOML-writable dict of a config: paths become strings, ``None`` values are dropped."""
-    data = config.model_dump(mode="json")
+UNSET_KEY = "_unset"
+"""Top-level TOML key listing the fields whose value is ``None`` (TOML has no null), each as
+its path of keys, so that ``config.toml`` round-trips every field exactly."""
 
-    def prune(node: Any) -> Any:
+
+def config_to_toml_dict(config: BaseModel) -> dict[str, Any]:
+    """A TOML-writable dict of a config: paths become strings; ``None`` values, which TOML
+    cannot hold, are listed under :data:`UNSET_KEY` as key paths (restored on loading)."""
+    data = config.model_dump(mode="json")
+    unset: list[list[str]] = []
+
+    def prune(node: Any, path: list[str]) -> Any:
         if isinstance(node, dict):
-            return {k: prune(v) for k, v in node.items() if v is not None}
+            kept = {}
+            for key, value in node.items():
+                if value is None:
+                    unset.append([*path, key])
+                else:
+                    kept[key] = prune(value, [*path, key])
+            return kept
         return node
 
-    return prune(data)
+    pruned = prune(data, [])
+    return {UNSET_KEY: unset, **pruned} if unset else pruned
+
+
+def _apply_unset(tree: dict[str, Any], source: str) -> None:
+    paths = tree.pop(UNSET_KEY, [])
+    if not isinstance(paths, list) or not all(
+        isinstance(p, list) and p and all(isinstance(k, str) for k in p) for p in paths
+    ):
+        raise ConfigError(f"{source}: {UNSET_KEY} must be a list of key paths (lists of strings)")
+    for path in paths:
+        node = tree
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{source}: {UNSET_KEY} path {path}: '{part}' is not a section")
+            node = child
+        node[path[-1]] = None

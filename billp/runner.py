@@ -28,7 +28,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal, TextIO, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import tomli_w
@@ -44,12 +44,21 @@ from billp.agents import (
     Transition,
     build_policy,
 )
-from billp.atomic_io import write_json_atomic, write_jsonl_atomic
+from billp.atomic_io import write_json_atomic
 from billp.config import RunConfig, config_to_toml_dict, load_config
 from billp.envs import World, build_world
 from billp.evaluation.loop_stats import loop_stats_by_phase
 from billp.evaluation.metrics import summarize_episodes
 from billp.llm import Accounting, make_llm_client
+from billp.preflight import check_inputs
+from billp.run_files import (
+    JsonlAppender,
+    RunFileError,
+    create_run_dir,
+    locked_run_dir,
+    read_jsonl,
+    recover_run_files,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -92,38 +101,6 @@ class EpisodeRecord(BaseModel):
     quit_reason: str | None
     fallbacks: int
     memory_writes: MemoryWrites = Field(default_factory=MemoryWrites)
-
-
-# ------------------------------------------------------------------ files
-class JsonlAppender:
-    """Appends JSON lines and makes each one durable before returning."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._handle: TextIO = path.open("a", encoding="utf-8")
-
-    def write(self, record: dict[str, Any]) -> None:
-        self._handle.write(json.dumps(record, ensure_ascii=False, sort_keys=False) + "\n")
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-
-    def close(self) -> None:
-        self._handle.close()
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Complete JSON lines of ``path``; a torn last line (a killed write) is ignored."""
-    if not path.is_file():
-        return []
-    records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            log.warning("%s:%d: ignoring an incomplete line (interrupted write)", path, number)
-    return records
 
 
 # ------------------------------------------------------------------ planning
@@ -538,18 +515,10 @@ async def _progress(enabled: bool) -> AsyncIterator[Progress | PlainProgress | N
 
 
 def prepare_run_dir(config: RunConfig) -> Path:
-    """Create a fresh run directory and write its resolved config."""
-    name = run_name(config)
-    run_dir = config.output_dir / name
-    suffix = 1
-    while run_dir.exists():
-        suffix += 1
-        run_dir = config.output_dir / f"{name}-{suffix}"
-    run_dir.mkdir(parents=True)
-    (run_dir / "config.toml").write_text(
-        tomli_w.dumps(config_to_toml_dict(config)), encoding="utf-8"
+    """Create a fresh run directory (exclusively: never one that exists) with its config."""
+    return create_run_dir(
+        config.output_dir, run_name(config), tomli_w.dumps(config_to_toml_dict(config))
     )
-    return run_dir
 
 
 def load_run_config(run_dir: Path) -> RunConfig:
@@ -563,25 +532,34 @@ def load_run_config(run_dir: Path) -> RunConfig:
 def _recover(
     run_dir: Path, specs: list[EpisodeSpec]
 ) -> tuple[list[EpisodeRecord], list[EpisodeSpec]]:
-    """Finished records and the specs still to play; drop step lines of unfinished episodes."""
+    """Finished records and the specs still to play (see :func:`recover_run_files`)."""
     by_key = {spec.key: spec for spec in specs}
-    finished: dict[str, EpisodeRecord] = {}
-    raw = read_jsonl(run_dir / "episodes.jsonl")
-    for line in raw:
-        record = EpisodeRecord.model_validate(line)
-        if record.key in by_key and record.key not in finished:
-            finished[record.key] = record
-    if len(finished) != len(raw):
-        write_jsonl_atomic(
-            run_dir / "episodes.jsonl", [r.model_dump(mode="json") for r in finished.values()]
-        )
-    steps_path = run_dir / "steps.jsonl"
-    steps = read_jsonl(steps_path)
-    kept = [line for line in steps if line.get("episode") in finished]
-    if len(kept) != len(steps):
-        write_jsonl_atomic(steps_path, kept)
-    remaining = [spec for spec in specs if spec.key not in finished]
-    return list(finished.values()), remaining
+    finished = recover_run_files(
+        run_dir, EpisodeRecord, wanted=lambda r: r.key in by_key, key=lambda r: r.key
+    )
+    done = {record.key for record in finished}
+    remaining = [spec for spec in specs if spec.key not in done]
+    return finished, remaining
+
+
+def _read_memory_dir(manifest_path: Path) -> Path:
+    try:
+        return Path(json.loads(manifest_path.read_text(encoding="utf-8"))["memory_dir"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RunFileError(
+            f"{manifest_path} is damaged ({type(exc).__name__}: {exc}); it must be the JSON "
+            "object billp wrote, with a 'memory_dir' entry"
+        ) from None
+
+
+def _copy_memory_init(source: Path, memory_root: Path) -> None:
+    """Copy ``source`` to ``memory_root`` so that a kill never leaves half a copy there."""
+    if memory_root.exists():
+        raise FileExistsError(f"memory folder {memory_root} already exists; not overwriting it")
+    staging = memory_root.with_name(f".{memory_root.name}.init-tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(source, staging)
+    os.replace(staging, memory_root)
 
 
 class _Prepared(BaseModel):
@@ -594,9 +572,11 @@ class _Prepared(BaseModel):
     specs: list[EpisodeSpec]
 
 
-def _prepare(config: RunConfig) -> _Prepared:
-    """Load templates and data and plan the episodes: fails fast on bad input."""
+def _prepare(config: RunConfig, fresh: bool = True) -> _Prepared:
+    """Load and check templates, model paths, memory.init (``fresh`` runs) and data, and plan
+    the episodes: fails fast on bad input, before a run directory or server exists."""
     prompts = PromptLibrary(config.prompts_dir)
+    check_inputs(config, prompts, memory_init=fresh)
     world = build_world(config.env, config.data)
     split = world.dataset.split
     specs = plan_episodes(config, split.train_users, split.test_users)
@@ -612,12 +592,11 @@ async def _execute(
     memory_root = config.memory.dir / name
     manifest_path = run_dir / "manifest.json"
     if resume and manifest_path.is_file():
-        memory_root = Path(json.loads(manifest_path.read_text())["memory_dir"])
+        memory_root = _read_memory_dir(manifest_path)
     else:
         if config.memory.init is not None and config.agent.is_llm:
-            if not config.memory.init.is_dir():
-                raise FileNotFoundError(f"memory.init folder not found: {config.memory.init}")
-            shutil.copytree(config.memory.init, memory_root, dirs_exist_ok=False)
+            if not (resume and memory_root.exists()):  # a resume may find the copy done
+                _copy_memory_init(config.memory.init, memory_root)  # checked by _prepare
         write_json_atomic(manifest_path, build_manifest(config, name, prompts, memory_root))
 
     finished, _ = _recover(run_dir, specs) if resume else ([], specs)
@@ -686,11 +665,13 @@ def execute(config: RunConfig) -> RunResult:
     prepared = _prepare(config)
     run_dir = prepare_run_dir(config)
     print(f"run directory: {run_dir}", file=sys.stderr, flush=True)
-    return asyncio.run(_execute(config, prepared, run_dir, resume=False))
+    with locked_run_dir(run_dir):
+        return asyncio.run(_execute(config, prepared, run_dir, resume=False))
 
 
 def resume(run_dir: Path) -> RunResult:
     """Finish a run that was interrupted, from its directory alone."""
     config = load_run_config(run_dir)
-    prepared = _prepare(config)
-    return asyncio.run(_execute(config, prepared, run_dir, resume=True))
+    with locked_run_dir(run_dir):
+        prepared = _prepare(config, fresh=not (run_dir / "manifest.json").is_file())
+        return asyncio.run(_execute(config, prepared, run_dir, resume=True))

@@ -27,6 +27,8 @@ EXIT_BAD_INPUT = 2
 """Exit status for a bad config, a missing file or another input error."""
 EXIT_LLM_FAILURE = 3
 """Exit status when the LLM server failed (after bounded retries) or did not start."""
+EXIT_IO_FAILURE = 4
+"""Exit status when writing a run file failed (disk full, I/O error)."""
 EXIT_INTERRUPTED = 130
 """Exit status after Ctrl-C (128 + SIGINT)."""
 
@@ -55,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     # Imported late so that --help and config errors answer at once.
     from billp.llm import LLMError
+    from billp.llm.cache import CacheCorruptError
+    from billp.memory.vector_store import MemoryStoreError
     from billp.llm.provision import ProvisionError
     from billp.llm.server import ServerStartError
     from billp.runner import execute, resume
@@ -75,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, MemoryStoreError, CacheCorruptError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except ProvisionError as exc:
@@ -88,6 +92,14 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_LLM_FAILURE
+    except OSError as exc:
+        print(
+            f"error: writing {exc.filename or 'a run file'} failed: {exc.strerror or exc}\n"
+            "finished episodes and memories are on disk; once the disk is fixed, continue "
+            "with --resume RUN_DIR",
+            file=sys.stderr,
+        )
+        return EXIT_IO_FAILURE
     print_summary(result.run_dir, result.summary)
     return 0
 

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import signal
 
+SENT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+"""Every signal a test sends to a child (SIGKILL cannot be ignored)."""
 
-def default_sigint() -> None:
-    """``preexec_fn`` that gives a child the default SIGINT disposition.
+
+def default_signals() -> None:
+    """``preexec_fn`` that gives a child the default disposition of every signal tests send.
 
     A shell that starts a job in the background (``cmd &`` without job control) sets SIGINT
-    to ignored, and children inherit that: Python then installs no KeyboardInterrupt
-    handler and a test's Ctrl-C does nothing. Tests that send SIGINT restore the default.
+    (and SIGQUIT) to ignored, and ``nohup`` sets SIGHUP to ignored; children inherit that:
+    Python then installs no KeyboardInterrupt handler, a test's Ctrl-C or hang-up does
+    nothing and the test times out. Tests that signal a child restore the defaults.
     """
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    for signum in SENT_SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)
+
+
+default_sigint = default_signals
+"""The former name (it now resets every signal in :data:`SENT_SIGNALS`)."""

@@ -13,8 +13,9 @@ import hashlib
 from pathlib import Path
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel
+
+from billp.template_sandbox import LimitedSandbox
 
 ROLE_TEMPLATES: dict[str, str] = {
     "planner": "planner.j2",
@@ -59,7 +60,7 @@ class PromptLibrary:
             raise PromptError(f"prompts folder not found: {user_dir}")
         search = [str(user_dir)] if user_dir is not None else []
         search.append(str(shipped_prompts_dir()))
-        self._env = SandboxedEnvironment(
+        self._env = LimitedSandbox(
             loader=jinja2.FileSystemLoader(search),
             undefined=jinja2.StrictUndefined,
             autoescape=False,
@@ -106,7 +107,7 @@ class PromptLibrary:
         name = ROLE_TEMPLATES.get(role, role)
         template, template_hash, filename = self._load(name)
         try:
-            text = template.render(**dict(data)).strip()
+            text = self._env.render_limited(template, dict(data)).strip()
         except jinja2.UndefinedError as exc:
             raise PromptError(
                 f"template {filename} uses an undefined variable ({exc.message}); "

@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from billp.config import ConfigError, DataConfig, RunConfig, config_to_toml_dict, load_config
+from billp.config import (
+    UNSET_KEY,
+    ConfigError,
+    DataConfig,
+    RunConfig,
+    config_to_toml_dict,
+    load_config,
+)
 from billp.evaluation.metrics import EpisodeLine, ItemFeatures
 
 if TYPE_CHECKING:
@@ -112,7 +119,10 @@ class RunData:
         )
 
     def config_dict(self) -> dict[str, Any]:
-        return config_to_toml_dict(self.config)
+        """The config as TOML values; ``None`` fields are left out (not listed under _unset)."""
+        data = config_to_toml_dict(self.config)
+        data.pop(UNSET_KEY, None)
+        return data
 
     def templates(self) -> dict[str, str]:
         """Template name -> hash, from the manifest."""

@@ -25,6 +25,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import struct
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -115,6 +116,81 @@ def _atomic_backup(source: Path, target: Path) -> None:
     fsync_dir(target.parent)
 
 
+_HEADER = struct.Struct("<4siqqqBi")
+"""FAISS index header: fourcc, d, ntotal, two unused int64, is_trained, metric type."""
+_SIZE = struct.Struct("<q")
+_METRIC_INNER_PRODUCT = 0
+
+
+def index_layout_problem(data: bytes, dim: int, count: int) -> str | None:
+    """Why ``data`` is not a serialised ``IndexIDMap2(IndexFlatIP(dim))`` of ``count`` vectors.
+
+    Checked byte by byte before FAISS deserialises anything, so that a damaged or crafted
+    file (whose checksum an edited ``meta.json`` may match) never reaches FAISS's reader.
+    """
+    if len(data) < 2 * _HEADER.size + 2 * _SIZE.size:
+        return f"only {len(data)} bytes (truncated)"
+    for offset, fourcc in ((0, b"IxM2"), (_HEADER.size, b"IxFI")):
+        magic, d, ntotal, _, _, _, metric = _HEADER.unpack_from(data, offset)
+        if magic != fourcc:
+            return f"header {magic!r} at byte {offset}, expected {fourcc!r}"
+        if ntotal != count:
+            return f"holds {ntotal} vectors, meta.json says {count}"
+        if d != dim:
+            return f"index dimension {d}, meta.json says {dim}"
+        if metric != _METRIC_INNER_PRODUCT:
+            return f"metric type {metric}, expected inner product ({_METRIC_INNER_PRODUCT})"
+    expected = 2 * _HEADER.size + 2 * _SIZE.size + 4 * dim * count + 8 * count
+    if len(data) != expected:
+        return f"{len(data)} bytes, expected {expected} for {count} vectors of dimension {dim}"
+    codes_at = 2 * _HEADER.size
+    (floats,) = _SIZE.unpack_from(data, codes_at)
+    if floats != dim * count:
+        return f"vector data of {floats} floats, expected {dim * count}"
+    (ids,) = _SIZE.unpack_from(data, codes_at + _SIZE.size + 4 * floats)
+    if ids != count:
+        return f"{ids} ids, expected {count}"
+    return None
+
+
+def verify_memory_folder(directory: Path) -> None:
+    """Check a saved memory folder without opening it: meta, checksums, index layout.
+
+    Raises:
+        MemoryStoreError: naming the file that is missing, damaged or inconsistent.
+    """
+    directory = Path(directory)
+    meta_path = directory / META_FILE
+    try:
+        meta = _Meta.model_validate_json(meta_path.read_bytes())
+    except FileNotFoundError:
+        raise MemoryStoreError(f"{meta_path} is missing: not a saved billp memory") from None
+    except (OSError, ValidationError) as exc:
+        raise MemoryStoreError(f"{meta_path}: not a valid billp memory meta file: {exc}") from None
+    if not meta.checksums:
+        return
+    for name in DATA_FILES:
+        expected = meta.checksums.get(name)
+        if expected is None:
+            raise MemoryStoreError(f"{meta_path}: no checksum for {name}")
+        data = None
+        for candidate in (directory / name, directory / (name + BACKUP_SUFFIX)):
+            with contextlib.suppress(FileNotFoundError):
+                raw = candidate.read_bytes()
+                if _sha256(raw) == expected:
+                    data = raw
+                    break
+        if data is None:
+            raise MemoryStoreError(
+                f"{directory / name}: missing or does not match the sha256 recorded in "
+                f"{meta_path} (changed outside billp?)"
+            )
+        if name == INDEX_FILE:
+            problem = index_layout_problem(data, meta.dim, meta.count)
+            if problem is not None:
+                raise MemoryStoreError(f"{directory / name}: {problem}")
+
+
 class VectorMemory(Generic[P]):
     """Key texts embedded once into a FAISS inner-product index, each with a typed payload.
 
@@ -142,6 +218,7 @@ class VectorMemory(Generic[P]):
         self._disk_checksums: dict[str, str] = {}
         self._dirty = False
         self._on_disk = False
+        self._save_failed: tuple[Exception, frozenset[str]] | None = None
         self._lock = threading.RLock()
         self._load()
 
@@ -212,6 +289,9 @@ class VectorMemory(Generic[P]):
 
     def _parse_index(self, data: bytes, meta: _Meta) -> faiss.IndexIDMap2:
         path = self._path(INDEX_FILE)
+        problem = index_layout_problem(data, meta.dim, meta.count)
+        if problem is not None:  # never hand FAISS bytes of another shape
+            raise MemoryStoreError(f"{path}: {problem}")
         try:
             index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
         except RuntimeError as exc:
@@ -360,6 +440,28 @@ class VectorMemory(Generic[P]):
         ``meta.json``; a failure anywhere leaves the previous save loadable. Nothing is written
         when nothing changed since the last save.
         """
+        committed = frozenset(committed)
+        with self._lock:
+            if self._save_failed is not None and self._save_failed[1] != committed:
+                # Entries of the failed commit are still in memory: saving them for another
+                # episode would persist writes whose episode is not recorded as committed.
+                # (Retrying the failed save itself is fine.)
+                failed = self._save_failed[0]
+                if isinstance(failed, OSError):
+                    raise OSError(
+                        failed.errno,
+                        f"{failed.strerror} (an earlier save of this memory failed)",
+                        failed.filename,
+                    )
+                raise MemoryStoreError(f"{self.directory}: an earlier save failed: {failed}")
+            try:
+                self._save(committed)
+            except Exception as exc:
+                self._save_failed = (exc, committed)
+                raise
+            self._save_failed = None
+
+    def _save(self, committed: Iterable[str]) -> None:
         with self._lock:
             new_committed = self.committed | set(committed)
             if not self._dirty and new_committed == self.committed and self._on_disk:

@@ -88,7 +88,32 @@ def test_user_folder_overrides_one_template(tmp_path: Path) -> None:
 def test_sandbox_blocks_attribute_escapes(tmp_path: Path) -> None:
     (tmp_path / "critic.j2").write_text("{{ history.__class__.__mro__[1].__subclasses__() }}")
     library = PromptLibrary(tmp_path)
-    with pytest.raises(PromptError):
+    with pytest.raises(
+        PromptError,
+        match=r"critic\.j2 failed to render: access to attribute '__class__' of 'list' "
+        r"object is unsafe",
+    ):
+        library.render("critic", CriticInput(history=["a"], session=[]))
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("{{ range(10**8) | list | length }}", "range of 100000000 items"),
+        ("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "recursion too deep"),
+        ("{{ 'x' * 10**9 }}", "repeating a sequence"),
+        ("{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}",
+         "range steps in one render"),
+        ("{% for i in range(50000) %}{{ 'x' * 90000 }}{% endfor %}", "output longer than"),
+    ],
+    ids=["huge-range", "recursion", "huge-repeat", "nested-loops", "giant-output"],
+)
+def test_sandbox_stops_resource_abuse_naming_the_template(
+    tmp_path: Path, source: str, message: str
+) -> None:
+    (tmp_path / "critic.j2").write_text(source)
+    library = PromptLibrary(tmp_path)
+    with pytest.raises(PromptError, match=rf"critic\.j2 failed to render: .*{message}"):
         library.render("critic", CriticInput(history=["a"], session=[]))
 
 

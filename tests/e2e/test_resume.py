@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 from tests.e2e.conftest import REPO, cli_env, only_run_dir, run_cli, simulate_cmd
-from tests.signals import default_sigint
+from tests.signals import default_signals
 
 KILL_AFTER_EPISODES = 3
 TOTAL = 8
@@ -42,7 +42,7 @@ def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path: Path, shared_ca
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=default_sigint,
+        preexec_fn=default_signals,
     )
     deadline = time.monotonic() + DEADLINE_S
     episodes_path: Path | None = None
@@ -109,7 +109,7 @@ def test_ctrl_c_keeps_finished_episodes_and_memories(tmp_path: Path, shared_cach
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=default_sigint,
+        preexec_fn=default_signals,
     )
     deadline = time.monotonic() + DEADLINE_S
     try:

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import REPO, only_run_dir, run_cli, simulate_cmd
+from tests.e2e.conftest import only_run_dir, run_cli, simulate_cmd
+from tests.e2e.regen_golden import GOLDEN_DIR, golden_outputs, produce
 
-GOLDEN = REPO / "tests" / "e2e" / "golden" / "tiny_episodes.jsonl"
-UPDATE_GOLDEN = os.environ.get("BILLP_UPDATE_GOLDEN") == "1"
+REGEN = "python -m tests.e2e.regen_golden"
+
+
+def assert_matches_golden(produced: dict[str, bytes]) -> None:
+    """Compare with the golden files (never writes them: see tests/e2e/regen_golden.py)."""
+    for name, data in produced.items():
+        golden = (GOLDEN_DIR / name).read_bytes()
+        assert data == golden, f"{name} differs from the golden file; if intended, run {REGEN}"
 
 
 def test_tiny_run_matches_the_golden_episodes(tmp_path: Path, shared_cache: Path) -> None:
@@ -20,10 +26,7 @@ def test_tiny_run_matches_the_golden_episodes(tmp_path: Path, shared_cache: Path
     run_dir = only_run_dir(tmp_path)
     for name in ("config.toml", "manifest.json", "episodes.jsonl", "steps.jsonl", "summary.json"):
         assert (run_dir / name).is_file(), name
-    produced = (run_dir / "episodes.jsonl").read_bytes()
-    if UPDATE_GOLDEN:
-        GOLDEN.write_bytes(produced)
-    assert produced == GOLDEN.read_bytes(), "episodes.jsonl differs from the golden file"
+    assert_matches_golden(golden_outputs("tiny", run_dir))
 
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["test"]["episodes"] == 3 and summary["train"]["episodes"] == 3
@@ -40,6 +43,21 @@ def test_tiny_run_matches_the_golden_episodes(tmp_path: Path, shared_cache: Path
     assert len(reflections) == 6
     memory_root = Path(manifest["memory_dir"])
     assert (memory_root / "reflections" / "index.faiss").is_file()
+
+
+def test_episode_at_the_step_cap_matches_the_golden_files(
+    tmp_path: Path, shared_cache: Path
+) -> None:
+    produced = produce("tiny_cap", tmp_path, shared_cache)
+    assert_matches_golden(produced)
+    episodes = [json.loads(line) for line in produced["tiny_cap_episodes.jsonl"].splitlines()]
+    assert all(e["steps"] == 3 for e in episodes if e["truncated"])
+    capped = [e for e in episodes if e["truncated"] and not e["terminated"]]
+    assert capped, "an episode must reach the cap without the user quitting"
+    steps = [json.loads(line) for line in produced["tiny_cap_steps.jsonl"].splitlines()]
+    for episode in capped:
+        last = [s for s in steps if s["episode"] == episode["key"] and s["step"] is not None][-1]
+        assert last["step"] == 3 and last["truncated"] and not last["terminated"]
 
 
 def test_rerun_is_byte_identical(tmp_path: Path, shared_cache: Path) -> None:

@@ -10,6 +10,7 @@ from gymnasium.wrappers import TimeLimit
 from billp.config import DataConfig, EnvConfig, LEConfig
 from billp.data import UnknownUserError
 from billp.envs import MatrixUserModel, RecommendationEnv, World, build_world
+from billp.envs.quit_rule import QuitDecision
 from billp.le.errors import CheckpointError, CheckpointMismatchError
 
 
@@ -30,13 +31,16 @@ def test_make_env_wraps_in_time_limit(toy_world: World) -> None:
     assert isinstance(inner, RecommendationEnv)
     assert inner.users == toy_world.dataset.split.test_users
     assert inner.observation_length == 8
+    # A user who never quits: the episode runs to the cap (max_steps=6) and is truncated there.
+    inner.quit_rule.decide = lambda item, reward, recent: QuitDecision(quit=False)  # type: ignore[method-assign]
     env.reset(seed=0)
-    steps = 0
-    truncated = terminated = False
-    while not (terminated or truncated):  # bounded by max_steps=6
-        _, _, terminated, truncated, _ = env.step(steps)
-        steps += 1
-    assert steps <= 6
+    flags = []
+    while not (flags and (flags[-1][0] or flags[-1][1])):
+        _, _, terminated, truncated, _ = env.step(len(flags))
+        flags.append((terminated, truncated))
+    assert len(flags) == 6
+    assert flags[-1] == (False, True)
+    assert all(flag == (False, False) for flag in flags[:-1])
 
 
 def test_make_env_rejects_bad_users(toy_world: World) -> None:

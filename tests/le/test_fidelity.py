@@ -49,6 +49,10 @@ def test_report_compares_both_models(report: tuple[FidelityReport, Path]) -> Non
         for policy in result.policies[simulator].values():
             assert 1 <= policy.mean_length <= 4
     assert -1.0 <= result.kendall_tau <= 1.0 or math.isnan(result.kendall_tau)
+    # The two models are compared, not one reported twice: same instances, different scores.
+    le, matrix = result.models["le"], result.models["matrix"]
+    assert le.model_dump() != matrix.model_dump()
+    assert (le.auc, le.rating_rmse) != (matrix.auc, matrix.rating_rmse)
     assert result.training is not None and result.training["lora_steps"] > 0
 
 

@@ -34,7 +34,7 @@ from billp.llm.server import (
     server_root,
     vllm_command,
 )
-from tests.signals import default_sigint
+from tests.signals import default_signals
 
 WAIT_S = 10.0
 POLL_S = 0.05
@@ -352,7 +352,7 @@ def test_signalled_parent_leaves_no_orphan(
     parent = subprocess.Popen(
         [sys.executable, str(parent_script), str(fake_script), str(tmp_path), use_with],
         stderr=subprocess.PIPE,
-        preexec_fn=default_sigint,
+        preexec_fn=default_signals,
     )
     try:
         assert wait_for((tmp_path / "ready").exists, 20.0), "the parent never got its server up"
