@@ -713,6 +713,11 @@ def config_to_toml_dict(config: BaseModel) -> dict[str, Any]:
 
 
 def _apply_unset(tree: dict[str, Any], source: str) -> None:
+    """Restore the ``None`` fields listed under :data:`UNSET_KEY`, at the top level and in
+    any section (a file may nest the TOML dicts of several configs, as LE checkpoints do)."""
+    for value in list(tree.values()):
+        if isinstance(value, dict):
+            _apply_unset(value, source)
     paths = tree.pop(UNSET_KEY, [])
     if not isinstance(paths, list) or not all(
         isinstance(p, list) and p and all(isinstance(k, str) for k in p) for p in paths
