@@ -113,13 +113,14 @@ def test_actor_hints_sum_similarity_weighted_signs(tmp_path: Path) -> None:
     )
 
     hints = memory.hints(query, top_k=10, min_similarity=threshold)
-    assert hints == expected
+    assert (hints.encouraged, hints.discouraged) == (expected.encouraged, expected.discouraged)
+    assert hints.weights == pytest.approx({item: totals[item] for item in ranked}, abs=1e-6)
     assert hints.encouraged[0] == 1 and hints.discouraged[0] == 2
     assert 6 not in hints.encouraged  # only the dissimilar horror state mentions it
     assert 3 in hints.encouraged  # +1 from the exact state outweighs -1 from a less similar one
 
     only_nearest = memory.hints(query, top_k=1, min_similarity=threshold)
-    assert only_nearest == ActorHints(encouraged=[1, 3], discouraged=[2])
+    assert (only_nearest.encouraged, only_nearest.discouraged) == ([1, 3], [2])
     assert memory.hints(query, top_k=10, min_similarity=1.01) == ActorHints(
         encouraged=[], discouraged=[]
     )
