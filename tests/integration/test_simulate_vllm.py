@@ -47,15 +47,18 @@ def test_simulate_on_a_real_vllm_server(tiny_model_dir: Path, tmp_path: Path) ->
         "--llm.max-tokens", "48",
         "--llm.cache", "record",
         "--agent.shortlist-size", "5",
-        "--train-users", "1",
-        "--test-users", "1",
+        # Several users per phase, two in flight: a replay must not depend on which
+        # concurrent episode finished first (waves commit in episode order).
+        "--train-users", "2",
+        "--test-users", "2",
+        "--concurrency", "2",
         "--env.max-steps", "3",
     ]  # fmt: skip
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert result.returncode == 0, result.stderr[-4000:]
     (run_dir,) = list((tmp_path / "runs").iterdir())
     records = [json.loads(x) for x in (run_dir / "episodes.jsonl").read_text().splitlines()]
-    assert [r["phase"] for r in records] == ["train", "test"]
+    assert [r["phase"] for r in records] == ["train", "train", "test", "test"]
     steps = [json.loads(x) for x in (run_dir / "steps.jsonl").read_text().splitlines()]
     calls = [c for s in steps for c in s["trace"].get("calls", [])]
     assert calls and all(c["prompt_tokens"] > 0 for c in calls), "token usage comes from vLLM"
