@@ -89,7 +89,7 @@ def check_templates(prompts: PromptLibrary) -> None:
         for full in (True, False):
             try:
                 data = sample_instance(model, full)
-            except Exception:  # noqa: BLE001 - a model this sampler cannot fill: skip it
+            except Exception:
                 continue
             prompts.render(role, data)
 
@@ -118,8 +118,7 @@ def check_model_paths(config: RunConfig) -> None:
                     )
             elif not HUB_ID_PATTERN.match(spec):
                 raise ProvisionError(
-                    f"llm.model {spec!r}: no such model folder or file, and not a hub id "
-                    "'org/name'"
+                    f"llm.model {spec!r}: no such model folder or file, and not a hub id 'org/name'"
                 )
         for role, adapter in llm.server.lora.items():
             if not Path(adapter).expanduser().exists():

@@ -60,7 +60,8 @@ class JsonlAppender:
     def write(self, record: dict[str, Any]) -> None:
         if self._failed is not None:
             raise OSError(
-                self._failed.errno, f"an earlier append failed ({self._failed.strerror})",
+                self._failed.errno,
+                f"an earlier append failed ({self._failed.strerror})",
                 str(self.path),
             )
         if self._fd is None:
@@ -192,11 +193,10 @@ def recover_run_files(
         if wanted(record) and key(record) not in finished:
             finished[key(record)] = record
     if len(finished) != len(raw):
-        log.warning("%s: dropping %d repeated or unplanned records", episodes_path,
-                    len(raw) - len(finished))
-        write_jsonl_atomic(
-            episodes_path, [r.model_dump(mode="json") for r in finished.values()]
+        log.warning(
+            "%s: dropping %d repeated or unplanned records", episodes_path, len(raw) - len(finished)
         )
+        write_jsonl_atomic(episodes_path, [r.model_dump(mode="json") for r in finished.values()])
     steps_path = run_dir / "steps.jsonl"
     steps = read_jsonl_repairing(steps_path)
     kept = [line for line in steps if line.get("episode") in finished]

@@ -75,8 +75,10 @@ class LimitedSandbox(SandboxedEnvironment):
             return operator.mul(left, right)
         if operator_name == "**":
             if isinstance(left, int) and isinstance(right, int):
-                if right > 0 and abs(left) > 1 and right * max(abs(left).bit_length(), 1) > (
-                    MAX_POWER_BITS
+                if (
+                    right > 0
+                    and abs(left) > 1
+                    and right * max(abs(left).bit_length(), 1) > (MAX_POWER_BITS)
                 ):
                     raise TemplateLimitError(
                         f"{left} ** {right} is too large for the template sandbox"
@@ -93,9 +95,7 @@ class LimitedSandbox(SandboxedEnvironment):
             for chunk in template.generate(**variables):
                 size += len(chunk)
                 if size > MAX_OUTPUT_CHARS:
-                    raise TemplateLimitError(
-                        f"output longer than {MAX_OUTPUT_CHARS} characters"
-                    )
+                    raise TemplateLimitError(f"output longer than {MAX_OUTPUT_CHARS} characters")
                 parts.append(chunk)
         except RecursionError:
             raise TemplateLimitError("recursion too deep (a macro that calls itself?)") from None

@@ -22,7 +22,9 @@ def _bounds(metadata: list[Any]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for item in metadata:
         for name in ("ge", "gt", "le", "lt"):
-            if getattr(item, name, None) is not None and isinstance(item, annotated_types.BaseMetadata):
+            if getattr(item, name, None) is not None and isinstance(
+                item, annotated_types.BaseMetadata
+            ):
                 found[name] = getattr(item, name)
     return found
 
@@ -60,9 +62,9 @@ def strategy_for(annotation: Any, metadata: list[Any]) -> st.SearchStrategy[Any]
     if annotation is str:
         return TEXT
     if annotation is Path:
-        return st.lists(st.sampled_from(["a", "b c", "é", "..", "x.toml"]), min_size=1, max_size=3).map(
-            lambda parts: Path(*parts)
-        )
+        return st.lists(
+            st.sampled_from(["a", "b c", "é", "..", "x.toml"]), min_size=1, max_size=3
+        ).map(lambda parts: Path(*parts))
     raise NotImplementedError(f"no strategy for {annotation!r}")
 
 
@@ -71,8 +73,10 @@ def model_strategy(model: type[BaseModel]) -> st.SearchStrategy[BaseModel]:
         name: strategy_for(field.annotation, list(field.metadata))
         for name, field in model.model_fields.items()
     }
-    return st.fixed_dictionaries(fields).map(lambda values: _build(model, values)).filter(
-        lambda built: built is not None
+    return (
+        st.fixed_dictionaries(fields)
+        .map(lambda values: _build(model, values))
+        .filter(lambda built: built is not None)
     )
 
 

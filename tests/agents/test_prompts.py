@@ -102,8 +102,10 @@ def test_sandbox_blocks_attribute_escapes(tmp_path: Path) -> None:
         ("{{ range(10**8) | list | length }}", "range of 100000000 items"),
         ("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "recursion too deep"),
         ("{{ 'x' * 10**9 }}", "repeating a sequence"),
-        ("{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}",
-         "range steps in one render"),
+        (
+            "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}",
+            "range steps in one render",
+        ),
         ("{% for i in range(50000) %}{{ 'x' * 90000 }}{% endfor %}", "output longer than"),
     ],
     ids=["huge-range", "recursion", "huge-repeat", "nested-loops", "giant-output"],

@@ -62,7 +62,9 @@ def produce(name: str, out: Path, cache: Path) -> dict[str, bytes]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.e2e.regen_golden", description=__doc__)
     parser.add_argument("--check", action="store_true", help="Compare; write nothing.")
-    parser.add_argument("names", nargs="*", help=f"Runs to redo (default: all of {list(GOLDEN_RUNS)}).")
+    parser.add_argument(
+        "names", nargs="*", help=f"Runs to redo (default: all of {list(GOLDEN_RUNS)})."
+    )
     args = parser.parse_args(argv)
     differing = []
     with tempfile.TemporaryDirectory(prefix="billp-golden-") as tmp:

@@ -41,7 +41,7 @@ def _child(request: dict) -> None:
 
 
 def serve() -> None:
-    import billp.runner  # noqa: F401  (the expensive imports, once)
+    import billp.runner
     import billp.simulate  # noqa: F401
 
     reply = sys.stdout

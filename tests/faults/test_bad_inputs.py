@@ -238,9 +238,7 @@ CASES: dict[str, Case] = {
     "template: endless recursion": _template(
         "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}"
     ),
-    "template: giant output": _template(
-        "{% for i in range(50000) %}{{ 'x' * 90000 }}{% endfor %}"
-    ),
+    "template: giant output": _template("{% for i in range(50000) %}{{ 'x' * 90000 }}{% endfor %}"),
     "template: undefined variable": _template("{{ no_such_variable }}"),
     "dataset .inter: non-numeric rating": _dataset(_bad_rating),
     "dataset .item: truncated": _dataset(_item_truncated),
