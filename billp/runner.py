@@ -407,10 +407,23 @@ async def run_wave(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+    commit_wave(ctx, wave, finished, played={spec.key for spec in todo})
+
+
+def commit_wave(
+    ctx: RunContext,
+    wave: list[EpisodeSpec],
+    finished: dict[str, EpisodeRecord],
+    played: set[str],
+) -> None:
+    """Commit the memory writes of a finished wave, in episode order, skipping episodes the
+    memories already hold (a resume completes a commit that a kill interrupted)."""
     committed = ctx.policy.committed_episodes()
     for spec in wave:
         record = finished[spec.key]
         if learns_from(ctx, record) and record.key not in committed:
+            if record.key not in played:
+                log.info("committing memory writes of %s (finished before the resume)", spec.key)
             ctx.policy.commit(record.memory_writes, record.key)
 
 
@@ -529,17 +542,12 @@ def load_run_config(run_dir: Path) -> RunConfig:
     return load_config(path)
 
 
-def _recover(
-    run_dir: Path, specs: list[EpisodeSpec]
-) -> tuple[list[EpisodeRecord], list[EpisodeSpec]]:
-    """Finished records and the specs still to play (see :func:`recover_run_files`)."""
-    by_key = {spec.key: spec for spec in specs}
-    finished = recover_run_files(
-        run_dir, EpisodeRecord, wanted=lambda r: r.key in by_key, key=lambda r: r.key
+def _recover(run_dir: Path, specs: list[EpisodeSpec]) -> list[EpisodeRecord]:
+    """The finished records of the run's episodes (see :func:`recover_run_files`)."""
+    keys = {spec.key for spec in specs}
+    return recover_run_files(
+        run_dir, EpisodeRecord, wanted=lambda r: r.key in keys, key=lambda r: r.key
     )
-    done = {record.key for record in finished}
-    remaining = [spec for spec in specs if spec.key not in done]
-    return finished, remaining
 
 
 def _read_memory_dir(manifest_path: Path) -> Path:
@@ -599,7 +607,7 @@ async def _execute(
                 _copy_memory_init(config.memory.init, memory_root)  # checked by _prepare
         write_json_atomic(manifest_path, build_manifest(config, name, prompts, memory_root))
 
-    finished, _ = _recover(run_dir, specs) if resume else ([], specs)
+    finished = _recover(run_dir, specs) if resume else []
     accounting = Accounting() if config.agent.is_llm else None
     async with make_llm_client(config, run_dir) as connection:
         metrics_before = connection.server_metrics() if config.agent.is_llm else None
@@ -615,19 +623,12 @@ async def _execute(
         steps_out = JsonlAppender(run_dir / "steps.jsonl")
         episodes_out = JsonlAppender(run_dir / "episodes.jsonl")
         ctx = RunContext(config, world, policy, steps_out, episodes_out, accounting)
+        # Waves finished before an interruption replay nothing but still commit (in their
+        # turn, so snapshots and the test phase see what they would have); a wave in
+        # progress commits at its end, as it would have.
         done = {record.key: record for record in finished}
         train = [s for s in specs if s.phase == "train"]
         test = [s for s in specs if s.phase == "test"]
-        # A wave that finished before the interruption may miss commits (a kill between
-        # its saves); a wave still in progress commits at its end, as it would have.
-        for wave in plan_waves(specs, config.wave_size):
-            if all(spec.key in done for spec in wave):
-                committed = policy.committed_episodes()
-                for spec in wave:
-                    record = done[spec.key]
-                    if learns_from(ctx, record) and record.key not in committed:
-                        log.info("re-applying memory writes of %s", record.key)
-                        policy.commit(record.memory_writes, record.key)
         snapshots = set(config.memory.snapshot_after)
 
         def after_train_wave(count: int) -> None:

@@ -262,6 +262,14 @@ def _cell(interval: dict[str, Any]) -> str:
     return f"{mean:.2f} [{low:.2f}, {high:.2f}]"
 
 
+def _loop_header() -> str:
+    return " | ".join(label for _, label in LOOP_COLUMNS) + " |"
+
+
+def _loop_cells(loop: dict[str, Any]) -> str:
+    return " | ".join(_fmt(loop.get(key)) for key, _ in LOOP_COLUMNS) + " |"
+
+
 def markdown(results: list[dict[str, Any]], command: str, caption: str) -> str:
     lines = [
         "# Learning curves (test phase vs train users seen)",
@@ -276,9 +284,7 @@ def markdown(results: list[dict[str, Any]], command: str, caption: str) -> str:
         "",
         "## Test Len and R_traj after N train users (mean [95 % CI] over the same test users)",
         "",
-        "| world | agent | seed | N | Len | R_traj | "
-        + " | ".join(label for _, label in LOOP_COLUMNS)
-        + " |",
+        "| world | agent | seed | N | Len | R_traj | " + _loop_header(),
         "|---|---|---:|---:|---:|---:|" + "---:|" * len(LOOP_COLUMNS),
     ]
     for result in results:
@@ -286,9 +292,7 @@ def markdown(results: list[dict[str, Any]], command: str, caption: str) -> str:
             loop = entry["loop"]
             lines.append(
                 f"| {result['world']} | {result['agent']} | {result['seed']} | {point} | "
-                f"{_cell(entry['length'])} | {_cell(entry['total_reward'])} | "
-                + " | ".join(_fmt(loop.get(key)) for key, _ in LOOP_COLUMNS)
-                + " |"
+                f"{_cell(entry['length'])} | {_cell(entry['total_reward'])} | " + _loop_cells(loop)
             )
     lines += [
         "",
@@ -316,9 +320,7 @@ def markdown(results: list[dict[str, Any]], command: str, caption: str) -> str:
         "",
         "## The learning loop during each train pass",
         "",
-        "| world | agent | seed | episodes | steps | "
-        + " | ".join(label for _, label in LOOP_COLUMNS)
-        + " |",
+        "| world | agent | seed | episodes | steps | " + _loop_header(),
         "|---|---|---:|---:|---:|" + "---:|" * len(LOOP_COLUMNS),
     ]
     for result in results:
@@ -326,9 +328,7 @@ def markdown(results: list[dict[str, Any]], command: str, caption: str) -> str:
         if loop:
             lines.append(
                 f"| {result['world']} | {result['agent']} | {result['seed']} | "
-                f"{loop.get('episodes')} | {loop.get('steps')} | "
-                + " | ".join(_fmt(loop.get(key)) for key, _ in LOOP_COLUMNS)
-                + " |"
+                f"{loop.get('episodes')} | {loop.get('steps')} | " + _loop_cells(loop)
             )
     lines += [
         "",

@@ -206,7 +206,8 @@ class BiLLPEpisode:
         self.reflections: list[str] = []
         self.retrieved: list[RetrievedReflection] = []
         self.value: float | None = None
-        self.value_source: LoopTrace | None = None
+        self.value_origin: tuple[str, float | None] | None = None
+        """Where ``value`` came from: its source and the similarity consulted."""
         self.writes = MemoryWrites()
         self._calls = 0
         self._trace: dict[str, Any] = {}
@@ -222,14 +223,9 @@ class BiLLPEpisode:
     def _recent(self) -> list[int]:
         return (self.history + self.recommended)[-self.cfg.state_window :]
 
-    async def _estimate_value(
-        self, items: list[int]
-    ) -> tuple[float, dict[str, Any], str, float | None]:
-        """V(state): the critic memory first, then the Critic LLM.
-
-        Returns the value, its trace, its source ("memory" or "critic") and the similarity
-        of the remembered state consulted, if any.
-        """
+    async def _estimate_value(self, items: list[int]) -> tuple[float, dict[str, Any]]:
+        """V(state) and its trace: the critic memory first, then the Critic LLM. The trace
+        says the source ("memory" or "critic") and the similarity consulted, if any."""
         state = self.p.state_text(items)
         memories = self.p.memories
         hit = None
@@ -237,21 +233,19 @@ class BiLLPEpisode:
             hit = memories.critic.lookup(state, self.p.memory_config.critic_hint_similarity)
         if hit is not None and hit[0] >= self.p.memory_config.critic_reuse_similarity:
             value = self.p.clip_value(hit[1])
-            trace = {"source": "memory", "similarity": round(hit[0], 6), "value": value}
-            return value, trace, "memory", round(hit[0], 6)
+            return value, {"source": "memory", "similarity": round(hit[0], 6), "value": value}
         remembered = self.p.clip_value(hit[1]) if hit is not None else None
         rules = self.p.rules
+        mean = self._mean_reward()
         result = await self.p.roles.critic(
             CriticInput(
                 history=self.p.labels(self.history[-self.cfg.prompt_history_length :]),
                 session=self.steps,
-                mean_reward=(
-                    round(float(np.mean([s.reward for s in self.steps])), 2) if self.steps else None
-                ),
+                mean_reward=None if mean is None else round(mean, 2),
                 remembered_value=remembered,
                 rules=rules,
             ),
-            fallback=lambda: CriticValue(value=self._fallback_value(remembered)),
+            fallback=lambda: CriticValue(value=self._fallback_value(remembered, mean)),
             seed=self._seed(),
             schema=critic_schema(rules),
             validate=self._check_value,
@@ -259,19 +253,21 @@ class BiLLPEpisode:
         )
         value = round(self.p.clip_value(result.value.value), 4)
         trace = {"source": "critic", "value": value, "call": result.trace.model_dump()}
-        similarity = None
         if hit is not None:
-            similarity = round(hit[0], 6)
-            trace["similarity"] = similarity
-        return value, trace, "critic", similarity
+            trace["similarity"] = round(hit[0], 6)
+        return value, trace
 
-    def _fallback_value(self, remembered: float | None) -> float:
+    def _mean_reward(self) -> float | None:
+        """Mean reward of this session's steps so far (None before the first)."""
+        return float(np.mean([s.reward for s in self.steps])) if self.steps else None
+
+    def _fallback_value(self, remembered: float | None, mean: float | None) -> float:
         """A value when the Critic's reply is unusable: the remembered value of a similar
-        state, else the mean reward of this session, else the middle of the rating scale."""
+        state, else the session's mean reward, else the middle of the rating scale."""
         if remembered is not None:
             return remembered
-        if self.steps:
-            return self.p.clip_value(float(np.mean([s.reward for s in self.steps])))
+        if mean is not None:
+            return self.p.clip_value(mean)
         rules = self.p.rules
         return (rules.rating_min + rules.rating_max) / 2
 
@@ -280,8 +276,7 @@ class BiLLPEpisode:
         if not rules.value_min <= value.value <= rules.value_max:
             raise ValueError(f"value must be within [{rules.value_min}, {rules.value_max}]")
 
-        # ------------------------------------------------------------ protocol
-
+    # ------------------------------------------------------------ protocol
     async def reset(self, info: dict[str, Any]) -> None:
         self.user_id = int(info["user_id"])
         self.history = [int(i) for i in info["history"]]
@@ -310,14 +305,13 @@ class BiLLPEpisode:
         if self.cfg.macro:
             trace["reflections"] = self.reflections
         if self.cfg.micro and self.value is None:
-            self.value, value_trace, source, similarity = await self._estimate_value(recent)
-            self.value_source = LoopTrace(value_source=source, value_similarity=similarity)  # type: ignore[arg-type]
+            self.value, value_trace = await self._estimate_value(recent)
+            self.value_origin = (value_trace["source"], value_trace.get("similarity"))
             trace["value"] = value_trace
             if "call" in value_trace:
                 trace["calls"].append(value_trace["call"])
-        if self.value_source is not None:
-            loop.value_source = self.value_source.value_source
-            loop.value_similarity = self.value_source.value_similarity
+        if self.value_origin is not None:
+            loop.value_source, loop.value_similarity = self.value_origin  # type: ignore[assignment]
         hint_window = self.recommended[-self.cfg.hint_window :]
         genre_hints = exploration_genres(
             self.p.catalogue, hint_window, self.cfg.genre_hint_count, self.rng
@@ -438,19 +432,12 @@ class BiLLPEpisode:
         return choice
 
     def _check_plan(self, plan: Plan) -> None:
-        if not self.cfg.free_text:
-            return
-        kind = self.p.planner_echo.kind(plan.thought)
-        if kind is not None:
-            raise ValueError(f"the plan's thought is not a plan ({kind}): write your own sentence")
+        if self.cfg.free_text:
+            _reject_echo(self.p.planner_echo, plan.thought, "the plan's thought is not a plan")
 
     def _repair_plan(self, raw: str) -> Plan | None:
-        if not self.cfg.free_text:
-            return None
-        text = raw.strip()[:200]
-        if not text or self.p.planner_echo.kind(text) is not None:
-            return None
-        return Plan(thought=text, genres=[])
+        text = _own_text(self.p.planner_echo, raw) if self.cfg.free_text else None
+        return None if text is None else Plan(thought=text, genres=[])
 
     async def observe(self, transition: Transition) -> None:
         item = transition.action
@@ -470,16 +457,12 @@ class BiLLPEpisode:
         if not self.cfg.micro:
             return
         assert self.value is not None, "act() must run before observe()"
-        next_source: str = "terminal"
-        next_similarity: float | None = None
         if transition.terminated:
             reward, next_value = self.cfg.quit_value, 0.0
             value_trace: dict[str, Any] = {"source": "terminal", "value": 0.0}
         else:
             reward = float(transition.reward)
-            next_value, value_trace, next_source, next_similarity = await self._estimate_value(
-                self._recent()
-            )
+            next_value, value_trace = await self._estimate_value(self._recent())
             if "call" in value_trace:
                 self._trace.setdefault("calls", []).append(value_trace["call"])
         gamma = self.cfg.gamma
@@ -497,8 +480,9 @@ class BiLLPEpisode:
             "td_target": round(target, 6),
             "advantage": round(advantage, 6),
         }
+        next_origin = (value_trace["source"], value_trace.get("similarity"))
         loop: LoopTrace = self._trace.get("loop") or LoopTrace()
-        loop.next_value_source = next_source  # type: ignore[assignment]
+        loop.next_value_source = next_origin[0]  # type: ignore[assignment]
         loop.v = round(self.value, 6)
         loop.v_next = round(next_value, 6)
         loop.reward_booked = round(reward, 6)
@@ -506,10 +490,7 @@ class BiLLPEpisode:
         loop.advantage = round(advantage, 6)
         self._trace["loop"] = loop
         self.value = next_value
-        self.value_source = LoopTrace(
-            value_source=next_source,  # type: ignore[arg-type]
-            value_similarity=next_similarity,
-        )
+        self.value_origin = next_origin
 
     async def end_episode(self, summary: EpisodeSummary) -> MemoryWrites:
         if self.cfg.macro and self.p.memories is not None:
@@ -559,17 +540,11 @@ class BiLLPEpisode:
             if not (reflection.prefer or reflection.avoid):
                 raise ValueError("name at least one genre to prefer or to avoid")
             return
-        kind = self.p.reflector_echo.kind(reflection.reflection)
-        if kind is not None:
-            raise ValueError(f"the reflection is not a lesson ({kind}): write your own sentence")
+        _reject_echo(self.p.reflector_echo, reflection.reflection, "the reflection is not a lesson")
 
     def _repair_reflection(self, raw: str) -> Reflection | None:
-        if not self.cfg.free_text:
-            return None
-        text = raw.strip()[:200]
-        if not text or self.p.reflector_echo.kind(text) is not None:
-            return None
-        return Reflection(reflection=text)
+        text = _own_text(self.p.reflector_echo, raw) if self.cfg.free_text else None
+        return None if text is None else Reflection(reflection=text)
 
     def step_trace(self) -> dict[str, Any]:
         trace = dict(self._trace)
@@ -580,6 +555,23 @@ class BiLLPEpisode:
 
     def episode_trace(self) -> dict[str, Any]:
         return self._episode_trace
+
+
+REPAIRED_TEXT_MAX_CHARS = 200
+"""Longest free text a repair keeps from an unparsable reply (plans and lessons)."""
+
+
+def _reject_echo(detector: EchoDetector, text: str, what: str) -> None:
+    """Raise (so the reply is re-asked) when ``text`` echoes its template or loops."""
+    kind = detector.kind(text)
+    if kind is not None:
+        raise ValueError(f"{what} ({kind}): write your own sentence")
+
+
+def _own_text(detector: EchoDetector, raw: str) -> str | None:
+    """An unparsable reply's text, kept as free text unless it is empty or an echo."""
+    text = raw.strip()[:REPAIRED_TEXT_MAX_CHARS]
+    return text if text and detector.kind(text) is None else None
 
 
 def _repair_critic(raw: str, clip: Callable[[float], float]) -> CriticValue | None:

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from billp.evaluation.bootstrap import Interval
 from billp.evaluation.evaluate import Evaluation, SeriesResult
-from billp.evaluation.loop_stats import loop_stats_by_phase
+from billp.evaluation.loop_stats import PhaseLoopStats, loop_stats_by_phase
 from billp.evaluation.metrics import METRIC_BY_NAME, METRICS
 
 METRICS_JSON = "metrics.json"
@@ -76,7 +76,7 @@ def print_evaluation(evaluation: Evaluation, console: Console | None = None) -> 
                     columns,
                 )
             )
-    table = loop_table(evaluation)
+    table = loop_table(evaluation, loop_stats_by_run(evaluation))
     if table is not None:
         console.print(table)
 
@@ -92,15 +92,28 @@ LOOP_COLUMNS: tuple[tuple[str, str], ...] = (
 """Learning-loop statistics shown per run (see billp.evaluation.loop_stats)."""
 
 
-def loop_table(evaluation: Evaluation) -> Table | None:
+def loop_stats_by_run(evaluation: Evaluation) -> dict[str, dict[str, PhaseLoopStats]]:
+    """Run label -> phase -> the learning loop's statistics, from each run's steps."""
+    return {
+        series.label: {
+            phase: stats
+            for run in series.runs
+            for phase, stats in loop_stats_by_phase(run.steps(), run.config.agent.gamma).items()
+        }
+        for series in evaluation.runs
+    }
+
+
+def loop_table(
+    evaluation: Evaluation, by_run: dict[str, dict[str, PhaseLoopStats]]
+) -> Table | None:
     """Per run and phase, the learning loop's statistics (None when no run has any)."""
-    rows = []
-    for series in evaluation.runs:
-        for run in series.runs:
-            by_phase = loop_stats_by_phase(run.steps(), run.config.agent.gamma)
-            for phase, stats in by_phase.items():
-                if phase in (evaluation.phase, "train") or evaluation.phase == "all":
-                    rows.append((series.label, phase, stats.model_dump()))
+    rows = [
+        (label, phase, stats.model_dump())
+        for label, phases in by_run.items()
+        for phase, stats in phases.items()
+        if phase in (evaluation.phase, "train") or evaluation.phase == "all"
+    ]
     rows = [r for r in rows if r[2]["value_estimates"] or r[2]["reflection_retrieval_rate"]]
     if not rows:
         return None
@@ -117,12 +130,8 @@ def write_json(evaluation: Evaluation, out_dir: Path) -> Path:
     path = out_dir / METRICS_JSON
     payload = evaluation.as_dict()
     payload["loop"] = {
-        series.label: {
-            phase: stats.model_dump()
-            for run in series.runs
-            for phase, stats in loop_stats_by_phase(run.steps(), run.config.agent.gamma).items()
-        }
-        for series in evaluation.runs
+        label: {phase: stats.model_dump() for phase, stats in phases.items()}
+        for label, phases in loop_stats_by_run(evaluation).items()
     }
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     return path

@@ -53,13 +53,7 @@ class ReflectionMemory:
     ) -> list[ReflectionEntry]:
         """``k`` reflections: the most similar situations first (``"nearest"``, BiLLP), or the
         ``k`` most recent, newest last (``"recent"``, Reflexion)."""
-        if mode == "nearest":
-            hits = self.memory.search(situation, k)
-        elif mode == "recent":
-            hits = self.memory.recent(k)
-        else:
-            raise ValueError(f"unknown reflection retrieval mode {mode!r}: 'nearest' or 'recent'")
-        return [hit.payload for hit in hits]
+        return [entry for entry, _ in self.retrieve_scored(situation, k, mode)]
 
     def retrieve_scored(
         self, situation: str, k: int, mode: Literal["nearest", "recent"]
@@ -67,7 +61,9 @@ class ReflectionMemory:
         """Like :meth:`retrieve`, with each entry's cosine similarity (None for recency)."""
         if mode == "nearest":
             return [(hit.payload, hit.score) for hit in self.memory.search(situation, k)]
-        return [(entry, None) for entry in self.retrieve(situation, k, mode)]
+        if mode == "recent":
+            return [(hit.payload, None) for hit in self.memory.recent(k)]
+        raise ValueError(f"unknown reflection retrieval mode {mode!r}: 'nearest' or 'recent'")
 
     def __len__(self) -> int:
         return len(self.memory)

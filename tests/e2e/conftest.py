@@ -27,11 +27,9 @@ def cli_env(cache: Path) -> dict[str, str]:
     return env
 
 
-def simulate_cmd(out: Path, *extra: str) -> list[str]:
+def tiny_run_args(out: Path, *extra: str) -> list[str]:
+    """Simulate flags of a tiny run whose run and memory folders live under ``out``."""
     return [
-        sys.executable,
-        "-m",
-        "billp.simulate",
         "--config",
         str(TINY),
         "--output-dir",
@@ -40,6 +38,10 @@ def simulate_cmd(out: Path, *extra: str) -> list[str]:
         str(out / "memory"),
         *extra,
     ]
+
+
+def simulate_cmd(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "billp.simulate", *tiny_run_args(out, *extra)]
 
 
 def run_cli(cmd: list[str], cache: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -18,6 +20,17 @@ TINY = REPO / "tests" / "e2e" / "tiny.toml"
 TINY_TEST_USERS = 6
 PROMPT_EDIT = " Prefer genres the user has not seen recently."
 CLI_TIMEOUT_S = 300
+
+
+def load_eval_script(name: str) -> ModuleType:
+    """Import ``eval/<name>.py`` (a script, not a package module) as module ``name``.
+
+    ``eval/`` goes on ``sys.path`` as when the script runs, so scripts that import each
+    other (``learning_curve`` uses ``paper_table``) share one module object."""
+    eval_dir = str(REPO / "eval")
+    if eval_dir not in sys.path:
+        sys.path.insert(0, eval_dir)
+    return importlib.import_module(name)
 
 
 def make_episode(

@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from tests.evaluation.conftest import REPO
+from tests.evaluation.conftest import load_eval_script
 
-
-def load_script() -> ModuleType:
-    sys.path.insert(0, str(REPO / "eval"))
-    spec = importlib.util.spec_from_file_location(
-        "learning_curve", REPO / "eval" / "learning_curve.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["learning_curve"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-learning_curve = load_script()
+learning_curve = load_eval_script("learning_curve")
 
 
 def test_train_pass_snapshots_each_point_and_tests_learn_nothing(tmp_path: Path) -> None:

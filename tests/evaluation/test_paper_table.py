@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 
 import pytest
 
-from tests.evaluation.conftest import REPO
+from tests.evaluation.conftest import load_eval_script
 
-
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("paper_table", REPO / "eval" / "paper_table.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["paper_table"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-paper_table = load_script()
+paper_table = load_eval_script("paper_table")
 
 
 def test_every_policy_of_the_issue_is_in_the_table() -> None:

@@ -14,10 +14,17 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import REPO, TINY
+from tests.e2e.conftest import REPO, tiny_run_args
 
 FAULT_RUN_ARGS = (
-    "--concurrency", "1", "--train-users", "2", "--test-users", "1", "--env.max-steps", "4"
+    "--concurrency",
+    "1",
+    "--train-users",
+    "2",
+    "--test-users",
+    "1",
+    "--env.max-steps",
+    "4",
 )
 """The scripted run every fault test plays: one episode at a time, so that a resumed run
 replays exactly what an uninterrupted one does (memories seen at each episode's start)."""
@@ -43,7 +50,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         return
     write = terminalreporter.write_line
     terminalreporter.section("fault injection")
-    write(f"kill points survived: {f.kill_points_survived}/{f.kill_points} (SIGKILL, then --resume)")
+    write(
+        f"kill points survived: {f.kill_points_survived}/{f.kill_points} (SIGKILL, then --resume)"
+    )
     write(f"I/O faults injected: {f.faults_injected} (recovered by --resume: {f.faults_recovered})")
     write(f"bad inputs tried: {len(f.bad_inputs)}")
     write(f"episodes lost: {f.episodes_lost}; episodes repeated: {f.episodes_repeated}")
@@ -63,9 +72,7 @@ class ForkServer:
         env = dict(os.environ)
         env.update(XDG_CACHE_HOME=str(cache), HF_HUB_OFFLINE="1", PYTHONHASHSEED="0")
         env.pop("BILLP_FAULTS", None)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(REPO), env.get("PYTHONPATH", "")) if p
-        )
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
         self.workdir = workdir
         self._count = 0
         self.proc = subprocess.Popen(
@@ -106,16 +113,7 @@ def forkserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ForkServer]
 
 
 def run_args(out: Path, *extra: str) -> list[str]:
-    return [
-        "--config",
-        str(TINY),
-        "--output-dir",
-        str(out / "runs"),
-        "--memory.dir",
-        str(out / "memory"),
-        *FAULT_RUN_ARGS,
-        *extra,
-    ]
+    return tiny_run_args(out, *FAULT_RUN_ARGS, *extra)
 
 
 def run_dirs(out: Path) -> list[Path]:
@@ -178,9 +176,7 @@ def reference(forkserver: ForkServer, tmp_path_factory: pytest.TempPathFactory) 
     (again_dir,) = run_dirs(again)
     episodes = (run_dir / "episodes.jsonl").read_bytes()
     assert (again_dir / "episodes.jsonl").read_bytes() == episodes
-    return Reference(
-        out, run_dir, episodes, memory_state(run_dir), steps_state(run_dir), trace
-    )
+    return Reference(out, run_dir, episodes, memory_state(run_dir), steps_state(run_dir), trace)
 
 
 def fresh_copy(reference: Reference, dest: Path) -> Path:
