@@ -102,9 +102,9 @@ def build_policy(
         from billp.rl.policy import build_rl_policy  # torch (and Tianshou): loaded lazily
 
         def load_le() -> StateModel:
-            from billp.le.user_model import load_user_model
+            from billp.le.user_model import known_ratings, load_user_model
 
-            return load_user_model(config.env.le, catalogue)
+            return load_user_model(config.env.le, catalogue, known_ratings(world.dataset))
 
         return build_rl_policy(name, catalogue, world.state_model, load_le)
     if client is None or accounting is None or prompts is None:

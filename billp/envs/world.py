@@ -87,9 +87,9 @@ def build_world(env_config: EnvConfig, data_config: DataConfig) -> World:
     """
     dataset = load_dataset(data_config)
     if env_config.name == "le":
-        from billp.le.user_model import load_user_model  # torch + transformers: loaded lazily
+        from billp.le.user_model import known_ratings, load_user_model  # torch: loaded lazily
 
-        le = load_user_model(env_config.le, dataset.catalogue)
+        le = load_user_model(env_config.le, dataset.catalogue, known_ratings(dataset))
         return World(dataset, le, env_config, state_model=le, slow_steps=True)
     cache_dir = Path(env_config.cache_dir) if env_config.cache_dir is not None else None
     matrix = load_or_fit_rating_matrix(dataset, env_config.rating_model, cache_dir)

@@ -1,4 +1,11 @@
-"""Map the reward model's raw scores psi onto the 1..5 rating scale.
+"""Map the LE's predicted ratings (or, in old checkpoints, raw scores) onto the 1..5 scale.
+
+Since format ``billp-le-2`` the LE predicts ratings itself (a rating head trained on explicit
+ratings) and the calibration is a least-squares line (:func:`fit_linear`) of held-out ratings of
+train users on the prediction, extended beyond its knots: it corrects the shift between the
+training targets and later ratings without clipping the ends of the scale. The isotonic map
+below was the calibration of ``billp-le-1``, whose reward was the pairwise score psi: it never
+left the observed block means, so its rewards spanned only [3.00, 4.67].
 
 Isotonic regression (pool-adjacent-violators) of held-out explicit ratings on psi, read as a
 piecewise-linear curve through the fitted blocks (mean psi, mean rating) and flat beyond them.
@@ -29,6 +36,8 @@ class Calibration:
 
     x: np.ndarray
     y: np.ndarray
+    extrapolate: bool = False
+    """Continue the first and last segments' lines beyond the knots (False: flat ends)."""
 
     def __post_init__(self) -> None:
         if self.x.ndim != 1 or self.x.shape != self.y.shape or self.x.size == 0:
@@ -44,16 +53,17 @@ class Calibration:
 
     def __call__(self, scores: np.ndarray) -> np.ndarray:
         """Calibrated ratings (float32) of raw scores."""
-        values = np.interp(np.asarray(scores, dtype=np.float64), self.x, self.y)
+        x = np.asarray(scores, dtype=np.float64)
+        values = np.interp(x, self.x, self.y)
+        if self.extrapolate and self.x.size > 1:
+            low = (self.y[1] - self.y[0]) / (self.x[1] - self.x[0])
+            high = (self.y[-1] - self.y[-2]) / (self.x[-1] - self.x[-2])
+            values = np.where(x < self.x[0], self.y[0] + low * (x - self.x[0]), values)
+            values = np.where(x > self.x[-1], self.y[-1] + high * (x - self.x[-1]), values)
         return values.astype(np.float32)
 
 
-def fit_isotonic(scores: np.ndarray, ratings: np.ndarray) -> Calibration:
-    """Least-squares non-decreasing fit of ``ratings`` on ``scores`` (PAV).
-
-    Raises:
-        LEError: fewer than two points, mismatched lengths or non-finite values.
-    """
+def _checked(scores: np.ndarray, ratings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(scores, dtype=np.float64).reshape(-1)
     y = np.asarray(ratings, dtype=np.float64).reshape(-1)
     if x.shape != y.shape:
@@ -65,6 +75,34 @@ def fit_isotonic(scores: np.ndarray, ratings: np.ndarray) -> Calibration:
         )
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise LEError("calibration scores or ratings hold NaN or infinite values")
+    return x, y
+
+
+def fit_linear(predictions: np.ndarray, ratings: np.ndarray) -> Calibration:
+    """Least-squares line ``rating ~ a * prediction + b`` (a >= 0), extended beyond its knots.
+
+    Raises:
+        LEError: fewer than two points, mismatched lengths, non-finite values, or all
+            predictions equal.
+    """
+    x, y = _checked(predictions, ratings)
+    if float(np.ptp(x)) == 0.0:
+        raise LEError("the linear calibration needs predictions that are not all equal")
+    slope, intercept = np.polyfit(x, y, 1)
+    slope = max(float(slope), 0.0)
+    if slope == 0.0:
+        intercept = float(np.mean(y))
+    knots = np.asarray([x.min(), x.max()])
+    return Calibration(x=knots, y=slope * knots + intercept, extrapolate=True)
+
+
+def fit_isotonic(scores: np.ndarray, ratings: np.ndarray) -> Calibration:
+    """Least-squares non-decreasing fit of ``ratings`` on ``scores`` (PAV).
+
+    Raises:
+        LEError: fewer than two points, mismatched lengths or non-finite values.
+    """
+    x, y = _checked(scores, ratings)
     # Tied scores form one group first, so the knots' x values come out strictly increasing.
     values, inverse, group_counts = np.unique(x, return_inverse=True, return_counts=True)
     group_sums = np.bincount(inverse.reshape(-1), weights=y, minlength=values.size)

@@ -2,8 +2,8 @@
 
 A checkpoint folder holds:
 
-* ``le.safetensors``: item-token embeddings, LoRA adapters (``lora.*``), the state and score
-  heads and the calibration knots. Never a pickle.
+* ``le.safetensors``: item-token embeddings, LoRA adapters (``lora.*``), the state, score and
+  rating heads, the rating embeddings and item biases, and the calibration. Never a pickle.
 * ``manifest.json``: format, the base model's fingerprint (config sha256 + weights sha256),
   the catalogue fingerprint, the sha256 of ``le.safetensors``, the prompt token ids, the exact
   training config and a training summary.
@@ -31,11 +31,13 @@ from billp.data.catalogue import Catalogue
 from billp.le.base import BaseFingerprint, check_base, load_base, resolve_base_folder
 from billp.le.calibration import Calibration
 from billp.le.errors import CheckpointError, CheckpointMismatchError, LEError
-from billp.le.model import LEModel
+from billp.le.model import RATING_SLOTS, LEModel
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "billp-le-1"
+FORMAT = "billp-le-2"
+"""Version 2 added the rating side (rating embeddings, item biases, the rating head) and the
+linear, extrapolating calibration of the predicted rating."""
 MANIFEST_FILE = "manifest.json"
 WEIGHTS_FILE = "le.safetensors"
 CONFIG_FILE = "config.toml"
@@ -43,8 +45,8 @@ LOSS_CURVE_FILE = "loss_curve.csv"
 REPORT_MD = "fidelity.md"
 REPORT_JSON = "fidelity.json"
 LORA_PREFIX = "lora."
-HEAD_TENSORS = ("state_head.weight", "state_head.bias", "score_head.weight", "score_head.bias")
 CALIBRATION_X, CALIBRATION_Y = "calibration.x", "calibration.y"
+CALIBRATION_EXTRAPOLATE = "calibration.extrapolate"
 ITEM_TENSOR = "item_embeddings"
 INFERENCE_ATTENTION = "sdpa"
 DEFAULT_CHECKPOINT_NAME = "ml-100k-smollm2-135m"
@@ -118,16 +120,36 @@ def checkpoint_tensors(
         ITEM_TENSOR: model.item_embeddings.detach().to(item_dtype).contiguous(),
         CALIBRATION_X: torch.as_tensor(calibration.x, dtype=torch.float64),
         CALIBRATION_Y: torch.as_tensor(calibration.y, dtype=torch.float64),
+        CALIBRATION_EXTRAPOLATE: torch.as_tensor(int(calibration.extrapolate), dtype=torch.uint8),
     }
-    heads = {
-        "state_head.weight": model.state_head.weight,
-        "state_head.bias": model.state_head.bias,
-        "score_head.weight": model.score_head.weight,
-        "score_head.bias": model.score_head.bias,
-    }
+    heads = {name: _attribute(model, name) for name in _dense_shapes(model.hidden_size, 0)}
     tensors.update({name: t.detach().float().contiguous() for name, t in heads.items()})
     tensors.update({LORA_PREFIX + n: t for n, t in model.lora_state_dict().items()})
     return tensors
+
+
+def _dense_shapes(hidden: int, n_items: int) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of the heads and rating parameters stored in float32."""
+    return {
+        "state_head.weight": (hidden, hidden),
+        "state_head.bias": (hidden,),
+        "score_head.weight": (1, hidden),
+        "score_head.bias": (1,),
+        "rating_head.weight": (1, hidden),
+        "rating_head.bias": (1,),
+        "rating_embeddings.weight": (RATING_SLOTS, hidden),
+        "item_bias": (n_items,),
+        "history_weight": (),
+        "rating_mean": (),
+    }
+
+
+def _attribute(model: LEModel, name: str) -> torch.Tensor:
+    target: Any = model
+    for part in name.split("."):
+        target = getattr(target, part)
+    assert isinstance(target, torch.Tensor)
+    return target
 
 
 def save_checkpoint(
@@ -238,14 +260,8 @@ def build_model(
     with torch.no_grad():
         items = _take(tensors, ITEM_TENSOR, (manifest.n_items, hidden), folder)
         model.item_embeddings.copy_(items.float())
-        for name, shape in (
-            ("state_head.weight", (hidden, hidden)),
-            ("state_head.bias", (hidden,)),
-            ("score_head.weight", (1, hidden)),
-            ("score_head.bias", (1,)),
-        ):
-            module, attribute = name.split(".")
-            getattr(getattr(model, module), attribute).copy_(_take(tensors, name, shape, folder))
+        for name, shape in _dense_shapes(hidden, manifest.n_items).items():
+            _attribute(model, name).copy_(_take(tensors, name, shape, folder))
     lora = {n[len(LORA_PREFIX) :]: t for n, t in tensors.items() if n.startswith(LORA_PREFIX)}
     try:
         model.load_lora_state_dict(lora)
@@ -258,6 +274,7 @@ def build_model(
         calibration = Calibration(
             x=tensors[CALIBRATION_X].numpy().astype(np.float64),
             y=tensors[CALIBRATION_Y].numpy().astype(np.float64),
+            extrapolate=bool(_take(tensors, CALIBRATION_EXTRAPOLATE, (), folder).item()),
         )
     except LEError as exc:
         raise CheckpointError(f"LE checkpoint {folder / WEIGHTS_FILE}: {exc}") from exc

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             train_le(dataset, config.env.le, args.out)
             print(f"LE checkpoint written to {args.out}")
         else:
-            from billp.le.fidelity import evaluate_checkpoint
+            from billp.evaluation.fidelity import evaluate_checkpoint
 
             report = evaluate_checkpoint(dataset, config.env, args.out)
             print(report.markdown)

@@ -27,6 +27,8 @@ class PackedBatch:
 
     ids: torch.Tensor
     """int64 ``[B, L]``; padding is token 0."""
+    slots: torch.Tensor
+    """int64 ``[B, L]``: the rating slot added to each item token (0: unknown)."""
     positions: torch.Tensor
     """int64 ``[B, L]``."""
     allowed: torch.Tensor
@@ -53,6 +55,7 @@ def pack(
     prefix: Sequence[int],
     windows: Sequence[Sequence[int]],
     negatives: Sequence[Sequence[tuple[int, int]]] | None = None,
+    slots: Sequence[Sequence[int]] | None = None,
 ) -> PackedBatch:
     """Pack ``prefix + window + negatives`` for every window (token ids throughout).
 
@@ -61,6 +64,9 @@ def pack(
         windows: per sequence, item token ids (oldest first), at least one.
         negatives: per sequence, ``(t, token)`` pairs: ``token`` competes with ``window[t]``
             (``1 <= t < len(window)``, so it has at least one history item before it).
+        slots: per sequence, the rating slot of each window token (see
+            :func:`billp.le.model.rating_slots`); a negative takes the slot of the window token
+            it competes with. None: all unknown.
 
     Raises:
         LEError: a window is empty or a negative's slot is out of range.
@@ -75,6 +81,9 @@ def pack(
     width = max(lengths)
     batch = len(windows)
     ids = torch.zeros(batch, width, dtype=torch.int64)
+    slot_ids = torch.zeros(batch, width, dtype=torch.int64)
+    if slots is not None and len(slots) != len(windows):
+        raise LEError(f"{len(slots)} slot lists for {len(windows)} windows")
     positions = torch.zeros(batch, width, dtype=torch.int64)
     allowed = torch.zeros(batch, width, width, dtype=torch.bool)
     window_rows: list[list[int]] = []
@@ -86,6 +95,10 @@ def pack(
         causal_end = n_prefix + len(window)
         ids[b, :n_prefix] = torch.as_tensor(list(prefix), dtype=torch.int64)
         ids[b, n_prefix:causal_end] = torch.as_tensor(list(window), dtype=torch.int64)
+        window_slots = list(slots[b]) if slots is not None else [0] * len(window)
+        if len(window_slots) != len(window):
+            raise LEError(f"window {b}: {len(window_slots)} slots for {len(window)} tokens")
+        slot_ids[b, n_prefix:causal_end] = torch.as_tensor(window_slots, dtype=torch.int64)
         positions[b, :causal_end] = torch.arange(causal_end)
         allowed[b, :causal_end, :causal_end] = torch.ones(
             causal_end, causal_end, dtype=torch.bool
@@ -97,6 +110,7 @@ def pack(
                 raise LEError(f"window {b}: negative slot {slot} is outside 1..{len(window) - 1}")
             column = causal_end + k
             ids[b, column] = token
+            slot_ids[b, column] = window_slots[slot]
             positions[b, column] = n_prefix + slot
             allowed[b, column, : n_prefix + slot] = True
             allowed[b, column, column] = True
@@ -106,6 +120,7 @@ def pack(
             allowed[b, column, column] = True  # padding sees itself only (no empty softmax rows)
     return PackedBatch(
         ids=ids,
+        slots=slot_ids,
         positions=positions,
         allowed=allowed,
         window_rows=window_rows,

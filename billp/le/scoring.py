@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from billp.le.model import LEModel
+from billp.le.model import LEModel, prefix_offsets, rating_slots
 from billp.le.packing import pack
 
 EVAL_BATCH_WINDOWS = 16
@@ -23,6 +24,8 @@ EVAL_BATCH_WINDOWS = 16
 @dataclass(frozen=True)
 class _Window:
     owner: int
+    begin: int
+    """Index in the owner's sequence of ``items[0]``."""
     items: list[int]
     scored: list[int]
     """Indices into ``items`` whose psi is wanted."""
@@ -51,9 +54,19 @@ def _windows(
             end = wanted[group[-1]] + 1
             items = [int(i) for i in sequence[begin:end]]
             scored = [wanted[k] - begin for k in group]
-            windows.append(_Window(owner=owner, items=items, scored=scored, slots=group))
+            windows.append(
+                _Window(owner=owner, begin=begin, items=items, scored=scored, slots=group)
+            )
             start += len(group)
     return windows
+
+
+class LoggedScores(NamedTuple):
+    """Per sequence, the scores of its target items."""
+
+    psi: list[np.ndarray]
+    rating: list[np.ndarray]
+    """Predicted (uncalibrated) ratings."""
 
 
 @torch.inference_mode()
@@ -63,23 +76,49 @@ def score_logged(
     sequences: Sequence[Sequence[int]],
     targets: Sequence[Sequence[int]],
     context_items: int,
-) -> list[np.ndarray]:
-    """psi of ``sequences[u][t]`` after ``sequences[u][:t]`` for every ``t`` in ``targets[u]``.
+    ratings: Sequence[Sequence[float]] | None = None,
+) -> LoggedScores:
+    """psi and the predicted rating of ``sequences[u][t]`` after ``sequences[u][:t]`` for every
+    ``t`` in ``targets[u]``.
 
-    Every target index must be >= 1 (an item needs at least one item before it).
+    ``ratings[u]`` gives the user's rating of each item of ``sequences[u]`` (NaN: unknown to the
+    model, e.g. held-out ratings); None: all unknown. Every target index must be >= 1 (an item
+    needs at least one item before it).
     """
-    outputs = [np.zeros(len(t), dtype=np.float32) for t in targets]
+    known = (
+        [np.asarray(r, dtype=np.float64) for r in ratings]
+        if ratings is not None
+        else [np.full(len(seq), np.nan) for seq in sequences]
+    )
+    slots = [rating_slots(r.tolist()) for r in known]
+    mean = float(model.rating_mean)
+    offsets = [
+        prefix_offsets(seq, r, model.item_bias, mean)[list(wanted)]
+        for seq, r, wanted in zip(sequences, known, targets, strict=True)
+    ]
+    psi_out = [np.zeros(len(t), dtype=np.float32) for t in targets]
+    rating_out = [np.zeros(len(t), dtype=np.float32) for t in targets]
     windows = _windows(sequences, targets, context_items)
     for start in range(0, len(windows), EVAL_BATCH_WINDOWS):
         part = windows[start : start + EVAL_BATCH_WINDOWS]
         tokens = [[model.vocab_size + i for i in w.items] for w in part]
-        batch = pack(prompt_ids, tokens)
+        window_slots = [slots[w.owner][w.begin : w.begin + len(w.items)] for w in part]
+        batch = pack(prompt_ids, tokens, slots=window_slots)
         hidden = model.hidden(batch)
-        rows = [batch.window_rows[b][k] for b, w in enumerate(part) for k in w.scored]
-        scores = model.psi(hidden[torch.as_tensor(rows, dtype=torch.int64)]).numpy()
+        rows = torch.as_tensor(
+            [batch.window_rows[b][k] for b, w in enumerate(part) for k in w.scored],
+            dtype=torch.int64,
+        )
+        items = torch.as_tensor([w.items[k] for w in part for k in w.scored], dtype=torch.int64)
+        offset = torch.as_tensor(
+            [offsets[w.owner][slot] for w in part for slot in w.slots], dtype=torch.float32
+        )
+        psi = model.psi(hidden[rows]).numpy()
+        rating = model.rating(hidden[rows], items, offset).numpy()
         cursor = 0
         for w in part:
             for slot in w.slots:
-                outputs[w.owner][slot] = scores[cursor]
+                psi_out[w.owner][slot] = psi[cursor]
+                rating_out[w.owner][slot] = rating[cursor]
                 cursor += 1
-    return outputs
+    return LoggedScores(psi=psi_out, rating=rating_out)

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -37,7 +38,7 @@ from billp.atomic_io import write_bytes_atomic
 from billp.config import DataConfig, LEConfig, LETrainConfig, config_to_toml_dict
 from billp.data.dataset import Dataset
 from billp.le.base import fingerprint_base, load_base, load_tokenizer, resolve_base_folder
-from billp.le.calibration import Calibration, fit_isotonic
+from billp.le.calibration import Calibration, fit_linear
 from billp.le.checkpoint import (
     CONFIG_FILE,
     LOSS_CURVE_FILE,
@@ -47,7 +48,7 @@ from billp.le.checkpoint import (
 )
 from billp.le.errors import LEError
 from billp.le.items import encode, item_text_ids, title_mean_embeddings
-from billp.le.model import LEModel
+from billp.le.model import ITEM_SHRINKAGE, LEModel, prefix_offsets, rating_slots
 from billp.le.negatives import NegativeSampler
 from billp.le.packing import pack, pack_texts
 from billp.le.scoring import score_logged
@@ -75,7 +76,17 @@ class LossCurve:
         self.rows.append({"stage": stage, "step": step, "elapsed_s": round(elapsed_s, 2), **losses})
 
     def csv(self) -> str:
-        columns = ["stage", "step", "elapsed_s", "loss", "l_text", "l_sm", "l_rm", "l_rating"]
+        columns = [
+            "stage",
+            "step",
+            "elapsed_s",
+            "loss",
+            "l_text",
+            "l_sm",
+            "l_rm",
+            "l_rating",
+            "l_mse",
+        ]
         lines = [",".join(columns)]
         for row in self.rows:
             values = []
@@ -159,6 +170,21 @@ def user_logs(dataset: Dataset, users: list[int]) -> dict[int, UserLog]:
     if not logs:
         raise LEError(f"dataset {dataset.name!r}: no training user has two or more train items")
     return logs
+
+
+def init_rating_side(model: LEModel, logs: dict[int, UserLog]) -> None:
+    """Start the rating side at the bias-only predictor of the training logs: the mean rating
+    and each item's shrunk mean residual (``ITEM_SHRINKAGE``)."""
+    items = np.concatenate([log.items for log in logs.values()])
+    ratings = np.concatenate([log.ratings for log in logs.values()]).astype(np.float64)
+    mean = float(ratings.mean())
+    sums = np.bincount(items, weights=ratings - mean, minlength=model.n_items)
+    counts = np.bincount(items, minlength=model.n_items)
+    with torch.no_grad():
+        model.rating_mean.fill_(mean)
+        model.item_bias.copy_(
+            torch.as_tensor(sums / (counts + ITEM_SHRINKAGE), dtype=torch.float32)
+        )
 
 
 def _schedule(total: int) -> Callable[[int], float]:
@@ -285,12 +311,19 @@ class Trainer:
         for step in range(total):
             if self._out_of_time("state/reward", step, total):
                 return step
-            windows, ratings, negatives = [], [], []
+            windows, ratings, negatives, window_slots, offsets = [], [], [], [], []
+            mean = float(model.rating_mean)
             for _ in range(config.batch_size):
                 log, start, size = self._window(logs, users, weights, rng)
                 items = log.items[start : start + size]
                 windows.append([model.vocab_size + int(i) for i in items])
                 ratings.append(log.ratings[start : start + size])
+                seen = np.where(
+                    rng.random(len(log.items)) < config.rating_dropout, np.nan, log.ratings
+                )
+                window_slots.append(rating_slots(seen.tolist())[start : start + size])
+                history = prefix_offsets(log.items, seen, model.item_bias, mean)
+                offsets.append(history[start + 1 : start + size])
                 slots = rng.choice(
                     np.arange(1, size), size=min(config.scored_positions, size - 1), replace=False
                 )
@@ -302,12 +335,13 @@ class Trainer:
                         matched = sampler.popularity_matched(int(items[slot]), log.seen)
                         pairs.append((slot, model.vocab_size + matched))
                 negatives.append(pairs)
-            batch = pack(prompt_ids, windows, negatives)
-            losses = self._lora_losses(batch, windows, ratings, rng, n_sm)
+            batch = pack(prompt_ids, windows, negatives, window_slots)
+            losses = self._lora_losses(batch, windows, ratings, offsets, rng, n_sm)
             loss = (
                 losses["l_rm"]
                 + config.sm_weight * losses["l_sm"]
                 + config.rating_pair_weight * losses["l_rating"]
+                + config.rating_weight * losses["l_mse"]
             )
             for optimizer in optimizers:
                 optimizer.zero_grad(set_to_none=True)
@@ -324,13 +358,14 @@ class Trainer:
                 self.curve.add("lora", done, elapsed, loss=loss.item(), **values)
                 logger.info(
                     "state/reward step %d/%d  loss %.4f  "
-                    "(L_sm %.4f  L_rm %.4f  rating %.4f)  (%.0f s)",
+                    "(L_sm %.4f  L_rm %.4f  rating order %.4f  rating MSE %.4f)  (%.0f s)",
                     done,
                     total,
                     loss.item(),
                     values["l_sm"],
                     values["l_rm"],
                     values["l_rating"],
+                    values["l_mse"],
                     elapsed,
                 )
         return total
@@ -340,6 +375,7 @@ class Trainer:
         batch: object,
         windows: list[list[int]],
         ratings: list[np.ndarray],
+        offsets: list[np.ndarray],
         rng: np.random.Generator,
         n_sm: int,
     ) -> dict[str, torch.Tensor]:
@@ -389,47 +425,71 @@ class Trainer:
             l_rating = F.softplus(-margins[better]).mean()
         else:
             l_rating = psi_pos.sum() * 0.0
-        return {"l_sm": l_sm, "l_rm": l_rm, "l_rating": l_rating}
+        # The rating head: squared error on the positives' explicit ratings.
+        history = torch.as_tensor(np.concatenate(offsets), dtype=torch.float32)
+        predicted = model.rating(
+            hidden[torch.as_tensor(pos_rows, dtype=torch.int64)], targets, history
+        )
+        l_mse = F.mse_loss(predicted, pos_ratings)
+        return {"l_sm": l_sm, "l_rm": l_rm, "l_rating": l_rating, "l_mse": l_mse}
 
 
-def calibration_data(
-    dataset: Dataset, users: list[int], items_per_user: int
-) -> tuple[list[list[int]], list[list[int]], list[np.ndarray]]:
-    """Per user: the chronological sequence (train part + held-out part), the indices of the
-    earliest ``items_per_user`` held-out items in it, and their ratings."""
+class HeldOut(NamedTuple):
+    """Held-out items to score, per user."""
+
+    sequences: list[list[int]]
+    """The chronological sequence: train part, then held-out part."""
+    known: list[np.ndarray]
+    """Ratings the LE may read: the train part's; NaN for the held-out part."""
+    targets: list[list[int]]
+    """Indices in the sequence of the scored held-out items."""
+    ratings: list[np.ndarray]
+    """Their true ratings."""
+    users: list[int]
+
+
+def heldout_data(dataset: Dataset, users: list[int], items_per_user: int) -> HeldOut:
+    """Per user: the earliest ``items_per_user`` held-out items after their train part."""
     heldout = dataset.heldout_interactions
-    sequences, targets, ratings = [], [], []
+    out = HeldOut([], [], [], [], [])
     for user in users:
-        train_items = dataset.user_log(user).items
+        log = dataset.user_log(user)
         mask = heldout.users == user
         held_items, held_ratings = heldout.items[mask], heldout.ratings[mask]
-        if len(train_items) == 0 or len(held_items) == 0:
+        if len(log.items) == 0 or len(held_items) == 0:
             continue
         count = min(items_per_user, len(held_items))
-        sequences.append([int(i) for i in np.concatenate([train_items, held_items])])
-        targets.append(list(range(len(train_items), len(train_items) + count)))
-        ratings.append(np.asarray(held_ratings[:count], dtype=np.float64))
-    return sequences, targets, ratings
+        out.sequences.append([int(i) for i in np.concatenate([log.items, held_items])])
+        out.known.append(
+            np.concatenate(
+                [np.asarray(log.ratings, dtype=np.float64), np.full(len(held_items), np.nan)]
+            )
+        )
+        out.targets.append(list(range(len(log.items), len(log.items) + count)))
+        out.ratings.append(np.asarray(held_ratings[:count], dtype=np.float64))
+        out.users.append(user)
+    return out
 
 
 def fit_calibration(
     model: LEModel, prompt_ids: list[int], dataset: Dataset, config: LETrainConfig
 ) -> tuple[Calibration, int]:
-    """Isotonic map psi -> rating on held-out ratings of (a seeded sample of) train users."""
+    """Linear map of the predicted rating onto held-out ratings of (a seeded sample of) train
+    users, extended beyond its ends (see :mod:`billp.le.calibration`)."""
     users = np.asarray(dataset.split.train_users, dtype=np.int64)
     rng = np.random.default_rng(config.seed + 1)
     chosen = rng.choice(users, size=min(config.calibration_users, len(users)), replace=False)
-    sequences, targets, ratings = calibration_data(
-        dataset, sorted(int(u) for u in chosen), config.calibration_items_per_user
-    )
-    if not sequences:
+    data = heldout_data(dataset, sorted(int(u) for u in chosen), config.calibration_items_per_user)
+    if not data.sequences:
         raise LEError(
             f"dataset {dataset.name!r} has no held-out ratings of train users to calibrate on "
             "(data.holdout_fraction is 0?)"
         )
-    scores = score_logged(model, prompt_ids, sequences, targets, config.context_items)
-    x, y = np.concatenate(scores), np.concatenate(ratings)
-    return fit_isotonic(x, y), int(x.size)
+    scores = score_logged(
+        model, prompt_ids, data.sequences, data.targets, config.context_items, data.known
+    )
+    x, y = np.concatenate(scores.rating), np.concatenate(data.ratings)
+    return fit_linear(x, y), int(x.size)
 
 
 def _versions() -> dict[str, str]:
@@ -495,6 +555,7 @@ def _fit_le(dataset: Dataset, le_config: LEConfig) -> TrainedLE:
     model.add_lora(config.lora_rank, config.lora_alpha, config.lora_targets)
     users = training_users(dataset, config)
     logs = user_logs(dataset, users)
+    init_rating_side(model, logs)
     sampler = NegativeSampler(dataset.item_popularity, config.popularity_window, rng)
     lora_steps = trainer.lora_stage(logs, sampler, prompt_ids, rng)
     seconds["state_reward"] = time.monotonic() - stage

@@ -1,7 +1,10 @@
 """The LE as the simulator's user model: calibrated rewards on 1..5 and the state vector.
 
-The LE models a user through their history alone (it has no per-user parameters), so the
-``user`` argument of the :class:`~billp.envs.UserModel` protocol is accepted and ignored.
+The LE models a user through their history alone (it has no per-user parameters): the items and
+the ratings the user gave them. The ``user`` argument of the :class:`~billp.envs.UserModel`
+protocol only selects which logged ratings (``known_ratings``, the train part of the data) the
+LE may read; items without a logged rating, such as this episode's recommendations, enter the
+LE as unrated.
 It reads at most ``context_items`` items at once: a candidate is scored after the latest
 ``context_items - 1`` history items, and the state of a history is read after its latest
 ``context_items`` items. The state after ``history + [item]`` is therefore a by-product of
@@ -10,24 +13,42 @@ scoring ``item`` after ``history``: the env's step costs one forward pass, not t
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from billp.config import LEConfig
 from billp.data.catalogue import Catalogue
+from billp.data.dataset import Dataset
 from billp.data.errors import UnknownItemError
 from billp.envs.user_model import RATING_MAX, RATING_MIN
 from billp.le.checkpoint import LoadedLE, default_checkpoint_dir, load_checkpoint
 from billp.le.errors import LEError
+from billp.le.model import UNKNOWN_RATING_SLOT, history_offset, rating_slots
 from billp.torch_threads import torch_threads
+
+KnownRatings = Mapping[int, Mapping[int, float]]
+"""user -> item -> logged rating."""
 
 STATE_CACHE_SIZE = 256
 """States kept per model (most recent first out): enough for the envs stepping at once."""
+
+
+class LEScores(NamedTuple):
+    """Scores of candidates after one history."""
+
+    psi: np.ndarray
+    """float32 ``[C]``: choice scores (ranking)."""
+    rewards: np.ndarray
+    """float32 ``[C]``: calibrated predicted ratings in [1, 5]."""
+    states: np.ndarray
+    """float32 ``[C, state_dim]``: the state after each candidate."""
 
 
 class LEUserModel:
@@ -36,11 +57,17 @@ class LEUserModel:
     name = "le"
 
     def __init__(
-        self, loaded: LoadedLE, score_batch_size: int = 128, threads: int | None = None
+        self,
+        loaded: LoadedLE,
+        score_batch_size: int = 128,
+        threads: int | None = None,
+        known_ratings: KnownRatings | None = None,
     ) -> None:
         """
         Args:
             loaded: a verified checkpoint.
+            known_ratings: user -> item -> rating the LE may read (the users' logged ratings);
+                items without one (recommendations, held-out items) enter as unrated.
             score_batch_size: candidates per forward pass over a shared history prefix.
             threads: torch threads while scoring (restored after each call); None: unchanged.
         """
@@ -56,7 +83,10 @@ class LEUserModel:
         self.context_items = loaded.manifest.context_items
         self.n_items = loaded.manifest.n_items
         self.score_batch_size = score_batch_size
-        self._states: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
+        self.known_ratings: KnownRatings = known_ratings if known_ratings is not None else {}
+        self._states: OrderedDict[tuple[tuple[int, ...], tuple[int, ...]], np.ndarray] = (
+            OrderedDict()
+        )
         # Envs step in worker threads (billp.runner) while baselines score on the event
         # loop: one forward pass at a time keeps the state cache and torch's threads sane.
         self._lock = threading.RLock()
@@ -103,8 +133,18 @@ class LEUserModel:
     def _tokens(self, items: Sequence[int]) -> list[int]:
         return [*self.prompt_ids, *(self.model.vocab_size + i for i in items)]
 
-    def _remember(self, window: Sequence[int], state: np.ndarray) -> None:
-        key = tuple(window)
+    def _ratings(self, user: int | None, items: Sequence[int]) -> list[float]:
+        """The user's known rating of each item (NaN where unknown)."""
+        known = self.known_ratings.get(int(user), {}) if user is not None else {}
+        return [float(known.get(i, math.nan)) for i in items]
+
+    def _slots(self, ratings: Sequence[float], count: int) -> list[int]:
+        """Rating slots of the prompt and of the last ``count`` of the items rated ``ratings``,
+        then the slot a next item would take (each item carries its predecessor's rating)."""
+        item_slots = rating_slots([*ratings, math.nan])[-(count + 1) :]
+        return [UNKNOWN_RATING_SLOT] * len(self.prompt_ids) + item_slots
+
+    def _remember(self, key: tuple[tuple[int, ...], tuple[int, ...]], state: np.ndarray) -> None:
         self._states[key] = state
         self._states.move_to_end(key)
         while len(self._states) > STATE_CACHE_SIZE:
@@ -112,47 +152,81 @@ class LEUserModel:
 
     # -- scores ----------------------------------------------------------------------------
 
-    def raw_scores(self, history: Sequence[int], items: Sequence[int]) -> np.ndarray:
-        """Uncalibrated psi (float32) of ``items`` after ``history``, sharing its prefix."""
-        context = self._history(history)[-(self.context_items - 1) :]
+    def score(self, user: int | None, history: Sequence[int], items: Sequence[int]) -> LEScores:
+        """psi, calibrated rewards and next states of ``items`` after ``history``, with one
+        forward pass over the shared history (``user``: whose known ratings to read; None:
+        none)."""
+        full = self._history(history)
         candidates = self._items(items, "candidate items")
         if not candidates:
-            return np.zeros(0, dtype=np.float32)
+            empty = np.zeros(0, dtype=np.float32)
+            return LEScores(empty, empty.copy(), np.zeros((0, self.state_dim), dtype=np.float32))
+        ratings = self._ratings(user, full)
+        offset = history_offset(full, ratings, self.model.item_bias, float(self.model.rating_mean))
+        context = full[-(self.context_items - 1) :]
+        slots = self._slots(ratings, len(context))
         tokens = [self.model.vocab_size + i for i in candidates]
         with self._lock:
             with torch_threads(self.threads):
-                scores, states, prefix_state = self.model.score_shared_prefix(
-                    self._tokens(context), tokens, self.score_batch_size
+                scored = self.model.score_shared_prefix(
+                    self._tokens(context), tokens, self.score_batch_size, slots, offset
                 )
-            self._remember(context, prefix_state.numpy())
+            self._remember((tuple(context), tuple(slots[:-1])), scored.prefix_state.numpy())
             if len(candidates) == 1:
-                self._remember([*context, candidates[0]], states[0].numpy())
-        return scores.numpy().astype(np.float32)
+                key = (tuple([*context, candidates[0]]), tuple(slots))
+                self._remember(key, scored.states[0].numpy())
+        rewards = np.clip(self.calibration(scored.rating.numpy()), RATING_MIN, RATING_MAX)
+        return LEScores(
+            psi=scored.psi.numpy().astype(np.float32),
+            rewards=rewards.astype(np.float32),
+            states=scored.states.float().numpy().astype(np.float32),
+        )
+
+    def raw_scores(
+        self, history: Sequence[int], items: Sequence[int], user: int | None = None
+    ) -> np.ndarray:
+        """psi (float32): how likely the user picks each of ``items`` next (the ranking score)."""
+        return self.score(user, history, items).psi
 
     def rewards(self, user: int, history: Sequence[int], items: Sequence[int]) -> np.ndarray:
-        """Calibrated rewards (float32, in [1, 5]) of ``items`` after ``history``."""
-        ratings = self.calibration(self.raw_scores(history, items))
-        return np.clip(ratings, RATING_MIN, RATING_MAX).astype(np.float32)
+        """Calibrated rewards (float32, in [1, 5]): the predicted ratings of ``items``."""
+        return self.score(user, history, items).rewards
 
     def reward(self, user: int, history: Sequence[int], item: int) -> float:
-        """The calibrated reward of ``item`` after ``history`` (``user`` is not used)."""
+        """The calibrated reward of ``item`` after ``history``."""
         return float(self.rewards(user, history, [item])[0])
 
     def state(self, user: int, history: Sequence[int]) -> np.ndarray:
         """The unit-length state vector s_t (float32 ``[state_dim]``) after ``history``."""
-        window = self._history(history)[-self.context_items :]
-        key = tuple(window)
+        full = self._history(history)
+        window = full[-self.context_items :]
+        slots = self._slots(self._ratings(user, full), len(window))[:-1]
+        key = (tuple(window), tuple(slots))
         with self._lock:
             cached = self._states.get(key)
             if cached is None:
                 with torch_threads(self.threads):
-                    cached = self.model.state_of(self._tokens(window)).numpy()
-                self._remember(window, cached)
+                    cached = self.model.state_of(self._tokens(window), slots).numpy()
+                self._remember(key, cached)
             return cached.astype(np.float32, copy=True)
 
 
-def load_user_model(config: LEConfig, catalogue: Catalogue) -> LEUserModel:
-    """Load ``config.checkpoint`` (default: the shipped one) for ``catalogue`` and wrap it.
+def known_ratings(dataset: Dataset) -> KnownRatings:
+    """Each user's train-part ratings (never the held-out ones): what the LE may read."""
+    train = dataset.train_interactions
+    table: dict[int, dict[int, float]] = {}
+    for user, item, rating in zip(
+        train.users.tolist(), train.items.tolist(), train.ratings.tolist(), strict=True
+    ):
+        table.setdefault(int(user), {})[int(item)] = float(rating)
+    return table
+
+
+def load_user_model(
+    config: LEConfig, catalogue: Catalogue, ratings: KnownRatings | None = None
+) -> LEUserModel:
+    """Load ``config.checkpoint`` (default: the shipped one) for ``catalogue`` and wrap it;
+    ``ratings`` are the users' known ratings (see :func:`known_ratings`; None: none known).
 
     Raises:
         CheckpointError: the checkpoint is missing or corrupted.
@@ -161,5 +235,8 @@ def load_user_model(config: LEConfig, catalogue: Catalogue) -> LEUserModel:
     folder = Path(config.checkpoint) if config.checkpoint is not None else default_checkpoint_dir()
     loaded = load_checkpoint(folder, catalogue, config.base_model, config.dtype)
     return LEUserModel(
-        loaded, score_batch_size=config.score_batch_size, threads=config.score_threads
+        loaded,
+        score_batch_size=config.score_batch_size,
+        threads=config.score_threads,
+        known_ratings=ratings,
     )

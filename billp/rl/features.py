@@ -63,10 +63,10 @@ class LEFeatureModel(Protocol):
         ...
 
     def score_with_states(
-        self, history: Sequence[int], items: Sequence[int]
+        self, user: int, history: Sequence[int], items: Sequence[int]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Rewards ``[n]`` of ``items`` after ``history`` and the states ``[n, d]`` after
-        ``history + [item]`` for each."""
+        """Rewards ``[n]`` of ``items`` for ``user`` after ``history`` and the states ``[n, d]``
+        after ``history + [item]`` for each."""
         ...
 
     def nearest(self, state: np.ndarray, k: int, exclude: np.ndarray) -> np.ndarray:
@@ -129,11 +129,11 @@ class FakeLE:
         return float(self.rewards(user, history, [item])[0])
 
     def score_with_states(
-        self, history: Sequence[int], items: Sequence[int]
+        self, user: int, history: Sequence[int], items: Sequence[int]
     ) -> tuple[np.ndarray, np.ndarray]:
-        rewards = self.rewards(0, history, items)
+        rewards = self.rewards(user, history, items)
         states = (
-            np.stack([self.state(0, [*history, int(i)]) for i in items])
+            np.stack([self.state(user, [*history, int(i)]) for i in items])
             if len(items)
             else (np.zeros((0, self.state_dim), dtype=np.float32))
         )
@@ -146,9 +146,9 @@ class FakeLE:
 class LEAdapter:
     """:class:`LEFeatureModel` over the project's LE (``billp.le.user_model.LEUserModel``).
 
-    ``score_with_states`` uses the LE's shared-prefix scorer, which returns the state after
-    each candidate with its score (one forward pass per call); an LE without it falls back to
-    one ``state`` call per item.
+    ``score_with_states`` uses the LE's ``score``, which returns the state after each candidate
+    with its reward (one forward pass per call); an LE without it falls back to one ``state``
+    call per item.
     """
 
     name = "le"
@@ -172,22 +172,14 @@ class LEAdapter:
         return np.asarray(self.le.rewards(user, list(history), list(items)), dtype=np.float32)
 
     def score_with_states(
-        self, history: Sequence[int], items: Sequence[int]
+        self, user: int, history: Sequence[int], items: Sequence[int]
     ) -> tuple[np.ndarray, np.ndarray]:
-        le = self.le
-        model = getattr(le, "model", None)
-        if model is None or not hasattr(model, "score_shared_prefix"):
-            rewards = self.rewards(0, history, items)
-            states = [self.state(0, [*history, int(i)]) for i in items]
+        if not hasattr(self.le, "score"):
+            rewards = self.rewards(user, history, items)
+            states = [self.state(user, [*history, int(i)]) for i in items]
             return rewards, np.stack(states).astype(np.float32)
-        context = list(history)[-(le.context_items - 1) :]
-        if not context:
-            raise ValueError("the LE needs a non-empty history")
-        prefix = [*le.prompt_ids, *(model.vocab_size + int(i) for i in context)]
-        tokens = [model.vocab_size + int(i) for i in items]
-        scores, states, _ = model.score_shared_prefix(prefix, tokens, le.score_batch_size)
-        rewards = np.clip(le.calibration(scores.numpy()), RATING_MIN, RATING_MAX)
-        return rewards.astype(np.float32), states.float().numpy().astype(np.float32)
+        scored = self.le.score(user, list(history), list(items))
+        return scored.rewards.astype(np.float32), scored.states.astype(np.float32)
 
     def nearest(self, state: np.ndarray, k: int, exclude: np.ndarray) -> np.ndarray:
         return _nearest(self.item_vectors, state, k, exclude)
@@ -269,7 +261,7 @@ def compute_features(
             else np.zeros(0, np.int64)
         )
         action = int(transitions.actions[row])
-        rewards, states = model.score_with_states(prefix, [action, *pool.tolist()])
+        rewards, states = model.score_with_states(user, prefix, [action, *pool.tolist()])
         reward[row], next_state[row] = rewards[0], states[0]
         if a:
             items, item_rewards, where = propose(pool, rewards[1:], a)

@@ -78,10 +78,12 @@ class Pipeline:
                 )
                 self._le_raw = self._le
             else:
-                from billp.le.user_model import load_user_model  # torch + transformers
+                from billp.le.user_model import known_ratings, load_user_model  # torch
 
                 started = time.perf_counter()
-                self._le_raw = load_user_model(self.config.env.le, catalogue)
+                self._le_raw = load_user_model(
+                    self.config.env.le, catalogue, known_ratings(self.dataset)
+                )
                 self._le = LEAdapter(self._le_raw)
                 logger.info("loaded the LE in %.1f s", time.perf_counter() - started)
         return self._le

@@ -1,4 +1,4 @@
-"""Isotonic calibration of psi onto the rating scale."""
+"""Calibrations onto the rating scale: isotonic (LE-1) and linear, extrapolating (LE-2)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from billp.le.calibration import Calibration, fit_isotonic
+from billp.le.calibration import Calibration, fit_isotonic, fit_linear
 from billp.le.errors import LEError
 
 
@@ -59,3 +59,28 @@ def test_bad_inputs_are_named() -> None:
         Calibration(x=np.array([1.0, 1.0]), y=np.array([2.0, 3.0]))
     with pytest.raises(LEError, match="non-decreasing"):
         Calibration(x=np.array([1.0, 2.0]), y=np.array([3.0, 2.0]))
+
+
+def test_linear_fit_extends_beyond_its_knots() -> None:
+    """The LE-2 calibration: a least-squares line that does not clip at the observed ends."""
+    rng = np.random.default_rng(1)
+    predictions = rng.uniform(2.0, 4.5, size=400)
+    ratings = 0.5 + 0.9 * predictions + rng.normal(scale=0.1, size=400)
+    calibration = fit_linear(predictions, ratings)
+    assert calibration.extrapolate
+    np.testing.assert_allclose(calibration.x, [predictions.min(), predictions.max()])
+    slope = (calibration.y[1] - calibration.y[0]) / (calibration.x[1] - calibration.x[0])
+    assert slope == pytest.approx(0.9, abs=0.03)
+    # Beyond the knots the line goes on (an isotonic map would stay flat).
+    low, high = calibration(np.array([0.0, 6.0]))
+    assert low == pytest.approx(calibration.y[0] - slope * calibration.x[0], abs=1e-5)
+    assert high == pytest.approx(calibration.y[1] + slope * (6.0 - calibration.x[1]), abs=1e-5)
+    assert low < ratings.min() and high > ratings.max()
+
+
+def test_linear_fit_never_reverses_the_order() -> None:
+    predictions = np.array([1.0, 2.0, 3.0, 4.0])
+    calibration = fit_linear(predictions, np.array([4.0, 3.0, 2.0, 1.0]))
+    np.testing.assert_allclose(calibration.y, [2.5, 2.5])
+    with pytest.raises(LEError, match="not all equal"):
+        fit_linear(np.ones(5), np.arange(5.0))

@@ -9,7 +9,7 @@ from billp.data.errors import UnknownItemError
 from billp.envs import StateModel, UserModel
 from billp.le.checkpoint import load_checkpoint
 from billp.le.errors import LEError
-from billp.le.user_model import LEUserModel, load_user_model
+from billp.le.user_model import LEUserModel, known_ratings, load_user_model
 from tests.le.tiny_le import TOY_ITEMS, TinyLE
 
 STATE_TOLERANCE = 1e-4
@@ -28,8 +28,38 @@ def test_implements_the_protocols_on_the_rating_scale(le_model: LEUserModel) -> 
     assert rewards.dtype == np.float32 and rewards.shape == (TOY_ITEMS,)
     assert ((rewards >= 1.0) & (rewards <= 5.0)).all()
     assert le_model.reward(0, history, 5) == pytest.approx(float(rewards[5]), abs=1e-4)
-    raw = le_model.raw_scores(history, [5, 6])
-    np.testing.assert_allclose(le_model.calibration(raw), rewards[[5, 6]], atol=1e-4)
+    scored = le_model.score(0, history, [5, 6])
+    np.testing.assert_allclose(scored.rewards, rewards[[5, 6]], atol=1e-4)
+    np.testing.assert_allclose(le_model.raw_scores(history, [5, 6]), scored.psi, atol=1e-5)
+    assert scored.states.shape == (2, le_model.state_dim)
+
+
+def test_known_ratings_reach_the_reward_and_the_state(tiny_le: TinyLE) -> None:
+    """The LE reads a user's logged ratings (train part only); other users' calls do not."""
+    config = tiny_le.config.model_copy(update={"checkpoint": tiny_le.checkpoint})
+    table = known_ratings(tiny_le.dataset)
+    informed = load_user_model(config, tiny_le.dataset.catalogue, table)
+    blind = load_user_model(config, tiny_le.dataset.catalogue)
+    user = next(iter(table))
+    history = list(table[user])[:4]
+    candidates = [i for i in range(TOY_ITEMS) if i not in history][:5]
+    assert not np.allclose(
+        informed.rewards(user, history, candidates), blind.rewards(user, history, candidates)
+    )
+    assert not np.allclose(informed.state(user, history), blind.state(user, history))
+    # A user with no logged ratings of these items gets the blind answer.
+    stranger = max(table) + 1
+    np.testing.assert_allclose(
+        informed.rewards(stranger, history, candidates),
+        blind.rewards(stranger, history, candidates),
+        atol=1e-5,
+    )
+    # Held-out ratings are never readable.
+    held = tiny_le.dataset.heldout_interactions
+    assert len(held.users) > 0
+    assert all(
+        int(i) not in table.get(int(u), {}) for u, i in zip(held.users, held.items, strict=True)
+    )
 
 
 def test_state_is_unit_length_and_a_by_product_of_the_reward(

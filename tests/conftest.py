@@ -1,4 +1,4 @@
-"""Session fixtures: one tiny LE trained for all LE tests."""
+"""Session fixtures shared across test packages: one tiny LE trained for all tests that need one."""
 
 from __future__ import annotations
 
