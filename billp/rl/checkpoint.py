@@ -46,6 +46,10 @@ class RLManifest(BaseModel):
     train_seconds: float
     steps: int
     transitions: int = 0
+    train_users: int | None = Field(None, description="Users whose logged transitions it saw.")
+    le_train_users: int | None = Field(
+        None, description="Users the LE it reads was trained on (None: it reads no LE)."
+    )
     created: str = Field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     stats: dict[str, float] = Field(default_factory=dict)
 

@@ -64,7 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _table(
     results: dict[str, dict[str, float]], ks: list[int]
 ) -> tuple[list[str], list[list[str]]]:
-    header = ["Policy", *[f"{m}@{k}" for m in ("HR", "NDCG") for k in ks], "cases", "train s"]
+    header = [
+        "Policy",
+        *[f"{m}@{k}" for m in ("HR", "NDCG") for k in ks],
+        "cases",
+        "train s",
+        "users (transitions) it trained on",
+        "users the LE saw",
+    ]
     rows = []
     for name, metrics in results.items():
         row = [name]
@@ -73,6 +80,10 @@ def _table(
                 value = metrics.get(f"{m}@{k}", math.nan)
                 row.append(f"{value:.{METRIC_DIGITS}f}")
         row += [str(int(metrics.get("cases", 0))), f"{metrics.get('train_seconds', 0):.0f}"]
+        users, transitions = metrics.get("train_users"), metrics.get("transitions")
+        row.append(f"{int(users)} ({int(transitions or 0):,})" if users is not None else "")
+        le_users = metrics.get("le_train_users")
+        row.append(str(int(le_users)) if le_users is not None else "")
         rows.append(row)
     return header, rows
 

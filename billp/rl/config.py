@@ -19,13 +19,14 @@ from billp.config import (
     load_model_config,
 )
 
-SQNVariant = Literal["base", "sm", "rm", "lea"]
+SQNVariant = Literal["base", "sm", "rm", "lea", "base-all"]
 """base: logged rating; sm: + LE state; rm: LE reward in the TD target; lea: sm + rm + LE-proposed
-positive actions."""
+positive actions; base-all: base on every logged transition of the users the LE was trained on
+(the same data the LE variants import through the LE)."""
 TianshouAlgo = Literal["bcq", "cql", "crr", "dqn", "a2c"]
 OFFLINE_ALGOS: tuple[str, ...] = ("bcq", "cql", "crr")
 ONLINE_ALGOS: tuple[str, ...] = ("dqn", "a2c")
-SQN_VARIANTS: tuple[str, ...] = ("base", "sm", "rm", "lea")
+SQN_VARIANTS: tuple[str, ...] = ("base", "sm", "rm", "lea", "base-all")
 SimulatorName = Literal["matrix", "le"]
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-SQN_AGENT_NAMES: tuple[str, ...] = ("sqn", "sqn-sm", "sqn-rm", "lea")
-"""SQN base, +SM, +RM and +LEA."""
+SQN_AGENT_NAMES: tuple[str, ...] = ("sqn", "sqn-sm", "sqn-rm", "lea", "sqn-all")
+"""SQN base, +SM, +RM, +LEA, and base on all the LE's users' transitions."""
 TIANSHOU_AGENT_NAMES: tuple[str, ...] = (
     "dqn-matrix",
     "dqn-le",

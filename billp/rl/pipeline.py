@@ -23,7 +23,7 @@ from billp.rl.features import (
     load_or_compute_features,
 )
 from billp.rl.policy import load_trained
-from billp.rl.scoring import evaluate_offline
+from billp.rl.scoring import PopularityScorer, evaluate_offline
 from billp.rl.sqn_train import POLICY_NAMES, VARIANTS, TrainedSQN, train_sqn
 from billp.rl.transitions import (
     EvalCases,
@@ -132,17 +132,40 @@ class Pipeline:
 
     # -- training ---------------------------------------------------------------------------
 
+    def le_training_users(self) -> list[int]:
+        """The train users whose logs taught the LE (every train user for the fake LE)."""
+        if self.config.features.source == "fake":
+            return sorted(int(u) for u in self.dataset.split.train_users)
+        from billp.config import LETrainConfig
+        from billp.le.train import training_users
+
+        _ = self.le
+        manifest = self._le_raw.loaded.manifest
+        train = LETrainConfig.model_validate(manifest.config["le"]["train"])
+        return training_users(self.dataset, train)
+
     def train_variant(self, variant: str) -> TrainedSQN:
-        features = self.features if VARIANTS[variant].needs_le else None
-        model = self.le if VARIANTS[variant].needs_le else None
+        spec = VARIANTS[variant]
+        features = self.features if spec.needs_le else None
+        model = self.le if spec.needs_le else None
+        transitions = self.transitions
+        if spec.all_le_users:
+            transitions = build_transitions(self.dataset, self.le_training_users(), None)
+            logger.info(
+                "%s: %d transitions of the LE's %d training users",
+                variant,
+                len(transitions),
+                len(set(transitions.users.tolist())),
+            )
         return train_sqn(
             self.config,
             variant,
             self.dataset,
-            self.transitions,
+            transitions,
             features,
             model,
             Path(self.config.output_dir),
+            le_train_users=len(self.le_training_users()) if spec.needs_le else None,
         )
 
     def train_baseline(self, algo: str, env_name: str) -> TrainedBaseline:
@@ -199,7 +222,23 @@ class Pipeline:
         logger.info("offline evaluation: %d held-out cases", len(cases.targets))
         states: np.ndarray | None = None
         results: dict[str, dict[str, float]] = {}
+        if POPULARITY_ROW in policies:
+            train = self.dataset.train_interactions
+            results[POPULARITY_ROW] = {
+                **evaluate_offline(
+                    PopularityScorer(self.dataset.item_popularity),
+                    cases,
+                    None,
+                    self.config.evaluate.ks,
+                    self.config.evaluate.exclude_seen,
+                ),
+                "train_seconds": 0.0,
+                "train_users": float(len(set(train.users.tolist()))),
+                "transitions": float(len(train.users)),
+            }
         for name in policies:
+            if name == POPULARITY_ROW:
+                continue
             folder = Path(self.config.output_dir) / name
             try:
                 loaded = load_trained(folder, self.dataset.catalogue)
@@ -235,12 +274,21 @@ class Pipeline:
                 self.config.evaluate.ks,
                 self.config.evaluate.exclude_seen,
             )
-            metrics["train_seconds"] = loaded.manifest.train_seconds
+            manifest = loaded.manifest
+            metrics["train_seconds"] = manifest.train_seconds
+            for key in ("train_users", "le_train_users"):
+                value = getattr(manifest, key)
+                if value is not None:
+                    metrics[key] = float(value)
+            metrics["transitions"] = float(manifest.transitions)
             results[name] = metrics
         return results
 
 
+POPULARITY_ROW = "popularity"
+"""Not a trained policy: the train-log popularity ranking every row must beat."""
 DEFAULT_EVAL_POLICIES: tuple[str, ...] = (
+    POPULARITY_ROW,
     *POLICY_NAMES.values(),
     "bcq",
     "cql",

@@ -49,6 +49,20 @@ class SQNScorer:
         return chosen.float().numpy()
 
 
+class PopularityScorer:
+    """Every history gets the same scores: how often each item was logged in train data."""
+
+    le_state_dim = 0
+
+    def __init__(self, popularity: np.ndarray) -> None:
+        self.popularity = np.asarray(popularity, dtype=np.float32)
+
+    def scores(
+        self, histories: Sequence[Sequence[int]], le_states: np.ndarray | None
+    ) -> np.ndarray:
+        return np.broadcast_to(self.popularity, (len(histories), len(self.popularity))).copy()
+
+
 def ranks(scores: np.ndarray, targets: np.ndarray, excluded: Sequence[Sequence[int]]) -> np.ndarray:
     """0-based rank of each target: the other allowed items scored at least as high (ties
     count against the target, so a scorer that gives many items one score, such as BCQ's

@@ -22,7 +22,13 @@ from billp.rl.transitions import LoggedTransitions, append_items, windows
 
 logger = logging.getLogger(__name__)
 
-POLICY_NAMES: dict[str, str] = {"base": "sqn", "sm": "sqn-sm", "rm": "sqn-rm", "lea": "lea"}
+POLICY_NAMES: dict[str, str] = {
+    "base": "sqn",
+    "sm": "sqn-sm",
+    "rm": "sqn-rm",
+    "lea": "lea",
+    "base-all": "sqn-all",
+}
 """Agent name of each variant's trained policy."""
 
 
@@ -31,6 +37,9 @@ class VariantSpec:
     le_state: bool
     le_reward: bool
     augment: bool
+    all_le_users: bool = False
+    """Train on every logged transition of the users the LE was trained on (the data the LE
+    variants import through the LE), not on the featurised subset."""
 
     @property
     def needs_le(self) -> bool:
@@ -42,6 +51,7 @@ VARIANTS: dict[str, VariantSpec] = {
     "sm": VariantSpec(True, False, False),
     "rm": VariantSpec(False, True, False),
     "lea": VariantSpec(True, True, True),
+    "base-all": VariantSpec(False, False, False, all_le_users=True),
 }
 
 
@@ -165,8 +175,10 @@ def train_sqn(
     features: LEFeatures | None,
     feature_model: LEFeatureModel | None,
     output_root: Path,
+    le_train_users: int | None = None,
 ) -> TrainedSQN:
-    """Train ``variant`` and save it under ``output_root/<policy name>``."""
+    """Train ``variant`` and save it under ``output_root/<policy name>`` (``le_train_users``:
+    how many users taught the LE it reads, recorded in the manifest)."""
     spec = VARIANTS[variant]
     cfg = config.sqn
     seed_everything(config.seed, config.threads)
@@ -242,6 +254,8 @@ def train_sqn(
         train_seconds=round(elapsed, 2),
         steps=step,
         transitions=len(data),
+        train_users=len(set(transitions.users.tolist())),
+        le_train_users=le_train_users,
         stats={k: round(float(v), 5) for k, v in stats.items()},
     )
     folder = save_policy(output_root / name, model, manifest)

@@ -3,6 +3,7 @@ quit-rule calibration."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -42,7 +43,7 @@ def test_replay_judges_every_real_item_in_order(toy_dataset) -> None:  # type: i
     # With a window of 1 the verdict depends only on the previous real item.
     expected = ["accepted"] + [
         "too_similar" if genre_jaccard(genres[b], genres[a]) >= 0.5 else "accepted"
-        for a, b in zip(items, items[1:], strict=False)
+        for a, b in itertools.pairwise(items)
     ]
     assert happy.verdicts == expected
     first_quit = next((k + 1 for k, v in enumerate(expected) if v != "accepted"), len(items))

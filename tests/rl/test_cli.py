@@ -61,12 +61,20 @@ def test_evaluate_writes_the_offline_table(trained: Path, toy_folder: Path) -> N
     flags = tiny_flags(toy_folder, trained)
     assert main(["evaluate", *flags, "--markdown", str(markdown), "--json", str(numbers)]) == 0
     results = json.loads(numbers.read_text())["results"]
-    assert set(results) == set(RL_AGENT_NAMES)
+    assert set(results) == {"popularity", *RL_AGENT_NAMES}
     for metrics in results.values():
         assert 0.0 <= metrics["HR@5"] <= metrics["HR@10"] <= metrics["HR@20"] <= 1.0
         assert metrics["NDCG@5"] <= metrics["HR@5"]
+    # Each row says what data it saw: the SQN rows one subset, sqn-all every transition of
+    # the users the LE learned from, the LE rows how many users taught that LE.
+    sqn, everything, lea = results["sqn"], results["sqn-all"], results["lea"]
+    assert sqn["train_users"] == lea["train_users"] <= everything["train_users"]
+    assert sqn["transitions"] == lea["transitions"] <= everything["transitions"]
+    assert lea["le_train_users"] == everything["train_users"]
+    assert "le_train_users" not in sqn
     text = markdown.read_text()
     assert "python -m billp.rl evaluate" in text and "| lea |" in text
+    assert "| popularity |" in text and "users the LE saw" in text
 
 
 def test_training_is_deterministic(trained: Path, toy_folder: Path, tmp_path: Path) -> None:
