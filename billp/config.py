@@ -29,6 +29,7 @@ AgentName = Literal[
     "sqn-sm",
     "sqn-rm",
     "lea",
+    "sqn-all",
     "dqn-matrix",
     "dqn-le",
     "bcq",

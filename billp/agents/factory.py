@@ -65,6 +65,7 @@ def user_rules(config: RunConfig, world: World | None = None) -> UserRules:
         typical_rating=typical,
         quit_threshold=config.env.quit_reward_threshold,
         quit_window=config.env.quit_window,
+        similarity_threshold=config.env.similarity_threshold,
         rating_min=low,
         rating_max=high,
         value_min=min(0.0, config.agent.quit_value, low),

@@ -38,7 +38,10 @@ class UserRules(BaseModel):
 
     quit_threshold: float = Field(2.0, description="Users quit after a reward below this.")
     quit_window: int = Field(
-        4, ge=0, description="Recent recommendations a new one must differ from."
+        2, ge=0, description="Recent recommendations a new one must differ from."
+    )
+    similarity_threshold: float = Field(
+        0.75, ge=0, le=1, description="Genre Jaccard at or above which a movie is too similar."
     )
     rating_min: float = 1.0
     rating_max: float = 5.0
@@ -47,6 +50,13 @@ class UserRules(BaseModel):
     )
     value_min: float = Field(0.0, description="Lowest value the Critic may give (a lost user).")
     value_max: float = Field(5.0, description="Highest value the Critic may give.")
+
+    @property
+    def too_similar(self) -> str:
+        """How the templates name a too-similar movie (from ``similarity_threshold``)."""
+        if self.similarity_threshold >= 1.0:
+            return "the same set of genres"
+        return f"nearly the same genres (at least {self.similarity_threshold:.0%} of them shared)"
 
 
 class RoleModel(BaseModel):
