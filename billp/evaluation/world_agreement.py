@@ -30,7 +30,7 @@ from billp.envs.world import World
 logger = logging.getLogger(__name__)
 
 SIMPLE_POLICIES = ("random", "popularity", "popularity-diverse", "bpr", "bpr-diverse")
-RL_POLICIES = ("sqn", "sqn-rm", "sqn-sm", "lea", "bcq")
+RL_POLICIES = ("sqn", "sqn-rm", "sqn-sm", "lea", "sqn-all", "bcq")
 TAU_RESAMPLES = 1000
 TAU_SEED = 0
 
