@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from billp.le.checkpoint import (
@@ -18,7 +19,7 @@ from billp.le.checkpoint import (
     read_manifest,
 )
 from billp.le.cli import load_command_config
-from billp.le.train import fit_le
+from billp.le.train import fit_le, training_users
 from tests.le.tiny_le import TinyLE, tiny_le_config
 
 CI_TRAIN_LIMIT_S = 60.0
@@ -43,6 +44,19 @@ def test_tiny_le_trains_in_under_a_minute_and_its_losses_fall(tiny_le: TinyLE) -
     assert summary.lora_steps == tiny_le.config.train.steps
     assert not summary.budget_exhausted
     assert summary.peak_rss_mib > 0 and summary.cpu_seconds > 0
+
+
+def test_rating_side_starts_at_the_bias_predictor_and_learns(tiny_le: TinyLE) -> None:
+    """The rating head starts from the logs' mean and item biases; its squared error falls."""
+    model, dataset = tiny_le.trained.model, tiny_le.dataset
+    train = dataset.train_interactions
+    taught = np.isin(train.users, training_users(dataset, tiny_le.config.train))
+    expected = float(np.mean(train.ratings[taught]))
+    assert float(model.rating_mean) == pytest.approx(expected, abs=1e-4)
+    assert float(model.item_bias.abs().max()) > 0.0
+    mse = _losses(tiny_le.checkpoint / LOSS_CURVE_FILE, "lora", "l_mse")
+    assert len(mse) >= 2 and all(np.isfinite(mse))
+    assert tiny_le.trained.calibration.extrapolate
 
 
 def test_checkpoint_round_trips_exactly(tiny_le: TinyLE) -> None:
