@@ -1,57 +1,23 @@
-"""Small, dependency-free statistics for the fidelity report."""
+"""Statistics of the fidelity report: Spearman's rho (scipy) and one ranking instance's
+AUC, HR@k and NDCG@k."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import warnings
 
 import numpy as np
-
-
-def rankdata(values: np.ndarray) -> np.ndarray:
-    """Ranks 1..n with ties given their average rank."""
-    array = np.asarray(values, dtype=np.float64).reshape(-1)
-    _, inverse, counts = np.unique(array, return_inverse=True, return_counts=True)
-    ends = np.cumsum(counts)
-    average = ends - (counts - 1) / 2.0
-    return average[inverse.reshape(-1)]
-
-
-def pearson(x: np.ndarray, y: np.ndarray) -> float:
-    """Pearson correlation; NaN when either side is constant or fewer than 2 points."""
-    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if a.size < 2 or a.std() == 0 or b.std() == 0:
-        return math.nan
-    return float(np.corrcoef(a, b)[0, 1])
+from scipy.stats import spearmanr
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman's rho (Pearson correlation of average ranks)."""
-    return pearson(rankdata(x), rankdata(y))
-
-
-def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float:
-    """Kendall's tau-b between two score lists over the same objects (ties handled)."""
-    n = len(x)
-    if n != len(y):
-        raise ValueError(f"kendall_tau_b needs equal lengths, got {n} and {len(y)}")
-    concordant = discordant = ties_x = ties_y = 0
-    for i in range(n):
-        for j in range(i + 1, n):
-            dx = np.sign(x[i] - x[j])
-            dy = np.sign(y[i] - y[j])
-            if dx == 0 and dy == 0:
-                continue
-            if dx == 0:
-                ties_x += 1
-            elif dy == 0:
-                ties_y += 1
-            elif dx == dy:
-                concordant += 1
-            else:
-                discordant += 1
-    denominator = math.sqrt((concordant + discordant + ties_x) * (concordant + discordant + ties_y))
-    return math.nan if denominator == 0 else (concordant - discordant) / denominator
+    """Spearman's rho with tied ranks averaged; NaN when either side is constant."""
+    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(spearmanr(a, b).statistic)
 
 
 def rank_metrics(positive: float, negatives: np.ndarray, k: int) -> tuple[float, float, float]:
