@@ -403,7 +403,8 @@ class LLMConfig(Section):
     base_url: list[str] = Field(
         default_factory=list,
         description="OpenAI-compatible endpoints, e.g. http://127.0.0.1:8000/v1 "
-        "(several are balanced round-robin).",
+        "(several are balanced by least outstanding requests; one that fails transiently is "
+        "skipped, with a warning, for a few seconds).",
     )
     api_key_env: str = Field(
         "OPENAI_API_KEY", description="Environment variable holding the API key, if any."

@@ -2,8 +2,14 @@
 
 Retries happen only on HTTP 429, HTTP 5xx, time-outs and connection (transport) errors, at
 most ``max_retries`` times, with exponential back-off plus jitter; a ``Retry-After`` header
-is honoured (capped). Any other 4xx fails at once. Each attempt goes to the next endpoint
-of ``base_urls`` (round-robin), so a retry moves away from a failing server.
+is honoured (capped). Any other 4xx fails at once.
+
+Several ``base_urls`` are balanced by :class:`~billp.llm.endpoints.EndpointBalancer`: each
+attempt goes to the healthy endpoint with the fewest requests in flight (equal loads take turns,
+round-robin), a retry prefers an endpoint this request has not tried yet, and an endpoint that
+fails transiently is skipped, with a logged warning, for ``endpoint_cooldown_s``. The balancer
+never fails a request by itself: when every endpoint is unhealthy it still picks one, and only
+the bounded retries above decide when a request fails.
 
 The API key only ever travels in the ``Authorization`` header: it is never logged, never part
 of an exception message and never part of the client's ``repr``.
@@ -26,6 +32,7 @@ import httpx
 
 from billp.config import LLMConfig
 from billp.llm.client import LLMRequestError, LLMServerError
+from billp.llm.endpoints import ENDPOINT_COOLDOWN_S, EndpointBalancer, redact_url
 from billp.llm.messages import LLMRequest, LLMResponse, TokenUsage
 
 logger = logging.getLogger(__name__)
@@ -57,12 +64,6 @@ class _RetryableError(Exception):
         self.retry_after_s = retry_after_s
 
 
-def redact_url(url: str) -> str:
-    """``url`` without any ``user:password@`` part, fit for messages."""
-    parsed = httpx.URL(url)
-    return str(parsed.copy_with(userinfo=b"")) if parsed.userinfo else url
-
-
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """Seconds requested by a ``Retry-After`` header (delta-seconds or HTTP date), capped.
 
@@ -87,7 +88,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 
 
 class OpenAICompatibleClient:
-    """Asynchronous ``/chat/completions`` client with retries and round-robin endpoints."""
+    """Asynchronous ``/chat/completions`` client with retries and balanced endpoints."""
 
     def __init__(
         self,
@@ -100,6 +101,7 @@ class OpenAICompatibleClient:
         backoff_s: float = 0.5,
         transport: httpx.AsyncBaseTransport | None = None,
         send_seed: bool = True,
+        endpoint_cooldown_s: float = ENDPOINT_COOLDOWN_S,
     ) -> None:
         if isinstance(base_urls, str):
             raise TypeError("base_urls must be a sequence of URLs, not a single string")
@@ -124,7 +126,7 @@ class OpenAICompatibleClient:
         self.backoff_s = float(backoff_s)
         self.send_seed = send_seed
         self._api_key = api_key or None
-        self._next_endpoint = 0
+        self._endpoints = EndpointBalancer(urls, cooldown_s=endpoint_cooldown_s)
         self._jitter = random.Random()
         headers = {"Content-Type": "application/json"}
         if self._api_key is not None:
@@ -185,11 +187,6 @@ class OpenAICompatibleClient:
             }
         return body
 
-    def _take_endpoint(self) -> str:
-        url = self.base_urls[self._next_endpoint % len(self.base_urls)]
-        self._next_endpoint = (self._next_endpoint + 1) % len(self.base_urls)
-        return url
-
     def _excerpt(self, text: str) -> str:
         excerpt = text[:BODY_EXCERPT_CHARS]
         if self._api_key:
@@ -218,10 +215,10 @@ class OpenAICompatibleClient:
         tried: list[str] = []
         last_cause = "no attempt made"
         for attempt in range(attempts):
-            endpoint = self._take_endpoint()
-            tried.append(redact_url(endpoint))
+            endpoint = self._endpoints.acquire(exclude=tried)
+            tried.append(endpoint)
             try:
-                payload = await self._attempt(endpoint, body)
+                payload = await self._attempt_on(endpoint, body)
             except _RetryableError as exc:
                 last_cause = exc.cause
                 if attempt + 1 >= attempts:
@@ -241,11 +238,30 @@ class OpenAICompatibleClient:
             return self._parse(
                 payload, endpoint, request, attempt + 1, time.perf_counter() - started
             )
-        distinct = list(dict.fromkeys(tried))
+        distinct = [redact_url(url) for url in dict.fromkeys(tried)]
         raise LLMServerError(
-            f"LLM endpoint {tried[-1]} failed after {attempts} attempts "
+            f"LLM endpoint {redact_url(tried[-1])} failed after {attempts} attempts "
             f"(role {request.role!r}, endpoints tried: {', '.join(distinct)}): {last_cause}"
         )
+
+    async def _attempt_on(self, endpoint: str, body: dict[str, Any]) -> Any:
+        """One attempt at an acquired ``endpoint``; releases it with the outcome, however it ends.
+
+        A 2xx JSON answer counts as a success and a retryable failure as a failure of the
+        endpoint; a rejected request or a cancellation says nothing about its health.
+        """
+        ok: bool | None = None
+        cause = ""
+        try:
+            payload = await self._attempt(endpoint, body)
+        except _RetryableError as exc:
+            ok, cause = False, exc.cause
+            raise
+        else:
+            ok = True
+            return payload
+        finally:
+            self._endpoints.release(endpoint, ok, cause)
 
     async def _attempt(self, endpoint: str, body: dict[str, Any]) -> Any:
         """One POST; returns the decoded JSON of a 2xx answer."""

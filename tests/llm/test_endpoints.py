@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import Counter
+from typing import Any
 
+import httpx
 import pytest
 
+from billp.llm import ChatMessage, LLMRequest, OpenAICompatibleClient
+from billp.llm import openai_client as oc
 from billp.llm.endpoints import ENDPOINT_COOLDOWN_S, EndpointBalancer
 
 A = "http://a.test/v1"
@@ -213,3 +219,151 @@ def test_duplicate_urls_are_one_endpoint(clock: FakeClock) -> None:
     lb = EndpointBalancer([A, B, A], clock=clock)
     assert lb.endpoints == [A, B]
     assert lb.cooldown_s == ENDPOINT_COOLDOWN_S
+
+
+# --- the client balancing real requests (httpx.MockTransport) --------------------------------
+
+COMPLETION = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}]}
+
+
+@pytest.fixture
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def skip_sleep(delay: float) -> None:
+        return None
+
+    monkeypatch.setattr(oc, "_backoff_sleep", skip_sleep)
+
+
+def make_request() -> LLMRequest:
+    return LLMRequest(role="actor", messages=[ChatMessage(role="user", content="pick")])
+
+
+def two_endpoint_client(handler: Any, **kwargs: Any) -> OpenAICompatibleClient:
+    return OpenAICompatibleClient(
+        [A, B], "m", transport=httpx.MockTransport(handler), backoff_s=0.001, **kwargs
+    )
+
+
+@pytest.mark.usefixtures("no_backoff")
+def test_client_skips_an_endpoint_that_refuses_connections(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hits: Counter[str] = Counter()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        hits[request.url.host] += 1
+        if request.url.host == "a.test":
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(200, json=COMPLETION)
+
+    # a cool-down far longer than the test, so wall-clock time cannot end it
+    client = two_endpoint_client(handler, max_retries=1, endpoint_cooldown_s=600)
+
+    async def go() -> list[Any]:
+        try:
+            return [await client.complete(make_request()) for _ in range(10)]
+        finally:
+            await client.aclose()
+
+    with caplog.at_level(logging.WARNING, logger=BALANCER_LOGGER):
+        responses = asyncio.run(go())
+    assert [response.text for response in responses] == ["ok"] * 10
+    assert responses[0].attempts == 2  # a.test, then b.test
+    assert all(response.attempts == 1 for response in responses[1:])
+    assert hits == {"a.test": 1, "b.test": 10}
+    (message,) = warnings_of(caplog)
+    assert A in message and "ConnectError" in message
+
+
+@pytest.mark.usefixtures("no_backoff")
+def test_client_under_concurrency_keeps_succeeding_while_one_endpoint_is_down() -> None:
+    hits: Counter[str] = Counter()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        hits[request.url.host] += 1
+        if request.url.host == "a.test":
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(200, json=COMPLETION)
+
+    client = two_endpoint_client(handler, max_retries=1, endpoint_cooldown_s=600)
+
+    async def go() -> tuple[list[Any], int]:
+        try:
+            first = await asyncio.gather(*(client.complete(make_request()) for _ in range(8)))
+            down_hits = hits["a.test"]
+            second = await asyncio.gather(*(client.complete(make_request()) for _ in range(8)))
+            return [*first, *second], down_hits
+        finally:
+            await client.aclose()
+
+    responses, down_hits_after_first_batch = asyncio.run(go())
+    assert [response.text for response in responses] == ["ok"] * 16
+    # requests already on their way to a.test fail over; none goes there afterwards
+    assert hits["a.test"] == down_hits_after_first_batch >= 1
+    assert hits["b.test"] == 16
+
+
+def test_client_spreads_concurrent_requests_by_outstanding_count() -> None:
+    in_flight: Counter[str] = Counter()
+    peak: Counter[str] = Counter()
+    hosts: list[str] = []
+    gate = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        hosts.append(host)
+        in_flight[host] += 1
+        peak[host] = max(peak[host], in_flight[host])
+        if len(hosts) == 6:
+            entered.set()
+        await gate.wait()
+        in_flight[host] -= 1
+        return httpx.Response(200, json=COMPLETION)
+
+    client = two_endpoint_client(handler)
+
+    async def go() -> None:
+        try:
+            tasks = [asyncio.create_task(client.complete(make_request())) for _ in range(6)]
+            await asyncio.wait_for(entered.wait(), timeout=5)
+            assert client._endpoints.outstanding(A) == client._endpoints.outstanding(B) == 3
+            gate.set()
+            await asyncio.gather(*tasks)
+        finally:
+            await client.aclose()
+
+    asyncio.run(go())
+    assert Counter(hosts) == {"a.test": 3, "b.test": 3}
+    assert peak == {"a.test": 3, "b.test": 3}
+
+
+def test_client_sends_new_requests_to_the_less_busy_endpoint() -> None:
+    hosts: list[str] = []
+    slow_gate = asyncio.Event()
+    slow_entered = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        hosts.append(request.url.host)
+        if request.url.host == "a.test":  # a.test holds its request until released
+            slow_entered.set()
+            await slow_gate.wait()
+        return httpx.Response(200, json=COMPLETION)
+
+    client = two_endpoint_client(handler)
+
+    async def go() -> None:
+        try:
+            slow = asyncio.create_task(client.complete(make_request()))
+            await asyncio.wait_for(slow_entered.wait(), timeout=5)
+            for _ in range(4):
+                await client.complete(make_request())
+            slow_gate.set()
+            await slow
+            assert client._endpoints.outstanding(A) == client._endpoints.outstanding(B) == 0
+        finally:
+            await client.aclose()
+
+    asyncio.run(go())
+    # round-robin would have alternated; least outstanding keeps off the busy endpoint
+    assert hosts == ["a.test", "b.test", "b.test", "b.test", "b.test"]
