@@ -216,10 +216,11 @@ def import_ray() -> ModuleType:
 class RayExecutor:
     """Each run a Ray task on a local Ray instance (``address`` None) or a cluster.
 
-    ``address``: None starts a local instance with ``num_cpus`` CPUs (default: all of this
-    machine's); ``"auto"`` joins the cluster this machine is part of (``ray start``), and
-    ``"ray://HOST:10001"`` joins a remote one through Ray Client. An already initialised Ray
-    (``ray.init`` called by the caller) is used as it is and left running.
+    ``address``: None starts a new local instance with ``num_cpus`` CPUs (default: all of
+    this machine's), even where ``ray start`` runs or ``RAY_ADDRESS`` is set; ``"auto"``
+    joins the cluster this machine is part of (``ray start``), and ``"ray://HOST:10001"``
+    joins a remote one through Ray Client. An already initialised Ray (``ray.init`` called
+    by the caller) is used as it is and left running.
 
     Each task asks for ``cpus_per_run`` CPUs and is not retried by Ray: a run lost with its
     node is reported failed, and the next invocation of the script resumes it.
@@ -244,7 +245,7 @@ class RayExecutor:
         self._ray = import_ray() if ray is None else ray
         self._owned = not self._ray.is_initialized()
         if self._owned:
-            init: dict[str, Any] = {"address": address}
+            init: dict[str, Any] = {"address": "local" if address is None else address}
             if num_cpus is not None:
                 init["num_cpus"] = num_cpus
             self._ray.init(**init)
@@ -316,8 +317,8 @@ def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ray-address",
         metavar="ADDR",
-        help="Ray cluster to join: 'auto' (this machine ran ray start) or ray://HOST:10001; "
-        "default: start a local Ray instance for the sweep.",
+        help="Ray cluster to join: 'auto' (this machine ran ray start), HOST:6379 or "
+        "ray://HOST:10001; default: start a local Ray instance for the sweep.",
     )
     parser.add_argument(
         "--ray-num-cpus",
@@ -367,8 +368,9 @@ def executor_problem(args: argparse.Namespace) -> str | None:
 
 
 def on_cluster(args: argparse.Namespace) -> bool:
-    """Whether the runs may go to other machines (a Ray address is given or in RAY_ADDRESS)."""
-    return args.executor == "ray" and bool(args.ray_address or os.environ.get("RAY_ADDRESS"))
+    """Whether the runs may go to other machines: a Ray address is given (without one, the
+    sweep starts its own local Ray instance)."""
+    return args.executor == "ray" and args.ray_address is not None
 
 
 def executor_from_args(args: argparse.Namespace) -> Executor:

@@ -60,12 +60,11 @@ def test_missing_ray_tells_how_to_install_it(monkeypatch: pytest.MonkeyPatch) ->
     assert executor_problem(parse()) is None  # the local executor never imports Ray
 
 
-def test_on_cluster_follows_the_address_or_ray_address(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    assert not on_cluster(parse("--executor", "ray"))
-    assert on_cluster(parse("--executor", "ray", "--ray-address", "auto"))
+def test_only_an_address_means_a_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --ray-address the sweep starts its own local instance, whatever RAY_ADDRESS."""
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
-    assert on_cluster(parse("--executor", "ray")) and not on_cluster(parse())
+    assert not on_cluster(parse("--executor", "ray")) and not on_cluster(parse())
+    assert on_cluster(parse("--executor", "ray", "--ray-address", "auto"))
 
 
 def test_only_billp_and_offline_settings_are_forwarded() -> None:

@@ -257,7 +257,6 @@ def test_ray_executor_gives_the_local_table(
     require_ray()
     monkeypatch.setenv("XDG_CACHE_HOME", str(eval_cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
     finished: list[Finished] = []
     ray_run = RayExecutor.run
 
