@@ -72,22 +72,12 @@ def simulate_command(args: list[str]) -> list[str]:
     return [sys.executable, "-m", "billp.simulate", *args]
 
 
-def run_simulate(
-    args: list[str],
-    timeout_s: float | None,
-    *,
-    cwd: str | None = None,
-    env: Mapping[str, str] | None = None,
-) -> Finished:
-    """Run one simulate command here and wait for it (killed after ``timeout_s``)."""
+def run_simulate(args: list[str], timeout_s: float | None) -> Finished:
+    """Run one simulate command here and wait for it (killed after ``timeout_s``): the
+    subprocess the sweep scripts always ran."""
     try:
         done = subprocess.run(
-            simulate_command(args),
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            cwd=cwd,
-            env=None if env is None else dict(env),
+            simulate_command(args), capture_output=True, text=True, timeout=timeout_s
         )
     except subprocess.TimeoutExpired:
         return Finished(None, timed_out=True)
