@@ -25,6 +25,9 @@ every simulate call, so the same script makes the CPU result and a GPU-sized run
     python eval/learning_curve.py --llm.backend openai --llm.base-url http://gpu:8000/v1 \\
         --llm.model Qwen/Qwen2.5-7B-Instruct --points 0 16 48 96 --test-users 64 --jobs 8
 
+With ``--executor ray [--ray-address auto]`` every run is a Ray task (:mod:`billp.executors`):
+all curves go at once, each still playing its train pass before its test runs.
+
 Test users are the first ``--test-users`` of the split's test users; train users are the
 split's train users. Nothing is tuned on the test users.
 """
@@ -53,9 +56,21 @@ from billp.evaluation.bootstrap import (
     make_rng,
     paired_comparison,
 )
+from billp.executors import (
+    Executor,
+    add_executor_arguments,
+    executor_problem,
+    running,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from paper_table import resolve, run_one, shared_server
+from paper_table import (
+    cluster_server_problem,
+    resolve,
+    run_one,
+    shared_server,
+    start_executor,
+)
 
 AGENTS = ("billp", "billp-no-macro", "billp-no-micro", "reflexion", "react", "actonly")
 WORLDS = ("matrix", "le")
@@ -156,8 +171,10 @@ def play_curve(
     passthrough: list[str],
     console: Console,
     timeout_s: float | None,
+    executor: Executor | None = None,
 ) -> Curve:
-    """Run a curve's train pass and its test runs, in order."""
+    """Run a curve's train pass and its test runs, in order (through ``executor``, default
+    local subprocesses)."""
     flat = curve.agent in MEMORYLESS
     snapshots: dict[int, Path] = {}
     if not flat and max(points) > 0:
@@ -165,6 +182,7 @@ def play_curve(
             train_args(curve.world, curve.agent, curve.seed, points, out_dir, passthrough),
             console,
             timeout_s,
+            executor,
         )
         if run is None:
             curve.errors.append(f"train pass: {error}")
@@ -178,7 +196,7 @@ def play_curve(
         args = test_args(
             curve.world, curve.agent, curve.seed, point, snapshot, test_users, out_dir, passthrough
         )
-        run, error = run_one(args, console, timeout_s)
+        run, error = run_one(args, console, timeout_s, executor)
         if run is None:
             curve.errors.append(f"N={point}: {error}")
             continue
@@ -411,8 +429,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--markdown", type=Path, help="Write the tables as markdown here.")
     parser.add_argument("--plot", type=Path, help="Write the PNG plot here.")
     parser.add_argument("--json", type=Path, help="Write the numbers as JSON here.")
-    parser.add_argument("--jobs", type=int, default=1, help="Curves played at once.")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="Curves played at once (local executor)."
+    )
     parser.add_argument("--run-timeout-s", type=float, default=None)
+    add_executor_arguments(parser)
     return parser
 
 
@@ -433,6 +454,10 @@ def check_inputs(args: argparse.Namespace, base: RunConfig) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args, passthrough = build_parser().parse_known_args(argv)
+    problem = executor_problem(args)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     console = Console(width=None if sys.stdout.isatty() else 160)
     out_dir = args.out_dir.resolve()
     try:
@@ -440,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, SystemExit) as exc:
         print(f"error: invalid simulate arguments: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    problem = check_inputs(args, base)
+    problem = check_inputs(args, base) or cluster_server_problem(args, base.llm, args.agents)
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -451,22 +476,31 @@ def main(argv: list[str] | None = None) -> int:
         for agent in args.agents
         for seed in args.seeds
     ]
-    with shared_server(base.llm, args.agents, out_dir, console) as flags:
-        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            done = list(
-                pool.map(
-                    lambda c: play_curve(
-                        c,
-                        points,
-                        args.test_users,
-                        out_dir,
-                        [*passthrough, *flags],
-                        console,
-                        args.run_timeout_s,
-                    ),
-                    curves,
+    executor = start_executor(args)
+    if executor is None:
+        return EXIT_BAD_INPUT
+    with running(executor), shared_server(base.llm, args.agents, out_dir, console) as flags:
+        width = executor.width(max(1, args.jobs), len(curves))
+        with ThreadPoolExecutor(max_workers=width) as pool:
+            try:
+                done = list(
+                    pool.map(
+                        lambda c: play_curve(
+                            c,
+                            points,
+                            args.test_users,
+                            out_dir,
+                            [*passthrough, *flags],
+                            console,
+                            args.run_timeout_s,
+                            executor,
+                        ),
+                        curves,
+                    )
                 )
-            )
+            except BaseException:
+                executor.cancel()
+                raise
     results = []
     failures = []
     for curve in done:

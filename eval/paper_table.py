@@ -32,6 +32,14 @@ numbers and the numbers of a model on a GPU server::
 
 RL methods play trained checkpoints (``python -m billp.rl train ...`` first; see billp.rl).
 
+Runs are local subprocesses, ``--jobs`` at a time, or with ``--executor ray`` Ray tasks on a
+local Ray instance or, with ``--ray-address auto``, a cluster (:mod:`billp.executors`; the
+README's "Sweeps on a cluster")::
+
+    python eval/paper_table.py --executor ray --ray-address auto --llm.backend openai \
+        --llm.base-url http://vllm-a:8000/v1 http://vllm-b:8000/v1 \
+        --llm.model Qwen/Qwen2.5-7B-Instruct --out-dir /shared/paper_runs
+
 Runs already complete under ``--out-dir`` with the same resolved config are reused;
 an interrupted one is finished with ``--resume``. An environment whose first run fails
 (for instance one that is not implemented yet) is skipped with its error shown.
@@ -44,7 +52,6 @@ import contextlib
 import json
 import math
 import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -69,6 +76,15 @@ from billp.data import DataError, load_dataset
 from billp.evaluation.evaluate import evaluate
 from billp.evaluation.metrics import METRIC_BY_NAME, PAPER_METRICS
 from billp.evaluation.rundir import RunDirError, flatten, is_run_dir, load_run
+from billp.executors import (
+    Executor,
+    LocalExecutor,
+    add_executor_arguments,
+    executor_from_args,
+    executor_problem,
+    on_cluster,
+    running,
+)
 from billp.rl.names import RL_AGENT_NAMES
 from billp.simulate import build_parser as simulate_parser
 
@@ -213,6 +229,13 @@ def find_existing(expected: RunConfig) -> tuple[Path | None, bool]:
     return None, False
 
 
+def needs_shared_server(llm: LLMConfig, policies: list[str]) -> bool:
+    """Whether :func:`shared_server` starts a server: an LLM policy, backend ``vllm``, no
+    ``llm.base_url`` and no replayed cache."""
+    wanted = any(p in LLM_AGENTS for p in policies)
+    return wanted and llm.backend == "vllm" and not llm.base_url and llm.cache != "replay"
+
+
 @contextlib.contextmanager
 def shared_server(
     llm: LLMConfig, policies: list[str], out_dir: Path, console: Console
@@ -224,8 +247,7 @@ def shared_server(
     run on CPU. Nothing is started when no LLM policy is asked for, the backend is not
     ``vllm``, or ``llm.base_url`` already names a server.
     """
-    wanted = any(p in LLM_AGENTS for p in policies)
-    if not wanted or llm.backend != "vllm" or llm.base_url or llm.cache == "replay":
+    if not needs_shared_server(llm, policies):
         yield []
         return
     from billp.llm.provision import resolve_model
@@ -240,8 +262,18 @@ def shared_server(
         yield ["--llm.base-url", server.base_url, "--llm.served-model-name", model.served_name]
 
 
-def run_one(args: list[str], console: Console, timeout_s: float | None) -> tuple[Path | None, str]:
-    """Run (or reuse, or resume) one simulate call; the run directory or an error text."""
+def run_one(
+    args: list[str],
+    console: Console,
+    timeout_s: float | None,
+    executor: Executor | None = None,
+) -> tuple[Path | None, str]:
+    """Run (or reuse, or resume) one simulate call; the run directory or an error text.
+
+    Reuse and resume are decided here; ``executor`` (default: a local subprocess) only runs
+    the command.
+    """
+    executor = LocalExecutor() if executor is None else executor
     try:
         expected = resolve(args)
     except (ConfigError, SystemExit) as exc:
@@ -250,20 +282,24 @@ def run_one(args: list[str], console: Console, timeout_s: float | None) -> tuple
     if existing is not None and complete:
         console.print(f"  reusing {existing}")
         return existing, ""
-    command = [sys.executable, "-m", "billp.simulate"]
-    command += ["--resume", str(existing)] if existing is not None else args
-    console.print(f"  $ {shlex.join(['python', *command[1:]])}")
+    command = ["--resume", str(existing)] if existing is not None else args
+    console.print(f"  $ {shlex.join(['python', '-m', 'billp.simulate', *command])}")
     started = time.perf_counter()
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        return None, f"timed out after {timeout_s} s"
+    done = executor.run(command, timeout_s)
+    where = f" on {done.node}" if done.node else ""
+    if done.timed_out:
+        return None, f"timed out after {timeout_s} s{where}"
+    if done.error is not None or done.returncode is None:
+        return None, done.error or "no exit status"
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-STDERR_TAIL_LINES:])
-        return None, f"exit status {done.returncode}:\n{tail}"
+        return None, f"exit status {done.returncode}{where}:\n{tail}"
     found, complete = find_existing(expected)
     if found is None or not complete:
-        return None, f"finished but no complete run directory under {expected.output_dir}"
+        return None, (
+            f"finished but no complete run directory under {expected.output_dir}"
+            + executor.missing_run_hint
+        )
     console.print(f"  done in {time.perf_counter() - started:.1f} s: {found}")
     return found, ""
 
@@ -280,6 +316,7 @@ def run_all(
     jobs: int = 1,
     *,
     offsets: Mapping[int, int],
+    executor: Executor | None = None,
 ) -> tuple[dict[tuple[str, str], Cell], dict[str, str]]:
     """Every run; returns the cells and the environments skipped (with the reason).
 
@@ -288,7 +325,10 @@ def run_all(
     The first run of each environment goes alone: if it fails, the environment is skipped.
     The others run ``jobs`` at a time (separate processes sharing one LLM server, which
     keeps a server busy when each run has few episodes in flight); cells keep seed order.
+    ``executor`` runs the commands (default: local subprocesses); a Ray executor gets every
+    run at once and Ray bounds how many run.
     """
+    executor = LocalExecutor() if executor is None else executor
     cells: dict[tuple[str, str], Cell] = {}
     skipped: dict[str, str] = {}
     for env in envs:
@@ -302,7 +342,7 @@ def run_all(
             args = simulate_args(
                 env, policy, seed, out_dir, passthrough, config, test_user_offset=offsets[seed]
             )
-            return run_one(args, console, timeout_s)
+            return run_one(args, console, timeout_s, executor)
 
         first = todo[0]
         results[first] = one(*first)
@@ -313,10 +353,14 @@ def run_all(
                 f"({results[first][1]})[/yellow]"
             )
             continue
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
+        with ThreadPoolExecutor(max_workers=executor.width(jobs, len(todo) - 1)) as pool:
             futures = {key: pool.submit(one, *key) for key in todo[1:]}
-            for key, future in futures.items():
-                results[key] = future.result()
+            try:
+                for key, future in futures.items():
+                    results[key] = future.result()
+            except BaseException:
+                executor.cancel()
+                raise
         for policy, seed in todo:
             path, error = results[(policy, seed)]
             cell = cells[(env, policy)]
@@ -453,9 +497,37 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs",
         type=int,
         default=1,
-        help="Simulate runs at once (they share one LLM server; more keeps a big server busy).",
+        help="Simulate runs at once with the local executor (they share one LLM server; more "
+        "keeps a big server busy).",
     )
+    add_executor_arguments(parser)
     return parser
+
+
+def cluster_server_problem(
+    args: argparse.Namespace, llm: LLMConfig, policies: list[str]
+) -> str | None:
+    """Why the runs cannot reach their LLM on a Ray cluster, or None.
+
+    The vLLM server this script would start listens on this machine's loopback, which the
+    other nodes cannot reach: on a cluster the LLM runs need the deployment's URLs.
+    """
+    if not on_cluster(args) or not needs_shared_server(llm, policies):
+        return None
+    return (
+        "--executor ray on a cluster needs the vLLM deployment's URLs "
+        "(--llm.base-url URL [URL ...]): a server started here would listen on this "
+        "machine's loopback only"
+    )
+
+
+def start_executor(args: argparse.Namespace) -> Executor | None:
+    """The executor of ``--executor``; None (with the error printed) if Ray cannot start."""
+    try:
+        return executor_from_args(args)
+    except Exception as exc:
+        print(f"error: could not start or join Ray: {exc}", file=sys.stderr)
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -464,6 +536,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [a for a in passthrough if a.startswith("-") and not a.startswith("--")]
     if unknown:
         print(f"error: unknown short options {unknown}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    problem = executor_problem(args)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     console = Console(width=None if sys.stdout.isatty() else CONSOLE_WIDTH)
     out_dir = args.out_dir.resolve()
@@ -476,11 +552,16 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     seeds = list(dict.fromkeys(args.seeds))
     offsets = test_user_offsets(seeds, base.test_users, base.test_user_offset)
-    problem = missing_test_users(base, offsets)
+    problem = missing_test_users(base, offsets) or cluster_server_problem(
+        args, base.llm, args.policies
+    )
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    with shared_server(base.llm, args.policies, out_dir, console) as flags:
+    executor = start_executor(args)
+    if executor is None:
+        return EXIT_BAD_INPUT
+    with running(executor), shared_server(base.llm, args.policies, out_dir, console) as flags:
         cells, skipped = run_all(
             args.envs,
             args.policies,
@@ -492,6 +573,7 @@ def main(argv: list[str] | None = None) -> int:
             args.run_timeout_s,
             max(1, args.jobs),
             offsets=offsets,
+            executor=executor,
         )
     envs = [e for e in args.envs if e not in skipped]
     command = shlex.join(["python", "eval/paper_table.py", *argv])

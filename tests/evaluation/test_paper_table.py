@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import sys
 from pathlib import Path
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 
 import pytest
 
+from billp.executors import RAY_INSTALL_HINT, Finished, RayExecutor
 from tests.evaluation.conftest import load_eval_script
 
 paper_table = load_eval_script("paper_table")
@@ -224,3 +228,117 @@ def test_runs_are_matched_by_model_not_by_endpoint(tmp_path: Path) -> None:
     assert paper_table._comparable(one) == paper_table._comparable(other)
     bigger = paper_table.resolve([*args, "--llm.model", "Qwen/Qwen2.5-7B-Instruct"])
     assert paper_table._comparable(one) != paper_table._comparable(bigger)
+
+
+# ------------------------------------------------------------------ executors
+def table_rows(markdown: str) -> list[str]:
+    """The table lines of a markdown table file (no date, no command)."""
+    return [line for line in markdown.splitlines() if line.startswith("|")]
+
+
+def require_ray() -> None:
+    """Skip without Ray locally; in CI (CI=true) a missing Ray is a failure."""
+    if importlib.util.find_spec("ray") is None:
+        message = f"Ray is not installed ({RAY_INSTALL_HINT}; bash scripts/install.sh test)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.mark.slow
+def test_ray_executor_gives_the_local_table(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    eval_cache: Path,
+) -> None:
+    """The same tiny table through local subprocesses and through Ray tasks on a local
+    2-CPU Ray instance: identical numbers, and every Ray run came back from a Ray task."""
+    require_ray()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(eval_cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    finished: list[Finished] = []
+    ray_run = RayExecutor.run
+
+    def recording_run(self: RayExecutor, args: list[str], timeout_s: float | None) -> Finished:
+        done = ray_run(self, args, timeout_s)
+        finished.append(done)
+        return done
+
+    monkeypatch.setattr(RayExecutor, "run", recording_run)
+    table = [
+        "--envs",
+        "matrix",
+        "--policies",
+        "random",
+        "actonly",
+        "--seeds",
+        "0",
+        "--llm.backend",
+        "scripted",
+        "--memory.embedder",
+        "hash",
+        "--train-users",
+        "2",
+        "--test-users",
+        "2",
+        "--env.max-steps",
+        "6",
+    ]
+    outputs = {}
+    for executor in ("local", "ray"):
+        flags = ["--ray-num-cpus", "2"] if executor == "ray" else ["--jobs", "2"]
+        md, js = tmp_path / f"{executor}.md", tmp_path / f"{executor}.json"
+        argv = [*table, "--out-dir", str(tmp_path / executor), "--markdown", str(md)]
+        argv += ["--json", str(js), "--executor", executor, *flags]
+        assert paper_table.main(argv) == 0
+        assert "$ python -m billp.simulate" in capsys.readouterr().out
+        outputs[executor] = (table_rows(md.read_text()), json.loads(js.read_text()))
+    (local_rows, local), (ray_rows, ray) = outputs["local"], outputs["ray"]
+    assert set(local["cells"]) == {"matrix/random", "matrix/actonly"}
+    assert local["failures"] == ray["failures"] == []
+    # As text: NaN never equals NaN, and a half-width of one seed may be NaN.
+    assert json.dumps(ray["cells"], sort_keys=True) == json.dumps(local["cells"], sort_keys=True)
+    assert ray_rows == local_rows
+    assert len(finished) == 2 and all(f.returncode == 0 and f.node for f in finished)
+    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
+
+
+def hide_ray(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``import ray`` fails from here on, installed or not."""
+    monkeypatch.setitem(sys.modules, "ray", None)
+
+
+def test_executor_ray_without_ray_exits_2_before_any_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hide_ray(monkeypatch)
+    argv = ["--policies", "random", "--out-dir", str(tmp_path), "--executor", "ray"]
+    assert paper_table.main(argv) == paper_table.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "--executor ray needs Ray" in err and RAY_INSTALL_HINT in err
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--ray-address", "auto"], "--ray-address need --executor ray"),
+        (["--executor", "ray", "--ray-address", "auto", "--ray-num-cpus", "2"], "local Ray"),
+        (["--executor", "ray", "--ray-cpus-per-run", "0"], "must be positive"),
+        (["--executor", "ray", "--ray-address", "auto"], "--llm.base-url URL [URL ...]"),
+    ],
+)
+def test_contradictory_executor_flags_exit_2_before_any_run(
+    flags: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Bad executor flags, and a cluster whose LLM runs would need a server on loopback."""
+    monkeypatch.setitem(sys.modules, "ray", ModuleType("ray"))  # found, never started
+    argv = ["--policies", "billp", "--seeds", "0", "--out-dir", str(tmp_path), *flags]
+    assert paper_table.main(argv) == paper_table.EXIT_BAD_INPUT
+    assert message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
