@@ -106,6 +106,7 @@ PRETTY: dict[str, str] = {
     "sqn-sm": "SQN +SM",
     "sqn-rm": "SQN +RM",
     "lea": "SQN +LEA",
+    "sqn-all": "SQN (all the LE's users)",
     "dqn-matrix": "DQN (trained: matrix)",
     "dqn-le": "DQN (trained: LE)",
     "bcq": "BCQ",

@@ -27,6 +27,7 @@ def test_every_policy_of_the_issue_is_in_the_table() -> None:
         "sqn-sm",
         "sqn-rm",
         "lea",
+        "sqn-all",
         "dqn-matrix",
         "dqn-le",
         "bcq",
