@@ -172,10 +172,14 @@ def _policy_table(report: FidelityReport) -> list[str]:
             result = agreement.policies[world].get(name)
             cells += [_f(result.mean_return, 2), _f(result.mean_length, 1)] if result else ["", ""]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    per_step = _reward_per_step_tau(report)
     lines += [
         "",
         f"Kendall tau-b between the two orders: **{_f(agreement.kendall_tau)}** (95 % CI "
         f"[{_f(agreement.tau_ci[0])}, {_f(agreement.tau_ci[1])}] over user resamples).",
+        "Both worlds share the quit rule, so episode length (and with it R_traj) agrees in part "
+        "by construction; the order of reward per step (mean R_traj / mean length), which only "
+        f"the reward models decide, gives tau-b = {_f(per_step)}.",
     ]
     for world in worlds:
         reasons = _reasons(report, world)
@@ -185,6 +189,20 @@ def _policy_table(report: FidelityReport) -> list[str]:
     for name, why in agreement.skipped.items():
         lines.append(f"Skipped {name}: {why}")
     return [*lines, ""]
+
+
+def _reward_per_step_tau(report: FidelityReport) -> float:
+    from billp.evaluation.world_agreement import kendall_tau_b
+
+    worlds = list(report.agreement.policies)
+    if len(worlds) != 2:
+        return math.nan
+    first, second = (report.agreement.policies[w] for w in worlds)
+    names = [name for name in first if name in second]
+    return kendall_tau_b(
+        [first[n].mean_return / max(first[n].mean_length, 1e-9) for n in names],
+        [second[n].mean_return / max(second[n].mean_length, 1e-9) for n in names],
+    )
 
 
 def _training(report: FidelityReport) -> list[str]:

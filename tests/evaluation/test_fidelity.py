@@ -99,3 +99,4 @@ def test_report_files_are_written(report: tuple[FidelityReport, Path]) -> None:
     assert "| AUC (1 positive vs sampled negatives) |" in markdown
     assert "## Goals" in markdown and "## Real behaviour replayed" in markdown
     assert "Kendall tau-b" in markdown and "matrix (BPR, ranking)" in markdown
+    assert "reward per step" in markdown
