@@ -191,7 +191,10 @@ class Pipeline:
             episodes = logged_episodes(
                 transitions, rewards, self.config.env.observation_length, quit_rule
             )
-            return train_offline(self.config, algo, self.dataset, episodes, 0, None, output)
+            users = len(set(transitions.users.tolist()))
+            return train_offline(
+                self.config, algo, self.dataset, episodes, 0, None, output, train_users=users
+            )
         features = self.features
         episodes = logged_episodes(
             self.transitions,
@@ -203,7 +206,14 @@ class Pipeline:
         )
         state_dim = int(features.state.shape[1])
         return train_offline(
-            self.config, algo, self.dataset, episodes, state_dim, self.le.identity, output
+            self.config,
+            algo,
+            self.dataset,
+            episodes,
+            state_dim,
+            self.le.identity,
+            output,
+            train_users=len(set(self.transitions.users.tolist())),
         )
 
     # -- offline evaluation -----------------------------------------------------------------

@@ -170,6 +170,7 @@ def _manifest(
     seconds: float,
     steps: int,
     transitions: int,
+    train_users: int | None = None,
 ) -> RLManifest:
     return RLManifest(
         policy=name,
@@ -187,6 +188,7 @@ def _manifest(
         train_seconds=round(seconds, 2),
         steps=steps,
         transitions=transitions,
+        train_users=train_users,
     )
 
 
@@ -198,8 +200,10 @@ def train_offline(
     state_dim: int,
     le_identity: str | None,
     output_root: Path,
+    train_users: int | None = None,
 ) -> TrainedBaseline:
-    """Train BCQ, CQL or CRR on the logged buffer; save under ``output_root/<algo>``."""
+    """Train BCQ, CQL or CRR on the logged buffer; save under ``output_root/<algo>``
+    (``train_users``: how many users' logs the buffer holds, recorded in the manifest)."""
     cfg = config.tianshou
     seed_everything(config.seed, config.threads)
     n_items = len(dataset.catalogue)
@@ -236,6 +240,7 @@ def train_offline(
         elapsed,
         epochs * per_epoch,
         len(episodes),
+        train_users,
     )
     return TrainedBaseline(manifest, save_policy(output_root / name, nets, manifest))
 
