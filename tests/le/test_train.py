@@ -97,3 +97,16 @@ def test_training_is_reproducible_from_its_seed(tiny_le: TinyLE) -> None:
     b = checkpoint_tensors(second.model, second.calibration, torch.float32)
     for name, tensor in a.items():
         assert torch.equal(tensor, b[name]), name
+
+
+def test_shipped_checkpoint_config_reproduces_its_training_settings() -> None:
+    """`python -m billp.le train --config <shipped>/config.toml` must parse with today's config
+    tree and describe the training the manifest records."""
+    from billp.le.checkpoint import default_checkpoint_dir
+
+    folder = default_checkpoint_dir()
+    config = load_command_config(folder / CONFIG_FILE, {})
+    manifest = read_manifest(folder)
+    recorded = manifest.config["le"]["train"]
+    assert config.env.le.train.model_dump(mode="json") == recorded
+    assert config.env.le.base_model == manifest.base_model
