@@ -244,11 +244,8 @@ def two_endpoint_client(handler: Any, **kwargs: Any) -> OpenAICompatibleClient:
     )
 
 
-@pytest.mark.usefixtures("no_backoff")
-def test_client_skips_an_endpoint_that_refuses_connections(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    hits: Counter[str] = Counter()
+def a_refuses_connections(hits: Counter[str]) -> Any:
+    """A transport handler: a.test refuses every connection, b.test answers; counts hits."""
 
     def handler(request: httpx.Request) -> httpx.Response:
         hits[request.url.host] += 1
@@ -256,6 +253,16 @@ def test_client_skips_an_endpoint_that_refuses_connections(
             raise httpx.ConnectError("connection refused", request=request)
         return httpx.Response(200, json=COMPLETION)
 
+    return handler
+
+
+@pytest.mark.usefixtures("no_backoff")
+def test_client_skips_an_endpoint_that_refuses_connections(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hits: Counter[str] = Counter()
+
+    handler = a_refuses_connections(hits)
     # a cool-down far longer than the test, so wall-clock time cannot end it
     client = two_endpoint_client(handler, max_retries=1, endpoint_cooldown_s=600)
 
@@ -279,12 +286,7 @@ def test_client_skips_an_endpoint_that_refuses_connections(
 def test_client_under_concurrency_keeps_succeeding_while_one_endpoint_is_down() -> None:
     hits: Counter[str] = Counter()
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        hits[request.url.host] += 1
-        if request.url.host == "a.test":
-            raise httpx.ConnectError("connection refused", request=request)
-        return httpx.Response(200, json=COMPLETION)
-
+    handler = a_refuses_connections(hits)
     client = two_endpoint_client(handler, max_retries=1, endpoint_cooldown_s=600)
 
     async def go() -> tuple[list[Any], int]:
