@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import REPO, tiny_run_args
+from tests.e2e.regen_golden import without_timings
 
 FAULT_RUN_ARGS = (
     "--concurrency",
@@ -132,18 +133,9 @@ def memory_state(run_dir: Path) -> dict[str, Any]:
     return state
 
 
-def volatile_free(node: Any) -> Any:
-    """``node`` without timings (keys ending in ``_s``), which differ between runs."""
-    if isinstance(node, dict):
-        return {k: volatile_free(v) for k, v in node.items() if not k.endswith("_s")}
-    if isinstance(node, list):
-        return [volatile_free(v) for v in node]
-    return node
-
-
 def steps_state(run_dir: Path) -> list[Any]:
     lines = (run_dir / "steps.jsonl").read_text().splitlines()
-    return [volatile_free(json.loads(line)) for line in lines]
+    return [without_timings(json.loads(line)) for line in lines]
 
 
 @dataclass
