@@ -144,8 +144,7 @@ def evaluate(dataset: Dataset, env_config: EnvConfig, le: LEUserModel) -> Fideli
             skipped.update(missing)
         return policies
 
-    agreement = policy_agreement(worlds, build, policy_users, config.seed)
-    agreement = agreement.model_copy(update={"skipped": skipped})
+    agreement = policy_agreement(worlds, build, policy_users, config.seed, skipped)
     manifest: LEManifest = le.loaded.manifest
     return FidelityReport(
         checkpoint=le.loaded.folder.name,

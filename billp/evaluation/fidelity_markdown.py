@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from billp.evaluation.world_agreement import kendall_tau_b
+
 if TYPE_CHECKING:
     from billp.evaluation.fidelity import FidelityReport
 
@@ -192,8 +194,6 @@ def _policy_table(report: FidelityReport) -> list[str]:
 
 
 def _reward_per_step_tau(report: FidelityReport) -> float:
-    from billp.evaluation.world_agreement import kendall_tau_b
-
     worlds = list(report.agreement.policies)
     if len(worlds) != 2:
         return math.nan

@@ -186,7 +186,8 @@ def policy_agreement(
 ) -> Agreement:
     """Play every policy ``build`` makes for each world on ``users``; tau between the worlds.
 
-    ``worlds`` must hold exactly two worlds sharing one ``max_steps``.
+    ``worlds`` must hold exactly two worlds sharing one ``max_steps``. ``skipped`` (policy ->
+    why it is missing) is copied after every ``build`` call, so ``build`` may fill it.
     """
     if len(worlds) != 2:
         raise ValueError(f"policy agreement compares two worlds, got {list(worlds)}")

@@ -137,10 +137,11 @@ class Pipeline:
         if self.config.features.source == "fake":
             return sorted(int(u) for u in self.dataset.split.train_users)
         from billp.config import LETrainConfig
+        from billp.le.checkpoint import default_checkpoint_dir, read_manifest
         from billp.le.train import training_users
 
-        _ = self.le
-        manifest = self._le_raw.loaded.manifest
+        configured = self.config.env.le.checkpoint
+        manifest = read_manifest(Path(configured) if configured else default_checkpoint_dir())
         train = LETrainConfig.model_validate(manifest.config["le"]["train"])
         return training_users(self.dataset, train)
 
