@@ -108,8 +108,13 @@ class LETrainConfig(Section):
         gt=0,
         le=1,
         description="Share of the dataset's train users whose train logs teach the LE (a "
-        "seeded subset when below 1; test users are never used). 1.0: the LE sees the same "
-        "users as the matrix model, whose factors are fitted on every user's train part.",
+        "seeded subset when below 1).",
+    )
+    learn_test_users: bool = Field(
+        True,
+        description="Also learn from the test users' train logs (never their held-out part). "
+        "True: the LE learns from the same interactions as the matrix model, whose factors are "
+        "fitted on every user's train part; False: test users are new to the LE.",
     )
     context_items: int = Field(
         20,

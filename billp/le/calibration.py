@@ -38,6 +38,9 @@ class Calibration:
     y: np.ndarray
     extrapolate: bool = False
     """Continue the first and last segments' lines beyond the knots (False: flat ends)."""
+    neighbour_weight: float = 0.0
+    """Weight of the neighbourhood term (:mod:`billp.le.neighbours`) added to the mapped
+    prediction (0: none, as in checkpoints before it existed)."""
 
     def __post_init__(self) -> None:
         if self.x.ndim != 1 or self.x.shape != self.y.shape or self.x.size == 0:
@@ -50,9 +53,17 @@ class Calibration:
             raise LEError("calibration knots x must be strictly increasing")
         if self.x.size > 1 and not (np.diff(self.y) >= 0).all():
             raise LEError("calibration knots y must be non-decreasing")
+        if not np.isfinite(self.neighbour_weight):
+            raise LEError("the calibration's neighbour weight is NaN or infinite")
 
-    def __call__(self, scores: np.ndarray) -> np.ndarray:
-        """Calibrated ratings (float32) of raw scores."""
+    @property
+    def uses_neighbours(self) -> bool:
+        """Whether the neighbourhood term enters the rating."""
+        return self.neighbour_weight != 0.0
+
+    def __call__(self, scores: np.ndarray, neighbour: np.ndarray | None = None) -> np.ndarray:
+        """Calibrated ratings (float32) of raw scores, plus the weighted neighbourhood term
+        ``neighbour`` (same shape; None: 0)."""
         x = np.asarray(scores, dtype=np.float64)
         values = np.interp(x, self.x, self.y)
         if self.extrapolate and self.x.size > 1:
@@ -60,6 +71,8 @@ class Calibration:
             high = (self.y[-1] - self.y[-2]) / (self.x[-1] - self.x[-2])
             values = np.where(x < self.x[0], self.y[0] + low * (x - self.x[0]), values)
             values = np.where(x > self.x[-1], self.y[-1] + high * (x - self.x[-1]), values)
+        if neighbour is not None and self.uses_neighbours:
+            values = values + self.neighbour_weight * np.asarray(neighbour, dtype=np.float64)
         return values.astype(np.float32)
 
 
@@ -78,8 +91,11 @@ def _checked(scores: np.ndarray, ratings: np.ndarray) -> tuple[np.ndarray, np.nd
     return x, y
 
 
-def fit_linear(predictions: np.ndarray, ratings: np.ndarray) -> Calibration:
-    """Least-squares line ``rating ~ a * prediction + b`` (a >= 0), extended beyond its knots.
+def fit_linear(
+    predictions: np.ndarray, ratings: np.ndarray, neighbour: np.ndarray | None = None
+) -> Calibration:
+    """Least-squares ``rating ~ a * prediction + w * neighbour + b`` (a >= 0; without
+    ``neighbour``, w = 0), the line in the prediction extended beyond its knots.
 
     Raises:
         LEError: fewer than two points, mismatched lengths, non-finite values, or all
@@ -88,12 +104,21 @@ def fit_linear(predictions: np.ndarray, ratings: np.ndarray) -> Calibration:
     x, y = _checked(predictions, ratings)
     if float(np.ptp(x)) == 0.0:
         raise LEError("the linear calibration needs predictions that are not all equal")
-    slope, intercept = np.polyfit(x, y, 1)
-    slope = max(float(slope), 0.0)
-    if slope == 0.0:
-        intercept = float(np.mean(y))
+    n = np.zeros_like(x)
+    if neighbour is not None:
+        n, _ = _checked(neighbour, y)
+    ones = np.ones_like(x)
+    slope, weight, intercept = np.linalg.lstsq(np.column_stack([x, n, ones]), y, rcond=None)[0]
+    if slope < 0.0:
+        slope = 0.0
+        weight, intercept = np.linalg.lstsq(np.column_stack([n, ones]), y, rcond=None)[0]
     knots = np.asarray([x.min(), x.max()])
-    return Calibration(x=knots, y=slope * knots + intercept, extrapolate=True)
+    return Calibration(
+        x=knots,
+        y=float(slope) * knots + float(intercept),
+        extrapolate=True,
+        neighbour_weight=float(weight),
+    )
 
 
 def fit_isotonic(scores: np.ndarray, ratings: np.ndarray) -> Calibration:

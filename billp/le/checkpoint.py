@@ -47,6 +47,8 @@ REPORT_JSON = "fidelity.json"
 LORA_PREFIX = "lora."
 CALIBRATION_X, CALIBRATION_Y = "calibration.x", "calibration.y"
 CALIBRATION_EXTRAPOLATE = "calibration.extrapolate"
+CALIBRATION_NEIGHBOUR = "calibration.neighbour_weight"
+"""Optional: checkpoints written before the neighbourhood term lack it (weight 0)."""
 ITEM_TENSOR = "item_embeddings"
 INFERENCE_ATTENTION = "sdpa"
 DEFAULT_CHECKPOINT_NAME = "ml-100k-smollm2-135m"
@@ -121,6 +123,7 @@ def checkpoint_tensors(
         CALIBRATION_X: torch.as_tensor(calibration.x, dtype=torch.float64),
         CALIBRATION_Y: torch.as_tensor(calibration.y, dtype=torch.float64),
         CALIBRATION_EXTRAPOLATE: torch.as_tensor(int(calibration.extrapolate), dtype=torch.uint8),
+        CALIBRATION_NEIGHBOUR: torch.as_tensor(calibration.neighbour_weight, dtype=torch.float64),
     }
     heads = {name: _attribute(model, name) for name in _dense_shapes(model.hidden_size, 0)}
     tensors.update({name: t.detach().float().contiguous() for name, t in heads.items()})
@@ -275,6 +278,11 @@ def build_model(
             x=tensors[CALIBRATION_X].numpy().astype(np.float64),
             y=tensors[CALIBRATION_Y].numpy().astype(np.float64),
             extrapolate=bool(_take(tensors, CALIBRATION_EXTRAPOLATE, (), folder).item()),
+            neighbour_weight=(
+                float(_take(tensors, CALIBRATION_NEIGHBOUR, (), folder).item())
+                if CALIBRATION_NEIGHBOUR in tensors
+                else 0.0
+            ),
         )
     except LEError as exc:
         raise CheckpointError(f"LE checkpoint {folder / WEIGHTS_FILE}: {exc}") from exc

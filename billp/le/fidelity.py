@@ -1,7 +1,7 @@
 """Model-level fidelity: the LE against the classic matrix models on the same held-out split.
 
-Everything is measured on test users (never seen in LE training), on their held-out
-interactions (never seen by any model):
+Everything is measured on test users, on their held-out interactions (never seen by any model;
+the matrix models, and by default the LE, learned from the test users' train part):
 
 * ranking: each held-out item against ``negatives`` items the user never interacted with; AUC,
   HR@10 and NDCG@10. The LE ranks by its choice score psi, the matrix model by its rating, and
@@ -24,7 +24,6 @@ from pydantic import BaseModel
 
 from billp.data.dataset import Dataset
 from billp.envs.user_model import MatrixUserModel, UserModel
-from billp.le.scoring import score_logged
 from billp.le.stats import rank_metrics, spearman
 from billp.le.train import heldout_data
 from billp.le.user_model import LEUserModel
@@ -122,10 +121,7 @@ def rating_metrics(
 ) -> tuple[dict[str, tuple[float, float]], RatingCheck]:
     """RMSE and Spearman rho per reward model on held-out ratings, and the shared check."""
     data = heldout_data(dataset, users, per_user)
-    scores = score_logged(
-        le.model, le.prompt_ids, data.sequences, data.targets, le.context_items, data.known
-    )
-    le_pred = np.clip(le.calibration(np.concatenate(scores.rating)), 1.0, 5.0)
+    le_pred = le.logged_ratings(data.sequences, data.known, data.targets)
     items = [[seq[t] for t in tgt] for seq, tgt in zip(data.sequences, data.targets, strict=True)]
     matrix_pred = np.concatenate(
         [matrix.matrix[user, chosen] for user, chosen in zip(data.users, items, strict=True)]

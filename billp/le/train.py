@@ -3,15 +3,19 @@
 1. **Item tokens.** Each item's token embedding starts at the mean of its title's token
    embeddings and is trained alone (base frozen) to generate the item's text.
 2. **State and reward model.** LoRA adapters, the state head and the score head (and, at a
-   lower rate, the item tokens) are trained on history windows of a seeded subset of the train
-   users. One packed forward pass per window (see :mod:`billp.le.packing`) gives
+   lower rate, the item tokens) are trained on history windows of the train part of the users'
+   logs (by default every user's, as for the matrix model; see :func:`training_users`). The
+   rating side (rating embeddings, item biases, rating head) learns the explicit ratings with a
+   squared error. One packed forward pass per window (see :mod:`billp.le.packing`) gives
    * L_sm: sampled softmax between the state at each position and the next item's token
      embedding, against ``sm_negatives`` items drawn per step;
    * L_rm: ``-log sigmoid(psi(pos) - psi(neg))`` with uniform and popularity-matched negatives
      at ``scored_positions`` positions per window;
    * an optional rating term: the same pairwise loss between a window's positives ordered by
      their explicit ratings, so that psi carries the rating order the calibration maps.
-3. **Calibration.** Isotonic regression of held-out ratings of train users on psi.
+3. **Calibration.** A least-squares map of held-out ratings of train users on the predicted
+   rating and the neighbourhood term (:mod:`billp.le.neighbours`); see
+   :mod:`billp.le.calibration`.
 
 CPU choices (measured on a 2-core machine): the frozen base runs in bf16 with eager attention
 (PyTorch's SDPA backward is slower for short sequences), the item-token stage flattens hidden
@@ -50,6 +54,7 @@ from billp.le.errors import LEError
 from billp.le.items import encode, item_text_ids, title_mean_embeddings
 from billp.le.model import ITEM_SHRINKAGE, LEModel, prefix_offsets, rating_slots
 from billp.le.negatives import NegativeSampler
+from billp.le.neighbours import fit_item_neighbours, logged_residuals
 from billp.le.packing import pack, pack_texts
 from billp.le.scoring import score_logged
 from billp.torch_threads import torch_threads
@@ -148,11 +153,17 @@ def item_batches(lengths: list[int], batch_size: int, rng: np.random.Generator) 
 
 
 def training_users(dataset: Dataset, config: LETrainConfig) -> list[int]:
-    """The seeded subset of train users whose logs teach the LE."""
+    """The users whose train logs teach the LE: a seeded subset of the train users, plus every
+    test user when ``config.learn_test_users`` (their train part only, as for the matrix
+    model; held-out interactions are never read)."""
     users = np.asarray(dataset.split.train_users, dtype=np.int64)
     count = max(1, round(config.train_user_fraction * len(users)))
-    chosen = np.random.default_rng(config.seed).choice(users, size=count, replace=False)
-    return sorted(int(u) for u in chosen)
+    chosen = {
+        int(u) for u in np.random.default_rng(config.seed).choice(users, count, replace=False)
+    }
+    if config.learn_test_users:
+        chosen |= {int(u) for u in dataset.split.test_users}
+    return sorted(chosen)
 
 
 def user_logs(dataset: Dataset, users: list[int]) -> dict[int, UserLog]:
@@ -474,8 +485,9 @@ def heldout_data(dataset: Dataset, users: list[int], items_per_user: int) -> Hel
 def fit_calibration(
     model: LEModel, prompt_ids: list[int], dataset: Dataset, config: LETrainConfig
 ) -> tuple[Calibration, int]:
-    """Linear map of the predicted rating onto held-out ratings of (a seeded sample of) train
-    users, extended beyond its ends (see :mod:`billp.le.calibration`)."""
+    """Least-squares map of the predicted rating and the neighbourhood term
+    (:mod:`billp.le.neighbours`) onto held-out ratings of (a seeded sample of) train users,
+    linear in the prediction and extended beyond its ends (see :mod:`billp.le.calibration`)."""
     users = np.asarray(dataset.split.train_users, dtype=np.int64)
     rng = np.random.default_rng(config.seed + 1)
     chosen = rng.choice(users, size=min(config.calibration_users, len(users)), replace=False)
@@ -488,8 +500,14 @@ def fit_calibration(
     scores = score_logged(
         model, prompt_ids, data.sequences, data.targets, config.context_items, data.known
     )
+    bias = model.item_bias.detach().float().numpy().astype(np.float64)
+    mean = float(model.rating_mean)
+    train = dataset.train_interactions
+    residuals = train.ratings.astype(np.float64) - mean - bias[train.items]
+    neighbours = fit_item_neighbours(train.users, train.items, residuals, model.n_items)
+    terms = logged_residuals(neighbours, data.sequences, data.known, data.targets, bias, mean)
     x, y = np.concatenate(scores.rating), np.concatenate(data.ratings)
-    return fit_linear(x, y), int(x.size)
+    return fit_linear(x, y, np.concatenate(terms)), int(x.size)
 
 
 def _versions() -> dict[str, str]:

@@ -4,7 +4,9 @@ The LE models a user through their history alone (it has no per-user parameters)
 the ratings the user gave them. The ``user`` argument of the :class:`~billp.envs.UserModel`
 protocol only selects which logged ratings (``known_ratings``, the train part of the data) the
 LE may read; items without a logged rating, such as this episode's recommendations, enter the
-LE as unrated.
+LE as unrated. The rating adds, when the checkpoint's calibration weighs it, the user's rating
+residuals on the rated history items most similar to the candidate (:mod:`billp.le.neighbours`,
+similarities from all users' known ratings).
 It reads at most ``context_items`` items at once: a candidate is scored after the latest
 ``context_items - 1`` history items, and the state of a history is read after its latest
 ``context_items`` items. The state after ``history + [item]`` is therefore a by-product of
@@ -31,6 +33,13 @@ from billp.envs.user_model import RATING_MAX, RATING_MIN
 from billp.le.checkpoint import LoadedLE, default_checkpoint_dir, load_checkpoint
 from billp.le.errors import LEError
 from billp.le.model import UNKNOWN_RATING_SLOT, history_offset, rating_slots
+from billp.le.neighbours import (
+    ItemNeighbours,
+    fit_item_neighbours,
+    history_residuals,
+    logged_residuals,
+)
+from billp.le.scoring import score_logged
 from billp.torch_threads import torch_threads
 
 KnownRatings = Mapping[int, Mapping[int, float]]
@@ -84,6 +93,9 @@ class LEUserModel:
         self.n_items = loaded.manifest.n_items
         self.score_batch_size = score_batch_size
         self.known_ratings: KnownRatings = known_ratings if known_ratings is not None else {}
+        self._item_bias = self.model.item_bias.detach().float().numpy().astype(np.float64)
+        self._rating_mean = float(self.model.rating_mean)
+        self.neighbours = self._fit_neighbours() if self.calibration.uses_neighbours else None
         self._states: OrderedDict[tuple[tuple[int, ...], tuple[int, ...]], np.ndarray] = (
             OrderedDict()
         )
@@ -150,6 +162,49 @@ class LEUserModel:
         while len(self._states) > STATE_CACHE_SIZE:
             self._states.popitem(last=False)
 
+    def _fit_neighbours(self) -> ItemNeighbours:
+        """Item similarities from the known ratings (all users' logged train parts)."""
+        users: list[int] = []
+        items: list[int] = []
+        ratings: list[float] = []
+        for user, table in self.known_ratings.items():
+            users += [int(user)] * len(table)
+            items += [int(i) for i in table]
+            ratings += [float(r) for r in table.values()]
+        item_ids = np.asarray(items, dtype=np.int64)
+        residuals = np.asarray(ratings) - self._rating_mean - self._item_bias[item_ids]
+        return fit_item_neighbours(
+            np.asarray(users, dtype=np.int64), item_ids, residuals, self.n_items
+        )
+
+    def _neighbour_terms(
+        self, ratings: Sequence[float], history: Sequence[int], candidates: Sequence[int]
+    ) -> np.ndarray | None:
+        if self.neighbours is None:
+            return None
+        rated, residuals = history_residuals(history, ratings, self._item_bias, self._rating_mean)
+        return self.neighbours.residuals(candidates, rated, residuals)
+
+    def logged_ratings(
+        self,
+        sequences: Sequence[Sequence[int]],
+        ratings: Sequence[np.ndarray],
+        targets: Sequence[Sequence[int]],
+    ) -> np.ndarray:
+        """Calibrated rewards (float32, in [1, 5]) of logged items ``sequences[u][t]``, ``t`` in
+        ``targets[u]``, concatenated in order (``ratings``: known ratings, NaN unknown)."""
+        scores = score_logged(
+            self.model, self.prompt_ids, sequences, targets, self.context_items, ratings
+        )
+        neighbour = None
+        if self.neighbours is not None:
+            terms = logged_residuals(
+                self.neighbours, sequences, ratings, targets, self._item_bias, self._rating_mean
+            )
+            neighbour = np.concatenate(terms)
+        predicted = self.calibration(np.concatenate(scores.rating), neighbour)
+        return np.clip(predicted, RATING_MIN, RATING_MAX).astype(np.float32)
+
     # -- scores ----------------------------------------------------------------------------
 
     def score(self, user: int | None, history: Sequence[int], items: Sequence[int]) -> LEScores:
@@ -175,7 +230,10 @@ class LEUserModel:
             if len(candidates) == 1:
                 key = (tuple([*context, candidates[0]]), tuple(slots))
                 self._remember(key, scored.states[0].numpy())
-        rewards = np.clip(self.calibration(scored.rating.numpy()), RATING_MIN, RATING_MAX)
+        neighbour = self._neighbour_terms(ratings, full, candidates)
+        rewards = np.clip(
+            self.calibration(scored.rating.numpy(), neighbour), RATING_MIN, RATING_MAX
+        )
         return LEScores(
             psi=scored.psi.numpy().astype(np.float32),
             rewards=rewards.astype(np.float32),

@@ -84,3 +84,22 @@ def test_linear_fit_never_reverses_the_order() -> None:
     np.testing.assert_allclose(calibration.y, [2.5, 2.5])
     with pytest.raises(LEError, match="not all equal"):
         fit_linear(np.ones(5), np.arange(5.0))
+
+
+def test_linear_fit_weighs_the_neighbourhood_term() -> None:
+    rng = np.random.default_rng(2)
+    predictions = rng.uniform(2.0, 4.5, size=500)
+    neighbour = rng.normal(scale=0.5, size=500)
+    ratings = 0.3 + 0.8 * predictions + 1.2 * neighbour + rng.normal(scale=0.05, size=500)
+    calibration = fit_linear(predictions, ratings, neighbour)
+    assert calibration.uses_neighbours
+    assert calibration.neighbour_weight == pytest.approx(1.2, abs=0.03)
+    with_term = calibration(predictions, neighbour)
+    np.testing.assert_allclose(with_term, ratings, atol=0.25)
+    # Without the term's values the calibration is the line alone.
+    np.testing.assert_allclose(
+        calibration(predictions) + calibration.neighbour_weight * neighbour, with_term, atol=1e-4
+    )
+    assert not fit_linear(predictions, ratings).uses_neighbours
+    with pytest.raises(LEError, match="NaN or infinite"):
+        Calibration(x=np.array([1.0]), y=np.array([2.0]), neighbour_weight=float("nan"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -11,7 +12,13 @@ from safetensors.torch import load_file, save_file
 
 from billp.config import DataConfig
 from billp.data import load_dataset, write_toy_dataset
-from billp.le.checkpoint import MANIFEST_FILE, WEIGHTS_FILE, load_checkpoint
+from billp.le.checkpoint import (
+    CALIBRATION_NEIGHBOUR,
+    FORMAT,
+    MANIFEST_FILE,
+    WEIGHTS_FILE,
+    load_checkpoint,
+)
 from billp.le.errors import CheckpointError, CheckpointMismatchError, LEError
 from tests.le.tiny_le import TOY_ITEMS, TinyLE
 
@@ -78,3 +85,21 @@ def test_another_base_model_is_a_mismatch(tiny_le: TinyLE, tmp_path: Path) -> No
 def test_a_base_model_that_is_not_a_folder_is_named(tiny_le: TinyLE, tmp_path: Path) -> None:
     with pytest.raises(LEError, match=r"le.base_model .*no-such-model"):
         _load(tiny_le, tiny_le.checkpoint, tmp_path / "no-such-model")
+
+
+def test_a_checkpoint_without_the_neighbour_weight_loads_without_the_term(
+    tiny_le: TinyLE, tmp_path: Path
+) -> None:
+    """Checkpoints written before the neighbourhood term existed keep their old rewards."""
+    folder = _copy(tiny_le, tmp_path)
+    weights = folder / WEIGHTS_FILE
+    tensors = load_file(weights)
+    assert CALIBRATION_NEIGHBOUR in tensors
+    del tensors[CALIBRATION_NEIGHBOUR]
+    save_file(tensors, weights, metadata={"format": FORMAT})
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    manifest["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    loaded = load_checkpoint(folder, tiny_le.dataset.catalogue, str(tiny_le.base), "float32")
+    assert loaded.calibration.neighbour_weight == 0.0
+    assert not loaded.calibration.uses_neighbours

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -114,3 +116,32 @@ def test_scores_from_many_threads_match_sequential_scores(le_model: LEUserModel)
         np.testing.assert_allclose(got, want, atol=1e-5)
     for got, want in zip(states, expected_states * 3, strict=True):
         np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_the_neighbourhood_term_enters_rewards_and_logged_ratings(tiny_le: TinyLE) -> None:
+    """The trained calibration weighs the term; rewards and logged ratings add it the same way."""
+    config = tiny_le.config.model_copy(update={"checkpoint": tiny_le.checkpoint})
+    table = known_ratings(tiny_le.dataset)
+    informed = load_user_model(config, tiny_le.dataset.catalogue, table)
+    assert informed.calibration.uses_neighbours and informed.neighbours is not None
+    user = next(iter(table))
+    history = list(table[user])[:3]  # within the context of both scoring paths
+    candidates = [i for i in range(TOY_ITEMS) if i not in history]
+    scored = informed.score(user, history, candidates)
+    ratings = informed._ratings(user, history)
+    term = informed._neighbour_terms(ratings, history, candidates)
+    assert term is not None and np.abs(term).max() > 0.0
+    line_only = dataclasses.replace(informed.calibration, neighbour_weight=0.0)
+    plain = LEUserModel(
+        dataclasses.replace(informed.loaded, calibration=line_only), known_ratings=table
+    )
+    without = plain.score(user, history, candidates).rewards
+    inside = (without > 1.0) & (without < 5.0)
+    assert inside.any()
+    expected = np.clip(without + informed.calibration.neighbour_weight * term, 1.0, 5.0)
+    np.testing.assert_allclose(scored.rewards[inside], expected[inside], atol=1e-4)
+    # Logged scoring of the last candidate after the same history gives the same reward.
+    sequence = [*history, candidates[-1]]
+    known = np.array([*ratings, np.nan])
+    logged = informed.logged_ratings([sequence], [known], [[len(history)]])
+    assert logged[0] == pytest.approx(float(scored.rewards[-1]), abs=1e-3)
