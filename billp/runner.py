@@ -48,7 +48,7 @@ from billp.atomic_io import write_json_atomic
 from billp.config import RunConfig, config_to_toml_dict, load_config
 from billp.envs import World, build_world
 from billp.evaluation.loop_stats import loop_stats_by_phase
-from billp.evaluation.metrics import summarize_episodes
+from billp.evaluation.metrics import summarize_episodes, throughput
 from billp.llm import Accounting, make_llm_client
 from billp.preflight import check_inputs
 from billp.run_files import (
@@ -594,6 +594,7 @@ def _prepare(config: RunConfig, fresh: bool = True) -> _Prepared:
 async def _execute(
     config: RunConfig, prepared: _Prepared, run_dir: Path, resume: bool
 ) -> RunResult:
+    started = time.monotonic()
     world: World = prepared.world
     prompts, specs = prepared.prompts, prepared.specs
     name = run_dir.name
@@ -657,6 +658,7 @@ async def _execute(
         summary["llm"] = accounting.snapshot()
     if metrics_before is not None and metrics_after is not None:
         summary["server"] = server_summary(metrics_before, metrics_after)
+    summary["throughput"] = throughput(len(records) - len(finished), time.monotonic() - started)
     write_json_atomic(run_dir / "summary.json", summary)
     return RunResult(run_dir=run_dir, summary=summary)
 

@@ -132,6 +132,12 @@ def print_summary(run_dir: Path, summary: dict[str, Any]) -> None:
         calls = sum(r["calls"] for r in llm.values())
         fallbacks = sum(r["fallbacks"] for r in llm.values())
         console.print(f"LLM calls: {calls} (fallbacks: {fallbacks}); details in summary.json")
+    speed = summary.get("throughput") or {}
+    if speed.get("episodes_played"):
+        console.print(
+            f"throughput: {speed['users_per_hour']:.0f} simulated users/hour "
+            f"({speed['episodes_played']} episodes in {speed['wall_s']:.0f} s)"
+        )
 
 
 if __name__ == "__main__":

@@ -356,6 +356,16 @@ def summarize(records: Sequence[Mapping[str, Any]], n_items: int) -> dict[str, A
     }
 
 
+def throughput(episodes_played: int, wall_s: float) -> dict[str, float | int]:
+    """Simulated users per hour of this process's wall clock (one episode plays one user;
+    episodes recovered by ``--resume`` are not counted)."""
+    return {
+        "episodes_played": episodes_played,
+        "wall_s": round(wall_s, 3),
+        "users_per_hour": round(episodes_played * 3600.0 / wall_s, 2) if wall_s > 0 else 0.0,
+    }
+
+
 def summarize_episodes(records: Sequence[Mapping[str, Any]], n_items: int) -> dict[str, Any]:
     """Per-phase summaries for ``summary.json``; the headline numbers are the test phase's.
 

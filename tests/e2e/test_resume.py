@@ -87,6 +87,8 @@ def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path: Path, shared_ca
     assert set(meta["committed"]) == expected
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["train"]["episodes"] == 4 and summary["test"]["episodes"] == 4
+    # Throughput counts only what this invocation played, not the recovered episodes.
+    assert summary["throughput"]["episodes_played"] == 8 - len(before)
 
 
 def test_ctrl_c_keeps_finished_episodes_and_memories(tmp_path: Path, shared_cache: Path) -> None:
