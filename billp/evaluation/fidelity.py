@@ -159,6 +159,7 @@ def evaluate(dataset: Dataset, env_config: EnvConfig, le: LEUserModel) -> Fideli
             "x": le.calibration.x.tolist(),
             "y": le.calibration.y.tolist(),
             "extrapolate": le.calibration.extrapolate,
+            "neighbour_weight": le.calibration.neighbour_weight,
         },
         quit_rule=QuitRuleSettings(
             window=env_config.quit_window,

@@ -234,8 +234,8 @@ def render_markdown(report: FidelityReport) -> str:
     lines = [
         f"# Fidelity of the LE checkpoint `{Path(report.checkpoint).name}`",
         "",
-        f"Dataset `{report.dataset}`, base model `{report.base_model}`. Held-out interactions of "
-        f"{report.test_users} test users (never used to train any model): "
+        f"Dataset `{report.dataset}`, base model `{report.base_model}`. Held-out interactions "
+        f"(never used to train any model) of {report.test_users} test users: "
         f"{report.ranking_instances} ranking instances (1 held-out positive vs "
         f"{report.negatives} sampled unseen items), {check.points} held-out ratings.",
         "",
@@ -250,7 +250,14 @@ def render_markdown(report: FidelityReport) -> str:
         + ", ".join(
             f"{x:.2f} -> {y:.2f}" for x, y in zip(calibration["x"], calibration["y"], strict=True)
         )
-        + "). The BPR model ranks only: it has no rating scale.",
+        + ")"
+        + (
+            f", plus {calibration['neighbour_weight']:.3f} x the neighbourhood term (the user's "
+            "rating residuals on their rated items most similar to the candidate)"
+            if calibration.get("neighbour_weight")
+            else ""
+        )
+        + ". The BPR model ranks only: it has no rating scale.",
         "",
         *_goals(report),
         *_replay_table(report),
