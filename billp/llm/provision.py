@@ -14,14 +14,13 @@ Three kinds of model spec are accepted:
 
 The conversion is atomic (built in a temporary folder beside the target, then renamed), verified
 (a manifest records the sha256 of the GGUF and of every produced file; a folder that fails the
-check is rebuilt) and safe when several processes start at once (an ``fcntl`` lock around the
+check is rebuilt) and safe when several processes start at once (a ``filelock`` lock around the
 build: the second process waits, then reuses the first one's folder).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import importlib.util
 import logging
@@ -34,6 +33,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
+from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict
 
 from billp.paths import user_cache_dir
@@ -194,29 +194,25 @@ def verify_folder(folder: Path, source_sha256: str) -> str | None:
 
 @contextlib.contextmanager
 def file_lock(path: Path, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
-    """Hold an exclusive ``fcntl.flock`` on ``path`` (created if needed) for the block.
+    """Hold an exclusive lock on ``path`` (a :class:`filelock.FileLock`, ``flock`` on Unix).
 
     Raises:
         ProvisionError: the lock was not obtained within ``timeout_s``.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+") as handle:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise ProvisionError(
-                        f"waited {timeout_s:.0f} s for the lock {path} held by another "
-                        "process; remove it if no billp process is running"
-                    ) from None
-                time.sleep(LOCK_POLL_S)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    # filelock waits forever for a negative timeout; billp's lock always gives up.
+    lock = FileLock(str(path), timeout=max(timeout_s, 0.0))
+    try:
+        lock.acquire(poll_interval=LOCK_POLL_S)
+    except Timeout:
+        raise ProvisionError(
+            f"waited {timeout_s:.0f} s for the lock {path} held by another "
+            "process; remove it if no billp process is running"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _remove_tree(path: Path) -> None:
