@@ -21,7 +21,6 @@ import importlib.metadata
 import json
 import logging
 import os
-import re
 import shlex
 import signal
 import socket
@@ -36,6 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from billp.config import ServerConfig
 from billp.llm.provision import ProvisionedModel
@@ -59,7 +59,6 @@ VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 """Values vLLM 0.32 accepts for --max-lora-rank."""
 PR_SET_PDEATHSIG = 1
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-_SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{.*\})?\s+(?P<value>\S+)")
 
 METRIC_NAMES = (
     "vllm:prefix_cache_queries_total",
@@ -270,16 +269,25 @@ def _is_loopback(url: str) -> bool:
 
 
 def parse_prometheus(text: str, names: Iterable[str] = METRIC_NAMES) -> dict[str, float]:
-    """Sum each named sample over its label sets in Prometheus text; missing names give 0."""
+    """Sum each named sample over its label sets in Prometheus text; missing names give 0.
+
+    Names are sample names as exposed (``vllm:prompt_tokens_total``,
+    ``..._seconds_count``), not the family names prometheus_client gives counters. Text that
+    does not parse as a whole is read line by line, skipping (and logging) unreadable lines.
+    """
     totals = dict.fromkeys(names, 0.0)
-    for line in text.splitlines():
-        match = _SAMPLE.match(line.strip())
-        if match is None or match["name"] not in totals:
-            continue
-        try:
-            totals[match["name"]] += float(match["value"])
-        except ValueError:
-            logger.warning("unreadable metric line: %s", line)
+    try:
+        samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
+    except ValueError:
+        samples = []
+        for line in text.splitlines():
+            try:
+                samples += [s for f in text_string_to_metric_families(line) for s in f.samples]
+            except ValueError:
+                logger.warning("unreadable metric line: %s", line)
+    for sample in samples:
+        if sample.name in totals:
+            totals[sample.name] += sample.value
     return totals
 
 

