@@ -126,12 +126,13 @@ DEFAULT_BUDGET_S = 600.0
 SERVER_TIMEOUT_S = 180.0
 SIMULATE_TIMEOUT_S = 240.0
 LE_TIMEOUT_S = 90.0
-STOP_RESERVE_S = 20.0
-"""Kept back from every phase's time-out for stopping the server and writing results."""
+INTERRUPT_GRACE_S = 10.0
+"""After a time-out, seconds between SIGINT (finished episodes are kept) and SIGKILL."""
+STOP_RESERVE_S = 30.0
+"""Kept back from every phase's time-out: a timed-out child's grace, stopping the server
+(its SIGTERM grace is 15 s) and writing the results."""
 MIN_PHASE_S = 10.0
 """A phase that would get less than this is skipped."""
-INTERRUPT_GRACE_S = 30.0
-"""After a time-out, seconds between SIGINT (finished episodes are kept) and SIGKILL."""
 OUTPUT_TAIL_CHARS = 3000
 DETAIL_CHARS = 300
 """Characters of a failed phase's output in the markdown table (the JSON keeps more)."""
