@@ -695,8 +695,10 @@ def run_le_phase(args: argparse.Namespace, budget: Budget, work: Path) -> dict[s
     code, wall, tail = run_with_timeout(command, timeout, work / "le_steps.log")
     phase.seconds = wall
     lines = [line for line in tail.splitlines() if line.startswith("{")]
-    if code == 0 and lines:
+    if code in (0, None) and lines:
         phase.status = "ok"
+        if code is None:
+            phase.detail = "stopped at its time-out after printing its result"
         return {"phase": phase, "le": json.loads(lines[-1])}
     phase.status = "timed out" if code is None else "failed"
     phase.detail = tail

@@ -186,6 +186,30 @@ def test_a_child_past_its_time_out_is_interrupted(tmp_path: Path) -> None:
     assert "started" in tail
 
 
+@pytest.mark.parametrize(
+    ("code", "tail", "status", "measured"),
+    [
+        (0, 'loading\n{"steps_per_s": 3.0}\n', "ok", True),
+        (None, '{"steps_per_s": 3.0}\n', "ok", True),  # printed, then hit the time-out
+        (None, "loading\n", "timed out", False),
+        (1, "Traceback\n", "failed", False),
+    ],
+)
+def test_the_le_phase_keeps_a_result_printed_before_its_time_out(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    code: int | None,
+    tail: str,
+    status: str,
+    measured: bool,
+) -> None:
+    monkeypatch.setattr(gpu_throughput, "run_with_timeout", lambda *a: (code, 15.0, tail))
+    args = gpu_throughput.build_parser().parse_args(["--le-device", "cpu"])
+    outcome = gpu_throughput.run_le_phase(args, gpu_throughput.Budget(600.0), tmp_path)
+    assert outcome["phase"].status == status
+    assert ("le" in outcome) is measured
+
+
 def test_the_report_names_the_command_and_says_the_weights_are_random() -> None:
     result = {
         "command": "python eval/gpu_throughput.py --shape tiny",
