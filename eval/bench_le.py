@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,22 +38,31 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / KIB_PER_MIB
 
 
-def _env_config(name: str, checkpoint: str | None) -> Any:
+def _env_config(name: str, checkpoint: str | None, le_fields: Mapping[str, Any] | None) -> Any:
     from billp.config import EnvConfig, LEConfig
 
-    le = LEConfig.model_validate({"checkpoint": checkpoint})
+    le = LEConfig.model_validate({"checkpoint": checkpoint, **(le_fields or {})})
     return EnvConfig.model_validate({"name": name, "le": le})
 
 
-def bench_env(name: str, steps: int, checkpoint: str | None, seed: int) -> dict[str, float]:
-    """Steps/s of random actions in the ``name`` env and this process's peak RSS."""
+def bench_env(
+    name: str,
+    steps: int,
+    checkpoint: str | None,
+    seed: int,
+    le_fields: Mapping[str, Any] | None = None,
+) -> dict[str, float]:
+    """Steps/s of random actions in the ``name`` env and this process's peak RSS.
+
+    ``le_fields`` sets further ``env.le`` fields (``eval/gpu_throughput.py``: the LE device).
+    """
     import numpy as np
 
     from billp.config import DataConfig
     from billp.envs import build_world
 
     started = time.perf_counter()
-    world = build_world(_env_config(name, checkpoint), DataConfig.model_validate({}))
+    world = build_world(_env_config(name, checkpoint, le_fields), DataConfig.model_validate({}))
     build_s = time.perf_counter() - started
     env = world.make_env(world.dataset.split.test_users)
     rng = np.random.default_rng(seed)
