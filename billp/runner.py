@@ -36,20 +36,13 @@ from pydantic import BaseModel, Field
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from billp.agents import (
-    EpisodeSummary,
-    MemoryWrites,
-    Policy,
-    PromptLibrary,
-    Transition,
-    build_policy,
-)
+from billp.agents import PromptLibrary
 from billp.atomic_io import write_json_atomic
 from billp.config import RunConfig, config_to_toml_dict, load_config
 from billp.envs import World, build_world
-from billp.evaluation.loop_stats import loop_stats_by_phase
-from billp.evaluation.metrics import summarize_episodes, throughput
 from billp.llm import Accounting, make_llm_client
+from billp.policy import EpisodeSummary, MemoryWrites, Policy, Transition
+from billp.policy_factory import build_policy
 from billp.preflight import check_inputs
 from billp.run_files import (
     JsonlAppender,
@@ -59,6 +52,8 @@ from billp.run_files import (
     read_jsonl,
     recover_run_files,
 )
+from billp.summary.episodes import summarize_episodes, throughput
+from billp.summary.loop_stats import loop_stats_by_phase
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

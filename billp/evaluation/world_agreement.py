@@ -23,9 +23,9 @@ from pydantic import BaseModel
 from scipy.stats import kendalltau
 
 from billp.agents.baselines import GreedyDiversePolicy, GreedyPolicy, PopularityPolicy, RandomPolicy
-from billp.agents.protocol import Policy, Transition
 from billp.data.dataset import Dataset
 from billp.envs.world import World
+from billp.policy.protocol import Policy, Transition
 
 logger = logging.getLogger(__name__)
 
