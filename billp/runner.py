@@ -28,7 +28,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import numpy as np
 import tomli_w
@@ -36,20 +36,14 @@ from pydantic import BaseModel, Field
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from billp.agents import (
-    EpisodeSummary,
-    MemoryWrites,
-    Policy,
-    PromptLibrary,
-    Transition,
-    build_policy,
-)
+from billp.agents import PromptLibrary
 from billp.atomic_io import write_json_atomic
 from billp.config import RunConfig, config_to_toml_dict, load_config
 from billp.envs import World, build_world
-from billp.evaluation.loop_stats import loop_stats_by_phase
-from billp.evaluation.metrics import summarize_episodes, throughput
 from billp.llm import Accounting, make_llm_client
+from billp.policy import MemoryWrites, Policy
+from billp.policy.episode import play_episode
+from billp.policy_factory import build_policy
 from billp.preflight import check_inputs
 from billp.run_files import (
     JsonlAppender,
@@ -59,9 +53,10 @@ from billp.run_files import (
     read_jsonl,
     recover_run_files,
 )
+from billp.summary.episodes import summarize_episodes, throughput
+from billp.summary.loop_stats import loop_stats_by_phase
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 Phase = Literal["train", "test"]
 _SEED_MODULUS = 2**31 - 1
@@ -223,105 +218,57 @@ def _count_fallbacks(trace: dict[str, Any]) -> int:
     return sum(1 for call in trace.get("calls", []) if call.get("stage") == "fallback")
 
 
-async def _env_call(offload: bool, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """``call`` in a worker thread when ``offload`` (a slow env: a forward pass per step, so
-    other episodes' LLM requests go out meanwhile), else inline, which keeps the order of
-    concurrent episodes, and so scripted runs, deterministic."""
-    if offload:
-        return await asyncio.to_thread(call, *args, **kwargs)
-    return call(*args, **kwargs)
-
-
 async def run_episode(ctx: RunContext, spec: EpisodeSpec) -> EpisodeRecord:
     """Play one episode to its end and return its record (nothing is written here)."""
     # An env over this episode's user only: the starting history of every other user of
     # the phase would be computed and never used.
     env = ctx.world.make_env([spec.user_id])
     agent = ctx.policy.spawn(spec.key, spec.seed)
-    offload = ctx.world.slow_steps
-    obs, info = await _env_call(
-        offload, env.reset, seed=spec.seed, options={"user_id": spec.user_id}
-    )
-    await agent.reset(info)
-    items: list[int] = []
-    rewards: list[float] = []
-    fallbacks = 0
-    terminated = truncated = False
-    quit_reason = None
-    step_lines: list[dict[str, Any]] = []
-    while not (terminated or truncated):
-        action = await agent.act(obs, info)
-        started = time.perf_counter()
-        next_obs, reward, terminated, truncated, info = await _env_call(offload, env.step, action)
-        reward = float(reward)
-        await agent.observe(
-            Transition(
-                action=action,
-                reward=reward,
-                terminated=terminated,
-                truncated=truncated,
-                next_obs=next_obs,
-                info=info,
-            )
-        )
-        trace = agent.step_trace()
-        fallbacks += _count_fallbacks(trace)
-        items.append(int(action))
-        rewards.append(round(reward, 6))
-        if terminated:
-            quit_reason = info.get("quit_reason")
+    played = await play_episode(agent, env, spec.user_id, spec.seed, offload=ctx.world.slow_steps)
+    summary = played.summary
+    step_lines: list[dict[str, Any]] = [
+        {
+            "episode": spec.key,
+            "phase": spec.phase,
+            "user_id": spec.user_id,
+            "step": number,
+            "action": step.action,
+            "reward": round(step.reward, 6),
+            "terminated": step.terminated,
+            "truncated": step.truncated,
+            "quit_reason": step.info.get("quit_reason"),
+            "similar_to": step.info.get("similar_to"),
+            "env_step_s": round(step.env_step_s, 6),
+            "trace": step.trace,
+        }
+        for number, step in enumerate(played.steps, start=1)
+    ]
+    fallbacks = sum(_count_fallbacks(step.trace) for step in played.steps)
+    fallbacks += _count_fallbacks(played.episode_trace)
+    if played.episode_trace:
         step_lines.append(
-            {
-                "episode": spec.key,
-                "phase": spec.phase,
-                "user_id": spec.user_id,
-                "step": len(items),
-                "action": int(action),
-                "reward": round(reward, 6),
-                "terminated": bool(terminated),
-                "truncated": bool(truncated),
-                "quit_reason": info.get("quit_reason"),
-                "similar_to": info.get("similar_to"),
-                "env_step_s": round(time.perf_counter() - started, 6),
-                "trace": trace,
-            }
-        )
-        obs = next_obs
-    length = len(items) - (1 if terminated else 0)
-    summary = EpisodeSummary(
-        user_id=spec.user_id,
-        items=items,
-        rewards=rewards,
-        terminated=bool(terminated),
-        truncated=bool(truncated),
-        quit_reason=quit_reason,
-    )
-    writes = await agent.end_episode(summary)
-    episode_trace = agent.episode_trace()
-    fallbacks += _count_fallbacks(episode_trace)
-    if episode_trace:
-        step_lines.append(
-            {"episode": spec.key, "phase": spec.phase, "step": None, "trace": episode_trace}
+            {"episode": spec.key, "phase": spec.phase, "step": None, "trace": played.episode_trace}
         )
     # Steps first, then the episode line: an episode line always has its steps on disk.
     for line in step_lines:
         ctx.steps_out.write(line)
+    length = len(summary.items) - (1 if summary.terminated else 0)
     return EpisodeRecord(
         key=spec.key,
         phase=spec.phase,
         index=spec.index,
         user_id=spec.user_id,
         seed=spec.seed,
-        items=items,
-        rewards=rewards,
-        steps=len(items),
+        items=summary.items,
+        rewards=summary.rewards,
+        steps=len(summary.items),
         length=length,
-        total_reward=round(float(np.sum(rewards[:length])), 6),
-        terminated=bool(terminated),
-        truncated=bool(truncated),
-        quit_reason=quit_reason,
+        total_reward=round(float(np.sum(summary.rewards[:length])), 6),
+        terminated=summary.terminated,
+        truncated=summary.truncated,
+        quit_reason=summary.quit_reason,
         fallbacks=fallbacks,
-        memory_writes=writes,
+        memory_writes=played.writes,
     )
 
 

@@ -58,9 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     # Imported late so that --help and config errors answer at once.
     from billp.llm import LLMError
     from billp.llm.cache import CacheCorruptError
-    from billp.llm.provision import ProvisionError
     from billp.llm.server import ServerStartError
     from billp.memory.vector_store import MemoryStoreError
+    from billp.provision import ProvisionError
     from billp.runner import execute, resume
 
     try:

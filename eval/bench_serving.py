@@ -35,8 +35,8 @@ from typing import Any
 import httpx
 
 from billp.config import RunConfig, ServerConfig
-from billp.llm.provision import resolve_model
 from billp.llm.server import VLLMServer
+from billp.provision import resolve_model
 from billp.runner import execute
 
 LOCKSTEP_BATCH = 10

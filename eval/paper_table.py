@@ -251,8 +251,8 @@ def shared_server(
     if not needs_shared_server(llm, policies):
         yield []
         return
-    from billp.llm.provision import resolve_model
     from billp.llm.server import VLLMServer
+    from billp.provision import resolve_model
 
     model = resolve_model(llm.model, served_name=llm.served_model_name)
     out_dir.mkdir(parents=True, exist_ok=True)

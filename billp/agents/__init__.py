@@ -1,22 +1,6 @@
-"""Recommender policies: BiLLP and its ablations, and non-LLM baselines."""
+"""Recommender policies: BiLLP and its ablations, and non-LLM baselines (built by name in
+:mod:`billp.policy_factory`; the protocol they implement is :mod:`billp.policy`)."""
 
-from billp.agents.factory import build_policy
 from billp.agents.prompts import PromptError, PromptLibrary
-from billp.agents.protocol import (
-    EpisodeAgent,
-    EpisodeSummary,
-    MemoryWrites,
-    Policy,
-    Transition,
-)
 
-__all__ = [
-    "EpisodeAgent",
-    "EpisodeSummary",
-    "MemoryWrites",
-    "Policy",
-    "PromptError",
-    "PromptLibrary",
-    "Transition",
-    "build_policy",
-]
+__all__ = ["PromptError", "PromptLibrary"]

@@ -25,43 +25,12 @@ from typing import Any, cast
 
 import numpy as np
 
-from billp.agents.protocol import EpisodeSummary, MemoryWrites, Transition
 from billp.data import Catalogue
 from billp.envs import QuitRule, UserModel
+from billp.policy import MemorylessEpisode, MemoryWrites
 
 TRACE_SHORTLIST = 10
 """Best-scored candidates recorded in each step's trace."""
-
-
-class MemorylessEpisode:
-    """An episode of a policy without memories: it tracks the user's history and this
-    episode's recommendations; subclasses implement ``act``."""
-
-    def __init__(self) -> None:
-        self.user_id = -1
-        self.history: list[int] = []
-        self.recommended: list[int] = []
-        self._trace: dict[str, Any] = {}
-
-    async def reset(self, info: dict[str, Any]) -> None:
-        self.user_id = int(info["user_id"])
-        self.history = [int(i) for i in info["history"]]
-        self.recommended = []
-
-    async def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> int:
-        raise NotImplementedError
-
-    async def observe(self, transition: Transition) -> None:
-        self.recommended.append(int(transition.action))
-
-    async def end_episode(self, summary: EpisodeSummary) -> MemoryWrites:
-        return MemoryWrites()
-
-    def step_trace(self) -> dict[str, Any]:
-        return self._trace
-
-    def episode_trace(self) -> dict[str, Any]:
-        return {}
 
 
 class _BaselineEpisode(MemorylessEpisode):

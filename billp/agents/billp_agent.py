@@ -57,7 +57,13 @@ from billp.agents.messages import (
     plan_schema,
     reflection_schema,
 )
-from billp.agents.protocol import (
+from billp.agents.roles import Role
+from billp.agents.shortlist import ShortlistBuilder, exploration_genres
+from billp.config import AgentConfig, MemoryConfig
+from billp.data import Catalogue
+from billp.llm import ChatMessage
+from billp.memory import AgentMemories, Embedder, ReflectionEntry
+from billp.policy.protocol import (
     ActorWrite,
     CriticWrite,
     EpisodeSummary,
@@ -65,12 +71,6 @@ from billp.agents.protocol import (
     ReflectionWrite,
     Transition,
 )
-from billp.agents.roles import Role
-from billp.agents.shortlist import ShortlistBuilder, exploration_genres
-from billp.config import AgentConfig, MemoryConfig
-from billp.data import Catalogue
-from billp.llm import ChatMessage
-from billp.memory import AgentMemories, Embedder, ReflectionEntry
 
 log = logging.getLogger(__name__)
 

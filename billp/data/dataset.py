@@ -38,7 +38,10 @@ RATING_COLUMNS: tuple[str, ...] = ("rating",)
 TIMESTAMP_COLUMNS: tuple[str, ...] = ("timestamp",)
 IMPLICIT_RATING = 1.0
 """Rating given to every interaction of a dataset without a rating column."""
-RATING_SCALE: tuple[float, float] = (1.0, 5.0)
+RATING_MIN = 1.0
+RATING_MAX = 5.0
+"""The explicit rating scale: logged ratings, and every world's rewards, lie in it."""
+RATING_SCALE: tuple[float, float] = (RATING_MIN, RATING_MAX)
 """The reward scale of the simulated users; ratings outside it are reported."""
 FINGERPRINT_VERSION = "billp-dataset-1"
 

@@ -27,8 +27,7 @@ import torch
 
 from billp.atomic_io import write_bytes_atomic
 from billp.config import RatingModelConfig
-from billp.data.dataset import Dataset, Interactions
-from billp.envs.user_model import RATING_MAX, RATING_MIN
+from billp.data.dataset import RATING_MAX, RATING_MIN, Dataset, Interactions
 from billp.paths import user_cache_dir
 from billp.torch_threads import torch_threads
 

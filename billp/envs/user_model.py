@@ -12,10 +12,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from billp.data.dataset import RATING_MAX, RATING_MIN
 from billp.data.errors import UnknownItemError, UnknownUserError
-
-RATING_MIN = 1.0
-RATING_MAX = 5.0
 
 
 @runtime_checkable

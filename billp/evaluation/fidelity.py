@@ -1,9 +1,9 @@
 """The fidelity report of an LE checkpoint: is each world a trustworthy instrument?
 
-Three parts, all on test users (never used to train any model):
+Three parts, all on test users' held-out interactions (never used to train any model):
 
-* models (:mod:`billp.le.fidelity`): ranking, rating and reward-bias metrics of the LE, the
-  classic matrix model and a ranking-fair BPR model on held-out interactions;
+* models (:mod:`billp.evaluation.model_fidelity`): ranking, rating and reward-bias metrics of
+  the LE, the classic matrix model and a ranking-fair BPR model on held-out interactions;
 * real behaviour (:mod:`billp.evaluation.replay_validation`): each test user's real held-out
   sequence replayed through both worlds: acceptance, quit reasons, survival, reward vs rating;
 * policy order (:mod:`billp.evaluation.world_agreement`): non-oracle policies played in both
@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from billp.agents.protocol import Policy
 from billp.atomic_io import write_bytes_atomic
 from billp.config import EnvConfig
 from billp.data.dataset import Dataset
@@ -31,15 +30,7 @@ from billp.envs.ranking_model import fit_bpr_scores
 from billp.envs.rating_model import load_or_fit_rating_matrix
 from billp.envs.user_model import MatrixUserModel
 from billp.envs.world import World
-from billp.evaluation.replay_validation import ReplayStats, validate_world
-from billp.evaluation.world_agreement import (
-    RL_POLICIES,
-    Agreement,
-    policy_agreement,
-    simple_policies,
-)
-from billp.le.checkpoint import REPORT_JSON, REPORT_MD, LEManifest
-from billp.le.fidelity import (
+from billp.evaluation.model_fidelity import (
     ModelFidelity,
     RatingCheck,
     bias_metrics,
@@ -48,8 +39,17 @@ from billp.le.fidelity import (
     rating_metrics,
     sample_test_users,
 )
+from billp.evaluation.replay_validation import ReplayStats, validate_world
+from billp.evaluation.world_agreement import (
+    RL_POLICIES,
+    Agreement,
+    policy_agreement,
+    simple_policies,
+)
+from billp.le.checkpoint import REPORT_JSON, REPORT_MD, LEManifest
 from billp.le.train import peak_rss_mib
 from billp.le.user_model import LEUserModel, known_ratings, load_user_model
+from billp.policy.protocol import Policy
 
 logger = logging.getLogger(__name__)
 

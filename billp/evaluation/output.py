@@ -13,8 +13,8 @@ from rich.table import Table
 
 from billp.evaluation.bootstrap import Interval
 from billp.evaluation.evaluate import Evaluation, SeriesResult
-from billp.evaluation.loop_stats import PhaseLoopStats, loop_stats_by_phase
 from billp.evaluation.metrics import METRIC_BY_NAME, METRICS
+from billp.summary.loop_stats import PhaseLoopStats, loop_stats_by_phase
 
 METRICS_JSON = "metrics.json"
 METRICS_CSV = "metrics.csv"
@@ -89,7 +89,7 @@ LOOP_COLUMNS: tuple[tuple[str, str], ...] = (
     ("negative_advantage_share", "A<0"),
     ("critic_spearman", "V~return rho"),
 )
-"""Learning-loop statistics shown per run (see billp.evaluation.loop_stats)."""
+"""Learning-loop statistics shown per run (see billp.summary.loop_stats)."""
 
 
 def loop_stats_by_run(evaluation: Evaluation) -> dict[str, dict[str, PhaseLoopStats]]:

@@ -23,9 +23,10 @@ from pydantic import BaseModel
 from scipy.stats import kendalltau
 
 from billp.agents.baselines import GreedyDiversePolicy, GreedyPolicy, PopularityPolicy, RandomPolicy
-from billp.agents.protocol import Policy, Transition
 from billp.data.dataset import Dataset
 from billp.envs.world import World
+from billp.policy.episode import play_episode
+from billp.policy.protocol import Policy
 
 logger = logging.getLogger(__name__)
 
@@ -90,33 +91,15 @@ class Agreement(BaseModel):
 
 
 async def _episode(policy: Policy, world: World, user: int, seed: int) -> EpisodeResult:
-    env = world.make_env([user])
-    obs, info = env.reset(seed=seed, options={"user_id": user})
     agent = policy.spawn(f"{policy.name}-{user}", seed)
-    await agent.reset(info)
-    items: list[int] = []
-    rewards: list[float] = []
-    quit_reason: str | None = None
-    for _ in range(world.config.max_steps):
-        action = await agent.act(obs, info)
-        obs, reward, terminated, truncated, info = env.step(action)
-        items.append(int(action))
-        rewards.append(float(reward))
-        await agent.observe(
-            Transition(
-                action=int(action),
-                reward=float(reward),
-                terminated=terminated,
-                truncated=truncated,
-                next_obs=obs,
-                info=info,
-            )
-        )
-        if terminated or truncated:
-            quit_reason = info.get("quit_reason")
-            break
-    env.close()
-    return EpisodeResult(user_id=user, items=items, rewards=rewards, quit_reason=quit_reason)
+    played = await play_episode(agent, world.make_env([user]), user, seed)
+    summary = played.summary
+    return EpisodeResult(
+        user_id=user,
+        items=summary.items,
+        rewards=[step.reward for step in played.steps],
+        quit_reason=summary.quit_reason,
+    )
 
 
 def rollout(policy: Any, world: World, users: Sequence[int], seed: int) -> list[EpisodeResult]:

@@ -18,7 +18,7 @@ import torch
 from pydantic import BaseModel
 
 from billp.le.errors import CheckpointError, CheckpointMismatchError, LEError
-from billp.llm.provision import ProvisionError, resolve_model
+from billp.provision import ProvisionError, resolve_model
 
 logger = logging.getLogger(__name__)
 

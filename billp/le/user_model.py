@@ -27,9 +27,8 @@ import torch
 
 from billp.config import LEConfig
 from billp.data.catalogue import Catalogue
-from billp.data.dataset import Dataset
+from billp.data.dataset import RATING_MAX, RATING_MIN, Dataset
 from billp.data.errors import UnknownItemError
-from billp.envs.user_model import RATING_MAX, RATING_MIN
 from billp.le.checkpoint import LoadedLE, default_checkpoint_dir, load_checkpoint
 from billp.le.errors import LEError
 from billp.le.model import UNKNOWN_RATING_SLOT, history_offset, rating_slots

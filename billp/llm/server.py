@@ -38,7 +38,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from billp.config import ServerConfig
-from billp.llm.provision import ProvisionedModel
+from billp.provision import ProvisionedModel
 from billp.torch_threads import PASSIVE_OMP_MARK
 
 logger = logging.getLogger(__name__)

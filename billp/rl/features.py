@@ -27,7 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from billp.envs.user_model import RATING_MAX, RATING_MIN
+from billp.data.dataset import RATING_MAX, RATING_MIN
 from billp.rl.transitions import LoggedTransitions
 
 logger = logging.getLogger(__name__)

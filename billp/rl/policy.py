@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from billp.agents.baselines import MemorylessEpisode
-from billp.agents.protocol import MemoryWrites
 from billp.data import Catalogue
 from billp.envs import StateModel
+from billp.policy import MemorylessEpisode
+from billp.policy.protocol import MemoryWrites
 from billp.rl.checkpoint import (
     RLManifest,
     check_catalogue,

@@ -15,9 +15,9 @@ from billp.agents.baselines import (
     PopularityPolicy,
     RandomPolicy,
 )
-from billp.agents.protocol import Transition
 from billp.data import Catalogue, Item
 from billp.envs import MatrixUserModel, QuitRule
+from billp.policy.protocol import Transition
 
 GENRES: list[tuple[str, ...]] = [
     ("Action",),

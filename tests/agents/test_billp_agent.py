@@ -15,13 +15,13 @@ from billp.agents.billp_agent import BiLLPPolicy, BiLLPRoles
 from billp.agents.item_index import ItemIndex
 from billp.agents.messages import ActorChoice, CriticValue, Plan, Reflection
 from billp.agents.prompts import PromptLibrary
-from billp.agents.protocol import EpisodeSummary, Transition
 from billp.agents.roles import Role, RoleSettings
 from billp.agents.shortlist import ShortlistBuilder
 from billp.config import AgentConfig, MemoryConfig
 from billp.data import Catalogue
 from billp.llm import Accounting, LLMRequest, LLMResponse, TokenUsage
 from billp.memory import AgentMemories, HashEmbedderForTests
+from billp.policy.protocol import EpisodeSummary, Transition
 
 CRITIC_VALUE = 2
 

@@ -18,8 +18,8 @@ from billp.evaluation.metrics import (
     compute_metrics,
     genre_entropy,
     mean_pairwise_distance,
-    summarize,
 )
+from billp.summary import summarize
 from tests.evaluation.conftest import make_episode
 
 # Items (see the `features` fixture): 0 {A}, 1 {B}, 2 {A,B}, 3 {C}, 4 {}, 5 {A};

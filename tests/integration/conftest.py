@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from billp.config import ServerConfig
-from billp.llm.provision import ProvisionedModel
 from billp.llm.server import VLLMServer
+from billp.provision import ProvisionedModel
 from tests.integration.tiny_model import build_tiny_model
 
 logger = logging.getLogger(__name__)

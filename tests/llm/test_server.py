@@ -21,7 +21,6 @@ import pytest
 
 from billp.config import ServerConfig
 from billp.llm import server as server_module
-from billp.llm.provision import ProvisionedModel
 from billp.llm.server import (
     METRIC_NAMES,
     ServerStartError,
@@ -34,6 +33,7 @@ from billp.llm.server import (
     server_root,
     vllm_command,
 )
+from billp.provision import ProvisionedModel
 from tests.signals import default_signals
 
 WAIT_S = 10.0
@@ -317,7 +317,7 @@ PARENT = textwrap.dedent(
     import json, sys, time
     from pathlib import Path
     from billp.config import ServerConfig
-    from billp.llm.provision import ProvisionedModel
+    from billp.provision import ProvisionedModel
     from billp.llm.server import VLLMServer
 
     script, tmp, use_with = sys.argv[1], Path(sys.argv[2]), sys.argv[3] == "with"

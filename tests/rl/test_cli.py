@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from billp.agents.protocol import EpisodeSummary, Transition
 from billp.config import EnvConfig, RatingModelConfig
 from billp.data import Dataset
 from billp.envs import World, build_world
+from billp.policy.protocol import EpisodeSummary, Transition
 from billp.rl.checkpoint import CHECKPOINT_ENV_VAR, MODEL_FILE, RLCheckpointError, read_manifest
 from billp.rl.cli import main
 from billp.rl.features import FakeLE

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from billp.evaluation.loop_stats import loop_stats_by_phase, phase_loop_stats, realised_returns
+from billp.summary.loop_stats import loop_stats_by_phase, phase_loop_stats, realised_returns
 
 
 def test_realised_returns_are_discounted_averages() -> None:

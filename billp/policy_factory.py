@@ -17,7 +17,6 @@ from billp.agents.billp_agent import BiLLPPolicy, BiLLPRoles
 from billp.agents.item_index import ItemIndex
 from billp.agents.messages import ActorChoice, CriticValue, Plan, Reflection, UserRules
 from billp.agents.prompts import PromptLibrary
-from billp.agents.protocol import Policy
 from billp.agents.roles import Role, RoleSettings
 from billp.agents.shortlist import ShortlistBuilder
 from billp.config import RunConfig
@@ -25,6 +24,7 @@ from billp.data.dataset import RATING_SCALE
 from billp.envs import StateModel, World
 from billp.llm import Accounting, LLMClient
 from billp.memory import AgentMemories, make_embedder
+from billp.policy.protocol import Policy
 from billp.rl.names import RL_AGENT_NAMES
 
 

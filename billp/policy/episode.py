@@ -1,0 +1,121 @@
+"""The one episode loop: a policy's episode agent against a Gymnasium env, reset to its end.
+
+The runner (which records steps and commits memories) and the world-fidelity rollouts (which
+only need items, rewards and the quit reason) both play through :func:`play_episode`. The env
+is wrapped in Gymnasium's ``RecordEpisodeStatistics``, whose ``info["episode"]`` (return,
+length in env steps, seconds) comes back as :attr:`PlayedEpisode.statistics`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import gymnasium as gym
+from gymnasium.wrappers import RecordEpisodeStatistics
+
+from billp.policy.protocol import EpisodeAgent, EpisodeSummary, MemoryWrites, Transition
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PlayedStep:
+    """One env step as the loop saw it."""
+
+    action: int
+    reward: float
+    terminated: bool
+    truncated: bool
+    info: dict[str, Any]
+    env_step_s: float
+    """Wall-clock seconds of ``env.step``."""
+    trace: dict[str, Any]
+    """The agent's step trace (what it asked, saw and decided)."""
+
+
+@dataclass(frozen=True)
+class PlayedEpisode:
+    """A finished episode: its steps, the summary handed to the agent and what it returned."""
+
+    steps: list[PlayedStep]
+    summary: EpisodeSummary
+    writes: MemoryWrites
+    """Memory writes the agent buffered (committed, or not, by the caller)."""
+    episode_trace: dict[str, Any]
+    statistics: dict[str, float]
+    """Gymnasium's episode statistics: ``r`` (return), ``l`` (env steps), ``t`` (seconds)."""
+
+
+async def _env_call(offload: bool, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``call`` in a worker thread when ``offload`` (a slow env: a forward pass per step, so
+    other episodes' LLM requests go out meanwhile), else inline, which keeps the order of
+    concurrent episodes, and so scripted runs, deterministic."""
+    if offload:
+        return await asyncio.to_thread(call, *args, **kwargs)
+    return call(*args, **kwargs)
+
+
+async def play_episode(
+    agent: EpisodeAgent, env: gym.Env, user_id: int, seed: int, offload: bool = False
+) -> PlayedEpisode:
+    """Reset ``env`` to ``user_id`` with ``seed`` and play ``agent`` until the env terminates
+    (the user quit) or truncates (its time limit); ``env`` is closed afterwards."""
+    recorded = RecordEpisodeStatistics(env)
+    try:
+        obs, info = await _env_call(
+            offload, recorded.reset, seed=seed, options={"user_id": user_id}
+        )
+        await agent.reset(info)
+        steps: list[PlayedStep] = []
+        terminated = truncated = False
+        while not (terminated or truncated):
+            action = int(await agent.act(obs, info))
+            started = time.perf_counter()
+            obs, reward, terminated, truncated, info = await _env_call(
+                offload, recorded.step, action
+            )
+            elapsed = time.perf_counter() - started
+            await agent.observe(
+                Transition(
+                    action=action,
+                    reward=float(reward),
+                    terminated=terminated,
+                    truncated=truncated,
+                    next_obs=obs,
+                    info=info,
+                )
+            )
+            steps.append(
+                PlayedStep(
+                    action=action,
+                    reward=float(reward),
+                    terminated=bool(terminated),
+                    truncated=bool(truncated),
+                    info=info,
+                    env_step_s=elapsed,
+                    trace=agent.step_trace(),
+                )
+            )
+    finally:
+        recorded.close()
+    summary = EpisodeSummary(
+        user_id=user_id,
+        items=[s.action for s in steps],
+        rewards=[round(s.reward, 6) for s in steps],
+        terminated=bool(terminated),
+        truncated=bool(truncated),
+        quit_reason=info.get("quit_reason") if terminated else None,
+    )
+    writes = await agent.end_episode(summary)
+    statistics = {k: float(v) for k, v in info.get("episode", {}).items()}
+    return PlayedEpisode(
+        steps=steps,
+        summary=summary,
+        writes=writes,
+        episode_trace=agent.episode_trace(),
+        statistics=statistics,
+    )
