@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
@@ -205,17 +206,32 @@ class RunContext:
         steps_out: JsonlAppender,
         episodes_out: JsonlAppender,
         accounting: Accounting | None,
+        env_threads: Executor | None = None,
     ) -> None:
+        """
+        Args:
+            env_threads: where slow envs (``world.slow_steps``) step; None: inline.
+        """
         self.config = config
         self.world = world
         self.policy = policy
         self.steps_out = steps_out
         self.episodes_out = episodes_out
         self.accounting = accounting
+        self.env_threads = env_threads
 
 
 def _count_fallbacks(trace: dict[str, Any]) -> int:
     return sum(1 for call in trace.get("calls", []) if call.get("stage") == "fallback")
+
+
+def env_threads(config: RunConfig, world: World) -> ThreadPoolExecutor | None:
+    """A thread per episode that can be in flight when ``world`` steps slowly (asyncio's
+    default pool has ``cpu_count + 4`` threads, which would cap the LE's step batches)."""
+    if not world.slow_steps:
+        return None
+    workers = min(config.concurrency, config.wave_size)
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="billp-env")
 
 
 async def run_episode(ctx: RunContext, spec: EpisodeSpec) -> EpisodeRecord:
@@ -224,7 +240,7 @@ async def run_episode(ctx: RunContext, spec: EpisodeSpec) -> EpisodeRecord:
     # the phase would be computed and never used.
     env = ctx.world.make_env([spec.user_id])
     agent = ctx.policy.spawn(spec.key, spec.seed)
-    played = await play_episode(agent, env, spec.user_id, spec.seed, offload=ctx.world.slow_steps)
+    played = await play_episode(agent, env, spec.user_id, spec.seed, threads=ctx.env_threads)
     summary = played.summary
     step_lines: list[dict[str, Any]] = [
         {
@@ -570,7 +586,8 @@ async def _execute(
         )
         steps_out = JsonlAppender(run_dir / "steps.jsonl")
         episodes_out = JsonlAppender(run_dir / "episodes.jsonl")
-        ctx = RunContext(config, world, policy, steps_out, episodes_out, accounting)
+        threads = env_threads(config, world)
+        ctx = RunContext(config, world, policy, steps_out, episodes_out, accounting, threads)
         # Waves finished before an interruption replay nothing but still commit (in their
         # turn, so snapshots and the test phase see what they would have); a wave in
         # progress commits at its end, as it would have.
@@ -593,6 +610,8 @@ async def _execute(
         finally:
             steps_out.close()
             episodes_out.close()
+            if threads is not None:
+                threads.shutdown(wait=True, cancel_futures=True)
         metrics_after = connection.server_metrics() if metrics_before is not None else None
     records = [EpisodeRecord.model_validate(r) for r in read_jsonl(run_dir / "episodes.jsonl")]
     summary = summarize_episodes(

@@ -1,11 +1,23 @@
-"""plan_episodes: which users a run plays, and the test-user offset that seeds use."""
+"""plan_episodes: which users a run plays, the test-user offset that seeds use, and where
+slow envs step."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
 from billp.config import RunConfig
-from billp.runner import EpisodeRecord, WaveSequencer, derive_seed, plan_episodes, plan_waves
+from billp.envs import World
+from billp.runner import (
+    EpisodeRecord,
+    WaveSequencer,
+    derive_seed,
+    env_threads,
+    plan_episodes,
+    plan_waves,
+)
 
 TRAIN = [3, 5, 8, 13]
 TEST = [100, 101, 102, 103, 104, 105, 106]
@@ -100,3 +112,18 @@ def test_snapshots_must_fall_on_wave_boundaries() -> None:
         RunConfig(train_users=8, wave_size=4, memory={"snapshot_after": [6]})
     with pytest.raises(ValueError, match="wave boundary"):
         RunConfig(train_users=8, wave_size=4, memory={"snapshot_after": [12]})
+
+
+def test_slow_envs_get_a_thread_per_episode_in_flight() -> None:
+    """The LE batches concurrent steps: asyncio's default pool (cpu_count + 4) would cap them."""
+    config = RunConfig(concurrency=32, wave_size=40)
+    assert env_threads(config, cast(World, SimpleNamespace(slow_steps=False))) is None
+    pool = env_threads(config, cast(World, SimpleNamespace(slow_steps=True)))
+    assert pool is not None
+    assert pool._max_workers == 32
+    pool.shutdown()
+    small = env_threads(
+        RunConfig(concurrency=32, wave_size=4), cast(World, SimpleNamespace(slow_steps=True))
+    )
+    assert small is not None and small._max_workers == 4
+    small.shutdown()

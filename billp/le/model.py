@@ -15,6 +15,11 @@
 Three ways to score candidates for one history, all equal up to float rounding:
 one forward per candidate, one batched forward, and the shared prefix (the history is run
 once, its key/value cache is expanded over the candidates, which then cost one token each).
+And one way to score one candidate after each of many histories: :meth:`LEModel.score_windows`
+(one right-padded forward pass over the windows, after the prompt's cached keys and values).
+
+Inference follows the model's device (:attr:`LEModel.device`); results come back on the CPU
+only where a method says so.
 """
 
 from __future__ import annotations
@@ -75,7 +80,7 @@ def prefix_offsets(
     """:func:`history_offset` of every prefix ``items[:t]``, ``t = 0..len(items)`` (float64)."""
     rated = np.asarray(ratings, dtype=np.float64)
     known = ~np.isnan(rated)
-    bias = item_bias.detach().float().numpy().astype(np.float64)
+    bias = item_bias.detach().float().cpu().numpy().astype(np.float64)
     residual = np.where(known, rated - mean - bias[np.asarray(items, dtype=np.int64)], 0.0)
     sums = np.concatenate([[0.0], np.cumsum(residual)])
     counts = np.concatenate([[0.0], np.cumsum(known)])
@@ -93,6 +98,30 @@ class SharedPrefixScores(NamedTuple):
     """``[C, hidden]`` states after each candidate."""
     prefix_state: torch.Tensor
     """``[hidden]`` state after the prefix."""
+
+
+class PromptCache(NamedTuple):
+    """The prompt's keys and values per layer (batch 1), computed once by
+    :meth:`LEModel.prompt_cache`; empty when the prompt is."""
+
+    layers: list[tuple[torch.Tensor, torch.Tensor]]
+    length: int
+    """Prompt tokens."""
+
+
+class WindowScores(NamedTuple):
+    """What :meth:`LEModel.score_windows` returns: per window, its last token scored as the
+    candidate after the tokens before it."""
+
+    psi: torch.Tensor
+    """``[B]`` choice scores of the last token."""
+    rating: torch.Tensor
+    """``[B]`` predicted (uncalibrated) ratings of the last token."""
+    states: torch.Tensor
+    """``[B, hidden]`` states after the whole window."""
+    previous_states: torch.Tensor
+    """``[B, hidden]`` states after all but the last window token (zeros for one-token
+    windows)."""
 
 
 class LEModel(nn.Module):
@@ -128,6 +157,11 @@ class LEModel(nn.Module):
     def dtype(self) -> torch.dtype:
         """dtype of the base model's weights."""
         return self.base.get_input_embeddings().weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's weights live (inference tensors are created there)."""
+        return self.item_embeddings.device
 
     @property
     def decoder(self) -> Any:
@@ -197,10 +231,11 @@ class LEModel(nn.Module):
 
     def hidden(self, batch: PackedBatch) -> torch.Tensor:
         """Last hidden states of a packed batch, flattened to ``[B * L, hidden]`` (model dtype)."""
+        device = self.device
         output = self.decoder(
-            inputs_embeds=self.embed(batch.ids, batch.slots),
-            attention_mask=batch.additive_mask(self.dtype),
-            position_ids=batch.positions,
+            inputs_embeds=self.embed(batch.ids.to(device), batch.slots.to(device)),
+            attention_mask=batch.additive_mask(self.dtype).to(device),
+            position_ids=batch.positions.to(device),
             use_cache=False,
         )
         states: torch.Tensor = output.last_hidden_state
@@ -249,8 +284,8 @@ class LEModel(nn.Module):
         """psi of each candidate token after ``prefix``, one forward pass per candidate."""
         scores = []
         for candidate in candidates:
-            ids = torch.as_tensor([[*prefix, candidate]], dtype=torch.int64)
-            positions = torch.arange(ids.shape[1]).unsqueeze(0)
+            ids = torch.as_tensor([[*prefix, candidate]], dtype=torch.int64, device=self.device)
+            positions = torch.arange(ids.shape[1], device=self.device).unsqueeze(0)
             hidden = self._forward_embeds(self.embed(ids), positions).last_hidden_state
             scores.append(self.psi(hidden[:, -1]))
         return torch.cat(scores)
@@ -258,8 +293,10 @@ class LEModel(nn.Module):
     @torch.inference_mode()
     def score_batched(self, prefix: Sequence[int], candidates: Sequence[int]) -> torch.Tensor:
         """psi of each candidate token after ``prefix``: one forward over ``C`` full sequences."""
-        ids = torch.as_tensor([[*prefix, c] for c in candidates], dtype=torch.int64)
-        positions = torch.arange(ids.shape[1]).expand_as(ids)
+        ids = torch.as_tensor(
+            [[*prefix, c] for c in candidates], dtype=torch.int64, device=self.device
+        )
+        positions = torch.arange(ids.shape[1], device=self.device).expand_as(ids)
         hidden = self._forward_embeds(self.embed(ids), positions).last_hidden_state
         return self.psi(hidden[:, -1])
 
@@ -286,20 +323,21 @@ class LEModel(nn.Module):
 
         if not prefix:
             raise LEError("the shared-prefix scorer needs a non-empty prefix")
-        ids = torch.as_tensor([list(prefix)], dtype=torch.int64)
+        device = self.device
+        ids = torch.as_tensor([list(prefix)], dtype=torch.int64, device=device)
         slots_list = list(prefix_slots) if prefix_slots is not None else [0] * (len(prefix) + 1)
         if len(slots_list) != len(prefix) + 1:
             raise LEError(
                 f"prefix_slots needs one slot per prefix token plus the candidates' slot "
                 f"({len(prefix) + 1}), got {len(slots_list)}"
             )
-        slots = torch.as_tensor([slots_list[:-1]], dtype=torch.int64)
-        positions = torch.arange(ids.shape[1]).unsqueeze(0)
+        slots = torch.as_tensor([slots_list[:-1]], dtype=torch.int64, device=device)
+        positions = torch.arange(ids.shape[1], device=device).unsqueeze(0)
         output = self._forward_embeds(self.embed(ids, slots), positions, cache=DynamicCache())
         prefix_state = self.state(output.last_hidden_state[0, -1:])[0]
         layers = [(layer.keys, layer.values) for layer in output.past_key_values.layers]
         all_scores, all_ratings, all_states = [], [], []
-        tokens = torch.as_tensor(list(candidates), dtype=torch.int64)
+        tokens = torch.as_tensor(list(candidates), dtype=torch.int64, device=device)
         for start in range(0, len(tokens), chunk):
             part = tokens[start : start + chunk].unsqueeze(1)
             size = part.shape[0]
@@ -308,20 +346,24 @@ class LEModel(nn.Module):
                     (k.expand(size, -1, -1, -1), v.expand(size, -1, -1, -1)) for k, v in layers
                 ]
             )
-            where = torch.full((size, 1), ids.shape[1], dtype=torch.int64)
+            where = torch.full((size, 1), ids.shape[1], dtype=torch.int64, device=device)
             part_slots = torch.full_like(part, slots_list[-1])
             hidden = self._forward_embeds(
                 self.embed(part, part_slots), where, cache=cache
             ).last_hidden_state[:, -1]
             all_scores.append(self.psi(hidden))
             all_ratings.append(
-                self.rating(hidden, part[:, 0] - self.vocab_size, torch.full((size,), offset))
+                self.rating(
+                    hidden,
+                    part[:, 0] - self.vocab_size,
+                    torch.full((size,), offset, device=device),
+                )
             )
             all_states.append(self.state(hidden))
         if not all_scores:
-            empty = torch.zeros(0)
+            empty = torch.zeros(0, device=device)
             return SharedPrefixScores(
-                empty, empty.clone(), torch.zeros(0, self.hidden_size), prefix_state
+                empty, empty.clone(), torch.zeros(0, self.hidden_size, device=device), prefix_state
             )
         return SharedPrefixScores(
             torch.cat(all_scores), torch.cat(all_ratings), torch.cat(all_states), prefix_state
@@ -331,8 +373,110 @@ class LEModel(nn.Module):
     def state_of(self, sequence: Sequence[int], slots: Sequence[int] | None = None) -> torch.Tensor:
         """The state after ``sequence`` (prompt + item tokens) ``[hidden]``; ``slots``: the rating
         slot of each token (None: all unknown)."""
-        ids = torch.as_tensor([list(sequence)], dtype=torch.int64)
-        slot_ids = None if slots is None else torch.as_tensor([list(slots)], dtype=torch.int64)
-        positions = torch.arange(ids.shape[1]).unsqueeze(0)
+        device = self.device
+        ids = torch.as_tensor([list(sequence)], dtype=torch.int64, device=device)
+        slot_ids = (
+            None
+            if slots is None
+            else torch.as_tensor([list(slots)], dtype=torch.int64, device=device)
+        )
+        positions = torch.arange(ids.shape[1], device=device).unsqueeze(0)
         hidden = self._forward_embeds(self.embed(ids, slot_ids), positions).last_hidden_state
         return self.state(hidden[0, -1:])[0]
+
+    # -- inference: one candidate after each of many histories ----------------------------
+
+    @torch.inference_mode()
+    def prompt_cache(self, prompt: Sequence[int]) -> PromptCache:
+        """The keys and values of ``prompt`` (token ids), to share across windows."""
+        from transformers.cache_utils import DynamicCache
+
+        if not prompt:
+            return PromptCache([], 0)
+        ids = torch.as_tensor([list(prompt)], dtype=torch.int64, device=self.device)
+        positions = torch.arange(ids.shape[1], device=self.device).unsqueeze(0)
+        output = self._forward_embeds(self.embed(ids), positions, cache=DynamicCache())
+        layers = [(layer.keys, layer.values) for layer in output.past_key_values.layers]
+        return PromptCache(layers, len(prompt))
+
+    @torch.inference_mode()
+    def score_windows(
+        self,
+        prompt: PromptCache,
+        windows: Sequence[Sequence[int]],
+        slots: Sequence[Sequence[int]],
+        offsets: Sequence[float],
+    ) -> WindowScores:
+        """Score the last token of each window after the prompt and the window's other tokens,
+        in one forward pass (windows right-padded, each attending to the prompt and causally to
+        itself).
+
+        Args:
+            prompt: the prompt's cache (:meth:`prompt_cache`), shared by every window.
+            windows: per window, item token ids (oldest first, at least one).
+            slots: per window, the rating slot of each of its tokens.
+            offsets: per window, the user's history offset (:func:`history_offset`).
+
+        Raises:
+            LEError: no windows, an empty window, or slots/offsets that do not match.
+        """
+        from transformers.cache_utils import DynamicCache
+
+        if not windows:
+            raise LEError("score_windows needs at least one window")
+        if len(slots) != len(windows) or len(offsets) != len(windows):
+            raise LEError(
+                f"{len(windows)} windows need as many slot lists and offsets, got "
+                f"{len(slots)} and {len(offsets)}"
+            )
+        lengths = [len(w) for w in windows]
+        for b, (window, window_slots) in enumerate(zip(windows, slots, strict=True)):
+            if not window or len(window_slots) != len(window):
+                raise LEError(
+                    f"window {b}: {len(window)} tokens (need >= 1) and {len(window_slots)} slots"
+                )
+        batch, width, device = len(windows), max(lengths), self.device
+        ids = torch.zeros(batch, width, dtype=torch.int64)
+        slot_ids = torch.zeros(batch, width, dtype=torch.int64)
+        for b, (window, window_slots) in enumerate(zip(windows, slots, strict=True)):
+            ids[b, : len(window)] = torch.as_tensor(list(window), dtype=torch.int64)
+            slot_ids[b, : len(window)] = torch.as_tensor(list(window_slots), dtype=torch.int64)
+        length = torch.as_tensor(lengths, dtype=torch.int64)
+        column = torch.arange(width)
+        # Query q of window b sees the whole prompt and its own tokens k <= q, k < length[b];
+        # a padding query sees the real tokens (never an empty row).
+        own = (column[None, :] <= column[:, None])[None] & (column < length[:, None])[:, None, :]
+        allowed = torch.cat([torch.ones(batch, width, prompt.length, dtype=torch.bool), own], 2)
+        mask = torch.zeros(allowed.shape, dtype=self.dtype)
+        mask.masked_fill_(~allowed, torch.finfo(self.dtype).min)
+        positions = (prompt.length + column).expand(batch, width)
+        cache = None
+        if prompt.layers:
+            cache = DynamicCache(
+                ddp_cache_data=[
+                    (k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1))
+                    for k, v in prompt.layers
+                ]
+            )
+        ids = ids.to(device)
+        output = self.decoder(
+            inputs_embeds=self.embed(ids, slot_ids.to(device)),
+            attention_mask=mask.unsqueeze(1).to(device),
+            position_ids=positions.to(device),
+            past_key_values=cache,
+            use_cache=cache is not None,
+        )
+        hidden = output.last_hidden_state
+        rows = torch.arange(batch, device=device)
+        last = (length - 1).to(device)
+        final = hidden[rows, last]
+        states = self.state(torch.cat([final, hidden[rows, (last - 1).clamp(min=0)]]))
+        previous = states[batch:] * (last >= 1)[:, None]
+        items = ids[rows, last] - self.vocab_size
+        offset = torch.as_tensor(list(offsets), dtype=torch.float32, device=device)
+        return WindowScores(
+            psi=self.psi(final),
+            rating=self.rating(final, items, offset),
+            states=states[:batch],
+            previous_states=previous,
+        )

@@ -105,16 +105,22 @@ def score_logged(
         window_slots = [slots[w.owner][w.begin : w.begin + len(w.items)] for w in part]
         batch = pack(prompt_ids, tokens, slots=window_slots)
         hidden = model.hidden(batch)
+        device = hidden.device
         rows = torch.as_tensor(
             [batch.window_rows[b][k] for b, w in enumerate(part) for k in w.scored],
             dtype=torch.int64,
+            device=device,
         )
-        items = torch.as_tensor([w.items[k] for w in part for k in w.scored], dtype=torch.int64)
+        items = torch.as_tensor(
+            [w.items[k] for w in part for k in w.scored], dtype=torch.int64, device=device
+        )
         offset = torch.as_tensor(
-            [offsets[w.owner][slot] for w in part for slot in w.slots], dtype=torch.float32
+            [offsets[w.owner][slot] for w in part for slot in w.slots],
+            dtype=torch.float32,
+            device=device,
         )
-        psi = model.psi(hidden[rows]).numpy()
-        rating = model.rating(hidden[rows], items, offset).numpy()
+        psi = model.psi(hidden[rows]).cpu().numpy()
+        rating = model.rating(hidden[rows], items, offset).cpu().numpy()
         cursor = 0
         for w in part:
             for slot in w.slots:

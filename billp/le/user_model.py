@@ -11,6 +11,13 @@ It reads at most ``context_items`` items at once: a candidate is scored after th
 ``context_items - 1`` history items, and the state of a history is read after its latest
 ``context_items`` items. The state after ``history + [item]`` is therefore a by-product of
 scoring ``item`` after ``history``: the env's step costs one forward pass, not two.
+
+With batching on, single-candidate scores (the env's step) and uncached states from many
+threads are gathered by a :class:`~billp.le.batching.DynamicBatcher` into one forward pass
+(:meth:`~billp.le.model.LEModel.score_windows`: each request's window right-padded, after the
+prompt's cached keys and values); the numbers equal the one-at-a-time path's up to float
+rounding, which depends on the batch's shape (fp32: within 1e-4). Several candidates after one
+history still take the shared-prefix path.
 """
 
 from __future__ import annotations
@@ -29,9 +36,10 @@ from billp.config import LEConfig
 from billp.data.catalogue import Catalogue
 from billp.data.dataset import RATING_MAX, RATING_MIN, Dataset
 from billp.data.errors import UnknownItemError
+from billp.le.batching import DynamicBatcher
 from billp.le.checkpoint import LoadedLE, default_checkpoint_dir, load_checkpoint
 from billp.le.errors import LEError
-from billp.le.model import UNKNOWN_RATING_SLOT, history_offset, rating_slots
+from billp.le.model import UNKNOWN_RATING_SLOT, PromptCache, history_offset, rating_slots
 from billp.le.neighbours import (
     ItemNeighbours,
     fit_item_neighbours,
@@ -46,6 +54,11 @@ KnownRatings = Mapping[int, Mapping[int, float]]
 
 STATE_CACHE_SIZE = 256
 """States kept per model (most recent first out): enough for the envs stepping at once."""
+DEFAULT_BATCH_MAX_SIZE = 32
+"""Default of ``LEConfig.batch_max_size`` (see there for how it was chosen)."""
+DEFAULT_BATCH_MAX_WAIT_MS = 2.0
+"""Default of ``LEConfig.batch_max_wait_ms`` (see there for how it was chosen)."""
+BATCHER_THREAD = "billp-le-batcher"
 
 
 class LEScores(NamedTuple):
@@ -59,6 +72,39 @@ class LEScores(NamedTuple):
     """float32 ``[C, state_dim]``: the state after each candidate."""
 
 
+class _Window(NamedTuple):
+    """One batched request: score ``items[-1]`` after ``items[:-1]`` (and read the states)."""
+
+    items: tuple[int, ...]
+    slots: tuple[int, ...]
+    """The rating slot of each item."""
+    offset: float
+    """The user's history offset (:func:`history_offset`); unused by state requests."""
+
+
+class _WindowScores(NamedTuple):
+    psi: float
+    rating: float
+    """Predicted (uncalibrated) rating of ``items[-1]``."""
+    state: np.ndarray
+    """float32 ``[state_dim]``: after the whole window."""
+    previous_state: np.ndarray
+    """float32 ``[state_dim]``: after ``items[:-1]`` (zeros for a one-item window)."""
+
+
+def check_device(device: str) -> None:
+    """Raise :class:`LEError` unless torch can place the LE on ``device``."""
+    if device == "cpu":
+        return
+    if device.split(":")[0] != "cuda":
+        raise LEError(f"the LE runs on 'cpu' or 'cuda', got device {device!r}")
+    if not torch.cuda.is_available():
+        raise LEError(
+            f"le.device is {device!r} but torch sees no CUDA device "
+            f"(torch {torch.__version__}; CUDA build: {torch.version.cuda or 'none'})"
+        )
+
+
 class LEUserModel:
     """A :class:`~billp.envs.UserModel` (and state provider) backed by a loaded LE."""
 
@@ -70,6 +116,10 @@ class LEUserModel:
         score_batch_size: int = 128,
         threads: int | None = None,
         known_ratings: KnownRatings | None = None,
+        device: str = "cpu",
+        batching: bool = True,
+        batch_max_size: int = DEFAULT_BATCH_MAX_SIZE,
+        batch_max_wait_ms: float = DEFAULT_BATCH_MAX_WAIT_MS,
     ) -> None:
         """
         Args:
@@ -78,21 +128,27 @@ class LEUserModel:
                 items without one (recommendations, held-out items) enter as unrated.
             score_batch_size: candidates per forward pass over a shared history prefix.
             threads: torch threads while scoring (restored after each call); None: unchanged.
+            device: where the model runs ("cpu", "cuda", "cuda:N"); it is moved there.
+            batching: gather concurrent single-candidate scores and states into shared
+                forward passes (see the module).
+            batch_max_size: most requests per batched forward pass.
+            batch_max_wait_ms: longest wait for more requests before a batch starts.
         """
         if score_batch_size < 1:
             raise LEError(f"score_batch_size must be >= 1, got {score_batch_size}")
         if threads is not None and threads < 1:
             raise LEError(f"threads must be >= 1 or None, got {threads}")
+        check_device(device)
         self.threads = threads
         self.loaded = loaded
-        self.model = loaded.model
+        self.model = loaded.model.to(device)
         self.calibration = loaded.calibration
         self.prompt_ids = list(loaded.manifest.prompt_ids)
         self.context_items = loaded.manifest.context_items
         self.n_items = loaded.manifest.n_items
         self.score_batch_size = score_batch_size
         self.known_ratings: KnownRatings = known_ratings if known_ratings is not None else {}
-        self._item_bias = self.model.item_bias.detach().float().numpy().astype(np.float64)
+        self._item_bias = self.model.item_bias.detach().float().cpu().numpy().astype(np.float64)
         self._rating_mean = float(self.model.rating_mean)
         self.neighbours = self._fit_neighbours() if self.calibration.uses_neighbours else None
         self._states: OrderedDict[tuple[tuple[int, ...], tuple[int, ...]], np.ndarray] = (
@@ -101,12 +157,38 @@ class LEUserModel:
         # Envs step in worker threads (billp.runner) while baselines score on the event
         # loop: one forward pass at a time keeps the state cache and torch's threads sane.
         self._lock = threading.RLock()
+        self._prompt: PromptCache | None = None
+        self._batcher: DynamicBatcher[_Window, _WindowScores] | None = (
+            DynamicBatcher(
+                self._run_windows, batch_max_size, batch_max_wait_ms / 1000.0, BATCHER_THREAD
+            )
+            if batching
+            else None
+        )
         with torch.no_grad():
             self._item_vectors = (
                 torch.nn.functional.normalize(self.model.item_embeddings.float(), dim=-1)
+                .cpu()
                 .numpy()
                 .copy()
             )
+
+    @property
+    def batcher(self) -> DynamicBatcher[_Window, _WindowScores] | None:
+        """The batcher of single-candidate scores and states (None: batching off or closed)."""
+        return self._batcher
+
+    def close(self) -> None:
+        """Stop the batching thread; later calls score one at a time (same numbers)."""
+        batcher, self._batcher = self._batcher, None
+        if batcher is not None:
+            batcher.close()
+
+    def __enter__(self) -> LEUserModel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def state_dim(self) -> int:
@@ -219,25 +301,77 @@ class LEUserModel:
         offset = history_offset(full, ratings, self.model.item_bias, float(self.model.rating_mean))
         context = full[-(self.context_items - 1) :]
         slots = self._slots(ratings, len(context))
+        batcher = self._batcher
+        if batcher is not None and len(candidates) == 1:
+            psi, rating, states = self._score_batched(
+                batcher, context, slots, candidates[0], offset
+            )
+        else:
+            psi, rating, states = self._score_shared(context, slots, candidates, offset)
+        neighbour = self._neighbour_terms(ratings, full, candidates)
+        rewards = np.clip(self.calibration(rating, neighbour), RATING_MIN, RATING_MAX)
+        return LEScores(
+            psi=psi.astype(np.float32),
+            rewards=rewards.astype(np.float32),
+            states=states.astype(np.float32),
+        )
+
+    def _score_shared(
+        self, context: list[int], slots: list[int], candidates: list[int], offset: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """psi, predicted ratings and states of ``candidates`` over the shared history prefix."""
         tokens = [self.model.vocab_size + i for i in candidates]
         with self._lock:
             with torch_threads(self.threads):
                 scored = self.model.score_shared_prefix(
                     self._tokens(context), tokens, self.score_batch_size, slots, offset
                 )
-            self._remember((tuple(context), tuple(slots[:-1])), scored.prefix_state.numpy())
+            states = scored.states.float().cpu().numpy()
+            self._remember((tuple(context), tuple(slots[:-1])), scored.prefix_state.cpu().numpy())
             if len(candidates) == 1:
-                key = (tuple([*context, candidates[0]]), tuple(slots))
-                self._remember(key, scored.states[0].numpy())
-        neighbour = self._neighbour_terms(ratings, full, candidates)
-        rewards = np.clip(
-            self.calibration(scored.rating.numpy(), neighbour), RATING_MIN, RATING_MAX
+                self._remember((tuple([*context, candidates[0]]), tuple(slots)), states[0])
+        return scored.psi.cpu().numpy(), scored.rating.cpu().numpy(), states
+
+    def _score_batched(
+        self,
+        batcher: DynamicBatcher[_Window, _WindowScores],
+        context: list[int],
+        slots: list[int],
+        candidate: int,
+        offset: float,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """psi, predicted rating and state of one candidate, in the batcher's next pass."""
+        item_slots = tuple(slots[len(self.prompt_ids) :])
+        scored = batcher.submit(_Window((*context, candidate), item_slots, offset))
+        with self._lock:
+            self._remember((tuple(context), tuple(slots[:-1])), scored.previous_state)
+            self._remember((tuple([*context, candidate]), tuple(slots)), scored.state)
+        return (
+            np.asarray([scored.psi], dtype=np.float32),
+            np.asarray([scored.rating], dtype=np.float32),
+            scored.state[None, :],
         )
-        return LEScores(
-            psi=scored.psi.numpy().astype(np.float32),
-            rewards=rewards.astype(np.float32),
-            states=scored.states.float().numpy().astype(np.float32),
-        )
+
+    def _run_windows(self, requests: list[_Window]) -> list[_WindowScores]:
+        """One forward pass over the batcher's requests (runs in the batcher's thread)."""
+        vocab = self.model.vocab_size
+        with self._lock, torch_threads(self.threads):
+            if self._prompt is None:
+                self._prompt = self.model.prompt_cache(self.prompt_ids)
+            scored = self.model.score_windows(
+                self._prompt,
+                [[vocab + i for i in r.items] for r in requests],
+                [r.slots for r in requests],
+                [r.offset for r in requests],
+            )
+            psi = scored.psi.cpu().numpy()
+            rating = scored.rating.cpu().numpy()
+            states = scored.states.float().cpu().numpy()
+            previous = scored.previous_states.float().cpu().numpy()
+        return [
+            _WindowScores(float(psi[b]), float(rating[b]), states[b], previous[b])
+            for b in range(len(requests))
+        ]
 
     def raw_scores(
         self, history: Sequence[int], items: Sequence[int], user: int | None = None
@@ -253,6 +387,16 @@ class LEUserModel:
         """The calibrated reward of ``item`` after ``history``."""
         return float(self.rewards(user, history, [item])[0])
 
+    def _state_of(self, window: list[int], slots: list[int]) -> np.ndarray:
+        """The state after ``window`` (``slots``: of the prompt and the items), computed."""
+        batcher = self._batcher
+        if batcher is not None:
+            item_slots = tuple(slots[len(self.prompt_ids) :])
+            return batcher.submit(_Window(tuple(window), item_slots, 0.0)).state
+        with self._lock, torch_threads(self.threads):
+            state: np.ndarray = self.model.state_of(self._tokens(window), slots).cpu().numpy()
+        return state
+
     def state(self, user: int, history: Sequence[int]) -> np.ndarray:
         """The unit-length state vector s_t (float32 ``[state_dim]``) after ``history``."""
         full = self._history(history)
@@ -261,11 +405,11 @@ class LEUserModel:
         key = (tuple(window), tuple(slots))
         with self._lock:
             cached = self._states.get(key)
-            if cached is None:
-                with torch_threads(self.threads):
-                    cached = self.model.state_of(self._tokens(window), slots).numpy()
+        if cached is None:
+            cached = self._state_of(window, slots)
+            with self._lock:
                 self._remember(key, cached)
-            return cached.astype(np.float32, copy=True)
+        return cached.astype(np.float32, copy=True)
 
 
 def known_ratings(dataset: Dataset) -> KnownRatings:
@@ -290,10 +434,15 @@ def load_user_model(
         CheckpointMismatchError: it was trained on another catalogue or base model.
     """
     folder = Path(config.checkpoint) if config.checkpoint is not None else default_checkpoint_dir()
+    check_device(config.device)  # before the seconds of loading
     loaded = load_checkpoint(folder, catalogue, config.base_model, config.dtype)
     return LEUserModel(
         loaded,
         score_batch_size=config.score_batch_size,
         threads=config.score_threads,
         known_ratings=ratings,
+        device=config.device,
+        batching=config.batching,
+        batch_max_size=config.batch_max_size,
+        batch_max_wait_ms=config.batch_max_wait_ms,
     )

@@ -9,8 +9,11 @@ length in env steps, seconds) comes back as :attr:`PlayedEpisode.statistics`.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -50,24 +53,34 @@ class PlayedEpisode:
     """Gymnasium's episode statistics: ``r`` (return), ``l`` (env steps), ``t`` (seconds)."""
 
 
-async def _env_call(offload: bool, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """``call`` in a worker thread when ``offload`` (a slow env: a forward pass per step, so
-    other episodes' LLM requests go out meanwhile), else inline, which keeps the order of
-    concurrent episodes, and so scripted runs, deterministic."""
-    if offload:
-        return await asyncio.to_thread(call, *args, **kwargs)
+async def _env_call(
+    threads: Executor | None, call: Callable[..., T], *args: Any, **kwargs: Any
+) -> T:
+    """``call`` in ``threads`` when given (a slow env: a forward pass per step, so other
+    episodes' LLM requests go out meanwhile, and the LE batches concurrent steps), else inline,
+    which keeps the order of concurrent episodes, and so scripted runs, deterministic."""
+    if threads is not None:
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()  # as asyncio.to_thread does
+        bound = functools.partial(context.run, call, *args, **kwargs)
+        return await loop.run_in_executor(threads, bound)
     return call(*args, **kwargs)
 
 
 async def play_episode(
-    agent: EpisodeAgent, env: gym.Env, user_id: int, seed: int, offload: bool = False
+    agent: EpisodeAgent,
+    env: gym.Env,
+    user_id: int,
+    seed: int,
+    threads: Executor | None = None,
 ) -> PlayedEpisode:
     """Reset ``env`` to ``user_id`` with ``seed`` and play ``agent`` until the env terminates
-    (the user quit) or truncates (its time limit); ``env`` is closed afterwards."""
+    (the user quit) or truncates (its time limit); ``env`` is closed afterwards. ``threads``:
+    where env calls run (None: inline, on the event loop)."""
     recorded = RecordEpisodeStatistics(env)
     try:
         obs, info = await _env_call(
-            offload, recorded.reset, seed=seed, options={"user_id": user_id}
+            threads, recorded.reset, seed=seed, options={"user_id": user_id}
         )
         await agent.reset(info)
         steps: list[PlayedStep] = []
@@ -76,7 +89,7 @@ async def play_episode(
             action = int(await agent.act(obs, info))
             started = time.perf_counter()
             obs, reward, terminated, truncated, info = await _env_call(
-                offload, recorded.step, action
+                threads, recorded.step, action
             )
             elapsed = time.perf_counter() - started
             await agent.observe(
