@@ -3,18 +3,23 @@
 Design. A :class:`PolicySpec` per policy holds its name, family, LLM preset (Planner, macro
 and micro switches, reflection retrieval), a one-line description, what it knows of the
 world (the README's agents table) and its builder as an import string,
-``"package.module:function"``. This module is shared (it imports no layer), so
-:mod:`billp.config` reads names and presets from it without importing ``billp.agents`` or
-``billp.rl``; :mod:`billp.policy_factory`, which sits above both, imports a builder only when
-its policy is built (so torch loads only for RL policies). A builder takes one
-:class:`billp.policy.build.PolicyInputs` and returns the policy. The specs are grouped by the
-package that implements them.
+``"package.module:function"``. A builder takes one :class:`billp.policy.build.PolicyInputs`
+and returns the policy. The specs sit here, grouped by the package that implements them
+(:data:`AGENT_POLICIES`, :data:`RL_POLICIES`), rather than being registered by those packages
+at import time: :mod:`billp.config` needs the names and presets when it is imported and may
+import no layer (import-linter's "shared modules" contract), so the registry is pure data in
+a shared module. :mod:`billp.policy_factory`, above ``billp.agents`` and ``billp.rl``, imports
+a builder only when its policy is built (torch loads only for RL policies); a test checks that
+every builder lives in one of those two packages.
 
-Adding a policy: write its module (the policy and a ``build(inputs)`` function) in
-``billp/agents/`` or ``billp/rl/``, add one :class:`PolicySpec` below, and regenerate the
-README's table with ``python -m billp.policy_registry --write-readme`` (the test suite
-checks that the table matches). ``--agent.name``'s choices, its ``--help``, the LLM presets,
-``AgentConfig.is_llm`` and ``billp.rl.names`` follow from the spec.
+Adding a policy: write its module in ``billp/agents/`` or ``billp/rl/`` (the policy and a
+``build(inputs)`` function), add one :class:`PolicySpec` to the package's tuple below, and
+regenerate the README's table with ``python -m billp.policy_registry --write-readme`` (a test
+checks that the table is current). An LLM ablation needs no module: it is a spec with a new
+:class:`LLMPreset` and the BiLLP builder. An RL policy also needs its trainer in ``billp.rl``
+(the builder loads the checkpoint named after the policy). ``--agent.name``'s choices and
+``--help``, the presets, ``AgentConfig.is_llm``, ``billp.config.LLM_AGENTS`` and
+``billp.rl.names.RL_AGENT_NAMES`` follow from the specs.
 
 ``python -m billp.policy_registry`` lists the policies; ``--markdown`` prints the table.
 """
