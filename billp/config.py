@@ -10,40 +10,20 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-AgentName = Literal[
-    "billp",
-    "billp-no-macro",
-    "billp-no-micro",
-    "reflexion",
-    "react",
-    "actonly",
-    "random",
-    "popularity",
-    "greedy",
-    "greedy-diverse",
-    "sqn",
-    "sqn-sm",
-    "sqn-rm",
-    "lea",
-    "sqn-all",
-    "dqn-matrix",
-    "dqn-le",
-    "bcq",
-    "cql",
-    "crr",
-    "a2c-matrix",
-    "a2c-le",
-]
-"""Policies that ``--agent.name`` accepts. LLM ablations are presets of the BiLLP agent; the RL
-policies (billp.rl.names) are trained with ``python -m billp.rl train`` first."""
+from billp.policy_registry import POLICY_NAMES, names, policy_spec
 
-LLM_AGENTS: frozenset[str] = frozenset(
-    {"billp", "billp-no-macro", "billp-no-micro", "reflexion", "react", "actonly"}
-)
+if TYPE_CHECKING:
+    AgentName = str
+else:
+    AgentName = Literal[POLICY_NAMES]
+"""Policies that ``--agent.name`` accepts (``--help`` lists them): the names registered in
+:mod:`billp.policy_registry`. A Literal so that a bad name fails validation, naming them."""
+
+LLM_AGENTS: frozenset[str] = frozenset(names("llm"))
 
 
 class Section(BaseModel):
@@ -590,21 +570,13 @@ class AgentConfig(Section):
 
     @model_validator(mode="after")
     def _resolve_preset(self) -> AgentConfig:
-        presets: dict[str, tuple[bool, bool, bool, str]] = {
-            "billp": (True, True, True, "nearest"),
-            "billp-no-macro": (True, False, True, "nearest"),
-            "billp-no-micro": (True, True, False, "nearest"),
-            "reflexion": (True, True, False, "recent"),
-            "react": (True, False, False, "nearest"),
-            "actonly": (False, False, False, "nearest"),
-        }
-        planner, macro, micro, retrieval = presets.get(self.name, (False, False, False, "nearest"))
+        preset = policy_spec(self.name).preset
         # object.__setattr__ avoids re-running this validator through validate_assignment.
         for field, value in (
-            ("planner", planner),
-            ("macro", macro),
-            ("micro", micro),
-            ("reflection_retrieval", retrieval),
+            ("planner", preset.planner),
+            ("macro", preset.macro),
+            ("micro", preset.micro),
+            ("reflection_retrieval", preset.retrieval),
         ):
             if getattr(self, field) is None:
                 object.__setattr__(self, field, value)
@@ -613,7 +585,7 @@ class AgentConfig(Section):
     @property
     def is_llm(self) -> bool:
         """Whether this policy talks to a language model."""
-        return self.name in LLM_AGENTS
+        return policy_spec(self.name).is_llm
 
 
 class RunConfig(Section):

@@ -1,76 +1,33 @@
-"""Build the policy named by ``agent.name`` from a run's parts."""
+"""Build the policy named by ``agent.name`` from a run's parts, through the policy registry.
+
+:mod:`billp.policy_registry` names each policy's builder as ``"module:function"``; the module
+is imported here, when its policy is built (torch and Tianshou load only for RL policies).
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
-
-from billp.agents.baselines import (
-    GreedyDiversePolicy,
-    GreedyPolicy,
-    PopularityPolicy,
-    RandomPolicy,
-)
-from billp.agents.billp_agent import BiLLPPolicy, BiLLPRoles
-from billp.agents.item_index import ItemIndex
-from billp.agents.messages import ActorChoice, CriticValue, Plan, Reflection, UserRules
 from billp.agents.prompts import PromptLibrary
-from billp.agents.roles import Role, RoleSettings
-from billp.agents.shortlist import ShortlistBuilder
 from billp.config import RunConfig
-from billp.data.dataset import RATING_SCALE
-from billp.envs import StateModel, World
+from billp.envs import World
 from billp.llm import Accounting, LLMClient
-from billp.memory import AgentMemories, make_embedder
+from billp.policy.build import PolicyBuilder, PolicyInputs
 from billp.policy.protocol import Policy
-from billp.rl.names import RL_AGENT_NAMES
+from billp.policy_registry import policy_spec
 
 
-def role_settings(config: RunConfig, role: str) -> RoleSettings:
-    """Sampling and model of ``role``: the shared llm settings patched by llm.roles[role].
+def resolve_builder(name: str) -> PolicyBuilder:
+    """The builder registered for the policy ``name``, imported.
 
-    A role with a LoRA adapter in ``llm.server.lora`` asks for it by name (vLLM serves
-    each adapter under the name given in ``--lora-modules``), unless it names another.
+    Raises:
+        KeyError: no policy is registered under ``name``.
     """
-    override = config.llm.roles.get(role)
-    settings = RoleSettings(temperature=config.llm.temperature, max_tokens=config.llm.max_tokens)
-    if role in config.llm.server.lora:
-        settings.model = role
-    if override is not None:
-        if override.temperature is not None:
-            settings.temperature = override.temperature
-        if override.max_tokens is not None:
-            settings.max_tokens = override.max_tokens
-        settings.model = override.adapter or override.model or settings.model
-    return settings
-
-
-def user_rules(config: RunConfig, world: World | None = None) -> UserRules:
-    """What the agent's prompts say about the user and the Critic's scale, from the config.
-
-    Values are discounted averages of rewards (see :mod:`billp.agents.billp_agent`), so
-    the scale is the dataset's rating scale, extended down to the reward booked for a quit.
-    """
-    low, high = RATING_SCALE
-    typical = (low + high) / 2
-    if world is not None:
-        dataset = world.dataset
-        logged = dataset.train_interactions
-        train = np.isin(logged.users, np.asarray(dataset.split.train_users))
-        if train.any():
-            typical = round(float(logged.ratings[train].mean()), 2)
-    return UserRules(
-        typical_rating=typical,
-        quit_threshold=config.env.quit_reward_threshold,
-        quit_window=config.env.quit_window,
-        similarity_threshold=config.env.similarity_threshold,
-        rating_min=low,
-        rating_max=high,
-        value_min=min(0.0, config.agent.quit_value, low),
-        value_max=high,
-    )
+    module, _, function = policy_spec(name).builder.partition(":")
+    builder: PolicyBuilder = getattr(importlib.import_module(module), function)
+    return builder
 
 
 def build_policy(
@@ -89,59 +46,13 @@ def build_policy(
     ``client`` for roles with their own endpoint. ``memory_root`` is where their memories
     live (only agents with macro- or micro-learning keep memories).
     """
-    catalogue = world.dataset.catalogue
-    name = config.agent.name
-    if name == "random":
-        return RandomPolicy(catalogue)
-    if name == "popularity":
-        return PopularityPolicy(catalogue, world.dataset.item_popularity)
-    if name == "greedy":
-        return GreedyPolicy(catalogue, world.user_model)
-    if name == "greedy-diverse":
-        return GreedyDiversePolicy(catalogue, world.user_model, world.quit_rule)
-    if name in RL_AGENT_NAMES:
-        from billp.rl.policy import build_rl_policy  # torch (and Tianshou): loaded lazily
-
-        def load_le() -> StateModel:
-            from billp.le.user_model import known_ratings, load_user_model
-
-            return load_user_model(config.env.le, catalogue, known_ratings(world.dataset))
-
-        return build_rl_policy(name, catalogue, world.state_model, load_le)
-    if client is None or accounting is None or prompts is None:
-        raise ValueError(f"agent {name!r} needs an LLM client, accounting and prompts")
-    embedder = make_embedder(config.memory.embedder)
-    index = ItemIndex(catalogue, embedder, config.env.cache_dir)
-    shortlister = ShortlistBuilder(catalogue, index, world.dataset.item_popularity)
-    memories = None
-    if (config.agent.macro or config.agent.micro) and memory_root is not None:
-        memories = AgentMemories.open(memory_root, embedder)
-
-    def role(role_name: str, output_type: type) -> Role:
-        return Role(
-            role_name,
-            output_type,
-            (role_clients or {}).get(role_name, client),
-            prompts,
-            accounting,
-            role_settings(config, role_name),
-            reask=config.llm.reask_on_invalid,
-        )
-
-    roles = BiLLPRoles(
-        planner=role("planner", Plan),
-        actor=role("actor", ActorChoice),
-        critic=role("critic", CriticValue),
-        reflector=role("reflector", Reflection),
+    inputs = PolicyInputs(
+        config,
+        world,
+        client=client,
+        role_clients=role_clients or {},
+        accounting=accounting,
+        prompts=prompts,
+        memory_root=memory_root,
     )
-    return BiLLPPolicy(
-        config.agent,
-        config.memory,
-        catalogue,
-        roles,
-        index,
-        shortlister,
-        memories,
-        embedder,
-        rules=user_rules(config, world),
-    )
+    return resolve_builder(config.agent.name)(inputs)

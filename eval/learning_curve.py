@@ -62,6 +62,7 @@ from billp.executors import (
     executor_problem,
     running,
 )
+from billp.policy_registry import names, policy_spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from paper_table import (
@@ -72,10 +73,12 @@ from paper_table import (
     start_executor,
 )
 
-AGENTS = ("billp", "billp-no-macro", "billp-no-micro", "reflexion", "react", "actonly")
+AGENTS: tuple[str, ...] = names("llm")
 WORLDS = ("matrix", "le")
 POINTS = (0, 8, 24, 48)
-MEMORYLESS = frozenset({"react", "actonly"})
+MEMORYLESS = frozenset(
+    spec.name for spec in map(policy_spec, AGENTS) if not (spec.preset.macro or spec.preset.micro)
+)
 """Agents that keep no memories: their curve is flat by construction."""
 METRICS = ("length", "total_reward")
 LABELS = {"length": "Len", "total_reward": "R_traj"}

@@ -13,6 +13,8 @@ go to the lowest item id. Each step's trace holds the choice, the policy's score
 (``predicted_reward`` or ``popularity``) and the next best candidates as ``shortlist``,
 so the report can show why an item was picked.
 
+Each has a ``build_*`` function, its builder in :mod:`billp.policy_registry`.
+
 Greedy policies score the whole catalogue each step through ``UserModel.rewards``; that
 is cheap for the matrix simulator, but a user model that is itself an LLM pays for every
 item scored.
@@ -28,6 +30,7 @@ import numpy as np
 from billp.data import Catalogue
 from billp.envs import QuitRule, UserModel
 from billp.policy import MemorylessEpisode, MemoryWrites
+from billp.policy.build import PolicyInputs
 
 TRACE_SHORTLIST = 10
 """Best-scored candidates recorded in each step's trace."""
@@ -206,3 +209,25 @@ class GreedyDiversePolicy(GreedyPolicy):
                 f"rejects it ({decision.reason}, similar to {decision.similar_to})"
             )
         return item, trace
+
+
+def build_random(inputs: PolicyInputs) -> RandomPolicy:
+    """``random`` over the world's catalogue."""
+    return RandomPolicy(inputs.world.dataset.catalogue)
+
+
+def build_popularity(inputs: PolicyInputs) -> PopularityPolicy:
+    """``popularity`` by the item counts of the world's training log."""
+    dataset = inputs.world.dataset
+    return PopularityPolicy(dataset.catalogue, dataset.item_popularity)
+
+
+def build_greedy(inputs: PolicyInputs) -> GreedyPolicy:
+    """``greedy`` on the world's own user model."""
+    return GreedyPolicy(inputs.world.dataset.catalogue, inputs.world.user_model)
+
+
+def build_greedy_diverse(inputs: PolicyInputs) -> GreedyDiversePolicy:
+    """``greedy-diverse`` on the world's user model and quit rule."""
+    world = inputs.world
+    return GreedyDiversePolicy(world.dataset.catalogue, world.user_model, world.quit_rule)

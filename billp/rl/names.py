@@ -1,17 +1,9 @@
-"""Agent names of the trained RL policies (no heavy imports: the agent factory reads this)."""
+"""Agent names of the trained RL policies: those registered in :mod:`billp.policy_registry`."""
 
 from __future__ import annotations
 
-SQN_AGENT_NAMES: tuple[str, ...] = ("sqn", "sqn-sm", "sqn-rm", "lea", "sqn-all")
-"""SQN base, +SM, +RM, +LEA, and base on all the LE's users' transitions."""
-TIANSHOU_AGENT_NAMES: tuple[str, ...] = (
-    "dqn-matrix",
-    "dqn-le",
-    "bcq",
-    "cql",
-    "crr",
-    "a2c-matrix",
-    "a2c-le",
-)
-"""Offline baselines by algorithm; online ones by the simulator they trained in."""
-RL_AGENT_NAMES: tuple[str, ...] = (*SQN_AGENT_NAMES, *TIANSHOU_AGENT_NAMES)
+from billp.policy_registry import names
+
+RL_AGENT_NAMES: tuple[str, ...] = names("rl")
+"""SQN base, +SM, +RM, +LEA and base on all the LE's users' transitions; then the Tianshou
+baselines (offline ones by algorithm, online ones by the simulator they trained in)."""

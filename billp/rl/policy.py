@@ -20,6 +20,7 @@ import numpy as np
 from billp.data import Catalogue
 from billp.envs import StateModel
 from billp.policy import MemorylessEpisode
+from billp.policy.build import PolicyInputs
 from billp.policy.protocol import MemoryWrites
 from billp.rl.checkpoint import (
     RLManifest,
@@ -36,7 +37,7 @@ from billp.rl.sqn_train import build_sqn
 
 TRACE_SHORTLIST = 10
 """Best-scored candidates recorded in each step's trace."""
-__all__ = ["RL_AGENT_NAMES", "RLPolicy", "build_rl_policy", "load_trained"]
+__all__ = ["RL_AGENT_NAMES", "RLPolicy", "build", "build_rl_policy", "load_trained"]
 
 
 @dataclass
@@ -186,3 +187,20 @@ def build_rl_policy(
     if world_state_model is not None:
         return RLPolicy(name, loaded, catalogue, state_model=world_state_model, obs_state_ok=True)
     return RLPolicy(name, loaded, catalogue, state_model=load_le())
+
+
+def build(inputs: PolicyInputs) -> RLPolicy:
+    """The trained policy ``config.agent.name`` for ``inputs.world`` (its registered builder).
+
+    Raises:
+        RLCheckpointError: the policy was not trained yet, or for another catalogue.
+    """
+    config, world = inputs.config, inputs.world
+    catalogue = world.dataset.catalogue
+
+    def load_le() -> StateModel:
+        from billp.le.user_model import known_ratings, load_user_model
+
+        return load_user_model(config.env.le, catalogue, known_ratings(world.dataset))
+
+    return build_rl_policy(config.agent.name, catalogue, world.state_model, load_le)
