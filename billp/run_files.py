@@ -1,13 +1,12 @@
-"""The durable files of a run directory: JSONL appends, torn-tail recovery, the run lock.
+"""The durable files of a run directory: JSONL appends, the run lock, exclusive creation.
 
 ``episodes.jsonl`` and ``steps.jsonl`` grow by appends: each line is written with one
 ``write`` on an ``O_APPEND`` descriptor and fsynced before :meth:`JsonlAppender.write`
 returns. A kill (or power cut) during an append can leave a *torn* last line: bytes with no
-final newline, or a last line that is not JSON. :func:`recover_run_files` truncates such a tail
-(with a warning) before anything is appended again, so the next line never glues onto it;
-the episode it belonged to was not finished and is played again. A damaged line anywhere
-else is not something a crash leaves: it stops the resume with an error naming the file
-and the line.
+final newline, or a last line that is not JSON. Reading skips such a tail, and ``--resume``
+truncates it (with a warning) before anything is appended again, so the next line never glues
+onto it (:mod:`billp.records`, which owns the run directory's files and the one rule for bad
+lines); the episode it belonged to was not finished and is played again.
 
 A run directory is created with an exclusive ``mkdir`` (two runs started in the same second
 get different names) and is locked (``.billp.lock``, an OS file lock the kernel releases when
@@ -18,22 +17,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from filelock import FileLock, Timeout
-from pydantic import BaseModel, ValidationError
 
 from billp import faults
-from billp.atomic_io import fsync_dir, write_jsonl_atomic, write_text_atomic
-
-log = logging.getLogger(__name__)
+from billp.atomic_io import fsync_dir, write_text_atomic
 
 LOCK_FILE = ".billp.lock"
-R = TypeVar("R", bound=BaseModel)
 
 
 class RunFileError(ValueError):
@@ -95,114 +89,6 @@ class JsonlAppender:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-
-
-# ------------------------------------------------------------------ reading
-def _parse_lines(path: Path) -> tuple[list[dict[str, Any]], int, int]:
-    """Complete records of ``path``, the byte length they span, and the file's length.
-
-    A torn tail (bytes after the last newline, or an unparsable last line) is left out;
-    an unparsable line before the last raises :class:`RunFileError`.
-    """
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return [], 0, 0
-    records: list[dict[str, Any]] = []
-    good = 0
-    lines = data.split(b"\n")
-    complete, tail = lines[:-1], lines[-1]
-    for number, raw in enumerate(complete, 1):
-        end = good + len(raw) + 1
-        if not raw.strip():
-            good = end
-            continue
-        try:
-            record = json.loads(raw.decode("utf-8"))
-            if not isinstance(record, dict):
-                raise ValueError(f"a JSON {type(record).__name__}, not an object")
-        except ValueError as exc:
-            if number == len(complete) and not tail:
-                break  # the last line itself is torn
-            raise RunFileError(
-                f"{path} line {number} is not a valid JSON record ({exc}); only a torn last "
-                "line can come from an interrupted write, so the file was damaged otherwise: "
-                "restore it from a backup or start a new run"
-            ) from None
-        records.append(record)
-        good = end
-    return records, good, len(data)
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The complete records of a JSONL run file (a torn last line is left out)."""
-    return _parse_lines(Path(path))[0]
-
-
-def _truncate(path: Path, length: int, size: int) -> None:
-    log.warning(
-        "%s: truncating a torn last line (%d bytes left by an interrupted write); "
-        "its episode is played again",
-        path,
-        size - length,
-    )
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        os.ftruncate(fd, length)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def read_jsonl_repairing(path: Path) -> list[dict[str, Any]]:
-    """The complete records of ``path``, truncating a torn last line on disk first."""
-    records, good, size = _parse_lines(path)
-    if good != size:
-        _truncate(path, good, size)
-    return records
-
-
-def _validate(path: Path, model: type[R], line: dict[str, Any], number: int) -> R:
-    try:
-        return model.model_validate(line)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "<record>"
-        raise RunFileError(
-            f"{path}: record {number} is not a valid {model.__name__} "
-            f"({where}: {first['msg']}); restore the file or start a new run"
-        ) from None
-
-
-def recover_run_files(
-    run_dir: Path,
-    record_model: type[R],
-    wanted: Callable[[R], bool],
-    key: Callable[[R], str],
-) -> list[R]:
-    """Finished episode records of ``run_dir``, with its JSONL files made safe to append to.
-
-    Torn tails are truncated; records not ``wanted`` (not in the plan) and repeats of a key are
-    dropped; step lines of episodes without a record are dropped (those episodes run again).
-    """
-    episodes_path = run_dir / "episodes.jsonl"
-    raw = read_jsonl_repairing(episodes_path)
-    finished: dict[str, R] = {}
-    for number, line in enumerate(raw, 1):
-        record = _validate(episodes_path, record_model, line, number)
-        if wanted(record) and key(record) not in finished:
-            finished[key(record)] = record
-    if len(finished) != len(raw):
-        log.warning(
-            "%s: dropping %d repeated or unplanned records", episodes_path, len(raw) - len(finished)
-        )
-        write_jsonl_atomic(episodes_path, [r.model_dump(mode="json") for r in finished.values()])
-    steps_path = run_dir / "steps.jsonl"
-    steps = read_jsonl_repairing(steps_path)
-    kept = [line for line in steps if line.get("episode") in finished]
-    if len(kept) != len(steps):
-        write_jsonl_atomic(steps_path, kept)
-    return list(finished.values())
 
 
 # ------------------------------------------------------------------ the directory

@@ -6,6 +6,7 @@ repository root prints the same verdict with the offending import chains.
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from pathlib import Path
 
@@ -30,7 +31,18 @@ def _layers() -> list[str]:
 
 
 def test_the_layers_contract_is_kept(capsys) -> None:  # type: ignore[no-untyped-def]
-    code = lint_imports(config_filename=str(PYPROJECT), no_cache=True, no_logo=True)
+    # lint_imports configures logging with disable_existing_loggers: billp's loggers would stay
+    # disabled for the tests after this one (their caplog checks would see nothing).
+    loggers = [
+        logger
+        for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger) and not logger.disabled
+    ]
+    try:
+        code = lint_imports(config_filename=str(PYPROJECT), no_cache=True, no_logo=True)
+    finally:
+        for logger in loggers:
+            logger.disabled = False
     assert code == 0, capsys.readouterr().out[-4000:]
 
 

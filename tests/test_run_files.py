@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from billp.records import read_jsonl_repairing
 from billp.run_files import (
     JsonlAppender,
     RunDirInUse,
     RunFileError,
     create_run_dir,
     locked_run_dir,
-    read_jsonl_repairing,
 )
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from billp.config import RunConfig
 from billp.envs import World
+from billp.records import EpisodeRecord
 from billp.runner import (
-    EpisodeRecord,
     WaveSequencer,
     derive_seed,
     env_threads,
@@ -81,8 +81,8 @@ class _Lines:
     def __init__(self) -> None:
         self.keys: list[str] = []
 
-    def write(self, record: dict) -> None:
-        self.keys.append(record["key"])
+    def write_episode(self, record: EpisodeRecord) -> None:
+        self.keys.append(record.key)
 
 
 def _record(key: str) -> EpisodeRecord:
@@ -96,7 +96,7 @@ def _record(key: str) -> EpisodeRecord:
 def test_sequencer_writes_in_plan_order_whatever_the_finish_order() -> None:
     specs = plan_episodes(RunConfig(train_users=4, test_users=0), TRAIN, TEST)
     out = _Lines()
-    ctx = type("Ctx", (), {"episodes_out": out})()
+    ctx = type("Ctx", (), {"writer": out})()
     sequencer = WaveSequencer(ctx, specs, done={"train-0000"})  # type: ignore[arg-type]
     sequencer.finished(_record("train-0002"))
     assert out.keys == []

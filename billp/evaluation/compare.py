@@ -27,8 +27,9 @@ from billp.evaluation.bootstrap import (
     PairedResult,
     paired_comparison,
 )
-from billp.evaluation.metrics import METRICS, EpisodeLine, EpisodeTable, statistic_for
+from billp.evaluation.metrics import METRICS, EpisodeTable, statistic_for
 from billp.evaluation.rundir import RunData, flatten
+from billp.records import EpisodeRecord
 
 SIGNIFICANCE = 0.05
 """p-values below this are highlighted."""
@@ -83,8 +84,8 @@ class Comparison:
 
 
 def pair_episodes(
-    a: list[EpisodeLine], b: list[EpisodeLine], allow_seed_mismatch: bool
-) -> tuple[list[EpisodeLine], list[EpisodeLine], list[str]]:
+    a: list[EpisodeRecord], b: list[EpisodeRecord], allow_seed_mismatch: bool
+) -> tuple[list[EpisodeRecord], list[EpisodeRecord], list[str]]:
     """Episodes of ``a`` and ``b`` matched by (phase, user), with warnings.
 
     Raises:

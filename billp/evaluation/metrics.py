@@ -38,9 +38,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
 from billp.evaluation.bootstrap import Interval, WeightedStatistic, bootstrap
+from billp.records import EpisodeRecord
 
 QUIT_REASONS: tuple[str, ...] = ("low_reward", "too_similar", "repeat")
 """The quit rule's reasons, each reported as a share of episodes."""
@@ -49,35 +49,6 @@ NO_GENRE = "(no genre)"
 POPULARITY_SMOOTHING = 1.0
 """Additive smoothing of popularity counts in the novelty's item probabilities."""
 PERCENT = 100.0
-
-
-class EpisodeLine(BaseModel):
-    """The fields of an ``episodes.jsonl`` line that metrics read (others are ignored)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    key: str
-    phase: str = "test"
-    index: int = 0
-    user_id: int
-    seed: int = 0
-    items: list[int]
-    rewards: list[float]
-    length: int
-    total_reward: float
-    terminated: bool
-    truncated: bool
-    quit_reason: str | None = None
-    fallbacks: int = 0
-
-    @property
-    def steps(self) -> int:
-        return len(self.items)
-
-    @property
-    def capped(self) -> bool:
-        """Ended by the step cap (not by the user quitting)."""
-        return self.truncated and not self.terminated
 
 
 @dataclass(frozen=True)
@@ -179,7 +150,7 @@ def mean_pairwise_distance(items: Sequence[int], features: ItemFeatures) -> floa
 class EpisodeTable:
     """Per-episode values of a list of episodes, ready for weighted statistics."""
 
-    episodes: list[EpisodeLine]
+    episodes: list[EpisodeRecord]
     features: ItemFeatures
     length: np.ndarray = field(init=False)
     r_traj: np.ndarray = field(init=False)
@@ -198,7 +169,7 @@ class EpisodeTable:
         self.length = np.array([ep.length for ep in eps], dtype=np.float64)
         self.r_traj = np.array([ep.total_reward for ep in eps], dtype=np.float64)
 
-        def item_mean(values: np.ndarray, ep: EpisodeLine) -> float:
+        def item_mean(values: np.ndarray, ep: EpisodeRecord) -> float:
             return float(values[ep.items].mean()) if ep.items else float("nan")
 
         values: dict[str, list[float]] = {

@@ -22,10 +22,11 @@ from typing import Any
 
 from billp.evaluation.bootstrap import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 from billp.evaluation.evaluate import Evaluation, SeriesResult, evaluate
-from billp.evaluation.metrics import METRICS, EpisodeLine
+from billp.evaluation.metrics import METRICS
 from billp.evaluation.output import format_interval
 from billp.evaluation.plots import all_figures, png_bytes
 from billp.evaluation.rundir import RunData
+from billp.records import EpisodeRecord
 
 REPORT_MAX_EPISODES = 500
 """Episodes per run in the trajectory browser unless --max-episodes says otherwise."""
@@ -146,7 +147,7 @@ def _carry_value_sources(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _episode_view(
-    episode: EpisodeLine,
+    episode: EpisodeRecord,
     steps: list[dict[str, Any]],
     ep_trace: dict[str, Any],
     run: RunData,

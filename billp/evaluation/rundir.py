@@ -1,4 +1,5 @@
-"""Read run directories (config.toml, manifest.json, episodes.jsonl, steps.jsonl).
+"""Read run directories (config.toml, manifest.json, episodes.jsonl, steps.jsonl) through
+:mod:`billp.records`, the module that writes them.
 
 Evaluation needs nothing but a run directory: the catalogue's genres and popularity come
 from loading the dataset named by the run's own ``config.toml``.
@@ -8,15 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
+from billp import records
 from billp.config import (
     UNSET_KEY,
     ConfigError,
@@ -25,17 +24,12 @@ from billp.config import (
     config_to_toml_dict,
     load_config,
 )
-from billp.evaluation.metrics import EpisodeLine, ItemFeatures
+from billp.evaluation.metrics import ItemFeatures
+from billp.records import CONFIG_FILE, EPISODES_FILE, EpisodeRecord, RunFileError
 
 if TYPE_CHECKING:
     from billp.data import Dataset
 
-log = logging.getLogger(__name__)
-
-CONFIG_FILE = "config.toml"
-MANIFEST_FILE = "manifest.json"
-EPISODES_FILE = "episodes.jsonl"
-STEPS_FILE = "steps.jsonl"
 PHASES: tuple[str, ...] = ("train", "test")
 
 RUN_SPECIFIC_FIELDS: frozenset[str] = frozenset(
@@ -46,25 +40,8 @@ RUN_SPECIFIC_FIELDS: frozenset[str] = frozenset(
 ``concurrency`` is not: it changes which memories an LLM episode sees.)"""
 
 
-class RunDirError(ValueError):
+class RunDirError(RunFileError):
     """A run directory is missing a file or holds an unreadable one (the message names it)."""
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """JSON lines of ``path``; a torn last line (an interrupted write) is skipped."""
-    records: list[dict[str, Any]] = []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            if number == len(lines):
-                log.warning("%s:%d: ignoring an incomplete last line", path, number)
-                continue
-            raise RunDirError(f"{path}:{number}: not valid JSON ({exc})") from None
-    return records
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -88,7 +65,7 @@ class RunData:
     path: Path
     config: RunConfig
     manifest: dict[str, Any]
-    episodes: list[EpisodeLine]
+    episodes: list[EpisodeRecord]
     _steps: list[dict[str, Any]] | None = field(default=None, repr=False)
 
     @property
@@ -111,7 +88,7 @@ class RunData:
     def cap(self) -> int:
         return self.config.env.max_steps
 
-    def phase_episodes(self, phase: str) -> list[EpisodeLine]:
+    def phase_episodes(self, phase: str) -> list[EpisodeRecord]:
         """Episodes of ``phase`` ('train', 'test' or 'all'), in plan order."""
         chosen = self.episodes if phase == "all" else [e for e in self.episodes if e.phase == phase]
         return sorted(
@@ -142,8 +119,7 @@ class RunData:
     def steps(self) -> list[dict[str, Any]]:
         """Lines of ``steps.jsonl`` (read on first use)."""
         if self._steps is None:
-            path = self.path / STEPS_FILE
-            self._steps = _read_jsonl(path) if path.is_file() else []
+            self._steps = records.read_steps(self.path)
         return self._steps
 
     def dataset(self) -> Dataset:
@@ -204,7 +180,8 @@ def load_run(path: Path) -> RunData:
     """Read a run directory.
 
     Raises:
-        RunDirError: a file is missing or invalid; the message names it.
+        RunDirError: a file is missing, or the config is invalid; the message names it.
+        RunFileError: the manifest or an episode line is damaged (:mod:`billp.records`).
     """
     config_path = path / CONFIG_FILE
     episodes_path = path / EPISODES_FILE
@@ -216,23 +193,8 @@ def load_run(path: Path) -> RunData:
         config = load_config(config_path)
     except ConfigError as exc:
         raise RunDirError(f"{config_path}: {exc}") from None
-    manifest_path = path / MANIFEST_FILE
-    manifest: dict[str, Any] = {}
-    if manifest_path.is_file():
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise RunDirError(f"{manifest_path}: not valid JSON ({exc})") from None
-    episodes: list[EpisodeLine] = []
-    for number, raw in enumerate(_read_jsonl(episodes_path), 1):
-        try:
-            episodes.append(EpisodeLine.model_validate(raw))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise RunDirError(
-                f"{episodes_path}: episode {number}: field {where}: {first['msg']}"
-            ) from None
+    manifest = records.read_manifest(path)
+    episodes = records.read_episodes(path)
     return RunData(path=path, config=config, manifest=manifest, episodes=episodes)
 
 

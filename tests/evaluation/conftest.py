@@ -13,7 +13,8 @@ from types import ModuleType
 
 import pytest
 
-from billp.evaluation.metrics import EpisodeLine, ItemFeatures
+from billp.evaluation.metrics import ItemFeatures
+from billp.records import EpisodeRecord
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "tests" / "e2e" / "tiny.toml"
@@ -45,10 +46,10 @@ def make_episode(
     phase: str = "test",
     index: int = 0,
     seed: int = 0,
-) -> EpisodeLine:
+) -> EpisodeRecord:
     """An episode line as the runner writes it: Len excludes the quitting step."""
     length = len(items) - (1 if terminated else 0)
-    return EpisodeLine(
+    return EpisodeRecord(
         key=key,
         phase=phase,
         index=index,
@@ -56,11 +57,13 @@ def make_episode(
         seed=seed,
         items=list(items),
         rewards=list(rewards),
+        steps=len(items),
         length=length,
         total_reward=float(sum(rewards[:length])),
         terminated=terminated,
         truncated=truncated,
         quit_reason=quit_reason if terminated else None,
+        fallbacks=0,
     )
 
 

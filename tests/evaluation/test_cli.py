@@ -114,4 +114,4 @@ def test_eval_names_a_broken_episode_line(
     (broken / "episodes.jsonl").write_text('{"key": "test-0000", "user_id": 1}\n')
     assert main([str(broken), "--no-plots"]) == 2
     err = capsys.readouterr().err
-    assert "episodes.jsonl: episode 1: field items" in err
+    assert "episodes.jsonl: record 1 is not a valid EpisodeRecord (field phase" in err

@@ -1,0 +1,61 @@
+"""The run record: one package owns the run directory (its files, the episode and step
+lines as Pydantic models, the one rule for reading JSONL, the manifest and the recovery of
+``--resume``); the runner writes through it and evaluation reads through it."""
+
+from billp.records.jsonl import read_jsonl, read_jsonl_repairing, validate_line
+from billp.records.models import (
+    EpisodeRecord,
+    EpisodeTraceRecord,
+    Phase,
+    StepRecord,
+    StepsLine,
+)
+from billp.records.rundir import (
+    CONFIG_FILE,
+    EPISODES_FILE,
+    MANIFEST_FILE,
+    RUN_FILES,
+    STEPS_FILE,
+    SUMMARY_FILE,
+    RunWriter,
+    build_manifest,
+    create,
+    git_commit,
+    load_run_config,
+    manifest_memory_dir,
+    read_episodes,
+    read_manifest,
+    read_steps,
+    recover,
+    write_manifest,
+)
+from billp.run_files import RunFileError
+
+__all__ = [
+    "CONFIG_FILE",
+    "EPISODES_FILE",
+    "MANIFEST_FILE",
+    "RUN_FILES",
+    "STEPS_FILE",
+    "SUMMARY_FILE",
+    "EpisodeRecord",
+    "EpisodeTraceRecord",
+    "Phase",
+    "RunFileError",
+    "RunWriter",
+    "StepRecord",
+    "StepsLine",
+    "build_manifest",
+    "create",
+    "git_commit",
+    "load_run_config",
+    "manifest_memory_dir",
+    "read_episodes",
+    "read_jsonl",
+    "read_jsonl_repairing",
+    "read_manifest",
+    "read_steps",
+    "recover",
+    "validate_line",
+    "write_manifest",
+]
