@@ -672,12 +672,17 @@ def manifest_config(
 def recorded_train_config(manifest: LEManifest) -> LETrainConfig:
     """The training settings a checkpoint's manifest records (``config.le.train``).
 
+    Manifests written before ``learn_test_users`` existed lack it; that code learned from the
+    train users only, so their value is ``False`` (not today's default).
+
     Raises:
         LEError: the manifest records none, or invalid ones.
     """
     try:
-        return LETrainConfig.model_validate(manifest.config["le"]["train"])
-    except (KeyError, TypeError, ValidationError) as exc:
+        recorded = dict(manifest.config["le"]["train"])
+        recorded.setdefault("learn_test_users", False)
+        return LETrainConfig.model_validate(recorded)
+    except (KeyError, TypeError, ValueError, ValidationError) as exc:
         raise LEError(f"the LE manifest records no valid training settings: {exc}") from None
 
 

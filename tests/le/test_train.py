@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from billp.config import LETrainCommandConfig
+from billp.data import load_dataset
 from billp.le.checkpoint import (
     CONFIG_FILE,
     LOSS_CURVE_FILE,
@@ -20,7 +21,7 @@ from billp.le.checkpoint import (
     read_manifest,
 )
 from billp.le.cli import load_command_config
-from billp.le.train import fit_le, training_users
+from billp.le.train import fit_le, recorded_train_config, training_users
 from tests.le.tiny_le import TinyLE, tiny_train_config
 
 CI_TRAIN_LIMIT_S = 60.0
@@ -85,6 +86,7 @@ def test_checkpoint_folder_holds_manifest_config_and_curve(tiny_le: TinyLE) -> N
     manifest = read_manifest(tiny_le.checkpoint)
     assert manifest.catalogue_fingerprint == tiny_le.dataset.catalogue.fingerprint
     assert manifest.config["le"]["train"] == tiny_le.train.model_dump(mode="json")
+    assert recorded_train_config(manifest) == tiny_le.train
     reproduced = load_command_config(LETrainCommandConfig, tiny_le.checkpoint / CONFIG_FILE, {})
     assert reproduced.train == tiny_le.train
     assert reproduced.env.le == tiny_le.config
@@ -109,6 +111,10 @@ def test_shipped_checkpoint_config_reproduces_its_training_settings() -> None:
     folder = default_checkpoint_dir()
     config = load_command_config(LETrainCommandConfig, folder / CONFIG_FILE, {})
     manifest = read_manifest(folder)
-    recorded = manifest.config["le"]["train"]
-    assert config.train.model_dump(mode="json") == recorded
+    assert config.train == recorded_train_config(manifest)
+    # It predates learn_test_users: it learned from the train users only, as its count says.
+    assert not config.train.learn_test_users
+    assert manifest.training is not None
+    dataset = load_dataset(config.data)
+    assert len(training_users(dataset, config.train)) == manifest.training.train_users
     assert config.env.le.base_model == manifest.base_model
