@@ -762,7 +762,8 @@ def load_model_config(
 ) -> ConfigT:
     """Build any config ``model`` from an optional TOML file and dotted overrides.
 
-    The one reader behind every command's config (simulate, ``billp.le``, ``billp.rl``).
+    The one reader behind every command's config (simulate, ``billp.le``, ``billp.rl``);
+    sections of an older layout are moved or dropped as ``model.legacy_sections`` says.
 
     Raises:
         ConfigError: the file is missing or unreadable, or a value is invalid.
@@ -778,9 +779,11 @@ def load_model_config(
         except (UnicodeDecodeError, IsADirectoryError, PermissionError) as exc:
             raise ConfigError(f"config file {path} cannot be read: {exc}") from None
         _apply_unset(tree, str(path))
+        _move_legacy_sections(tree, model, str(path))
     for dotted, value in (overrides or {}).items():
-        set_dotted(tree, dotted, value)
-    _move_legacy_sections(tree, model, str(path) if path is not None else "overrides")
+        moved = _move_legacy_override(dotted, model)
+        if moved is not None:
+            set_dotted(tree, moved, value)
     try:
         return model.model_validate(tree)
     except ValidationError as exc:
@@ -864,6 +867,24 @@ def _has_dotted(tree: dict[str, Any], dotted: str) -> bool:
             return False
         node = node[part]
     return True
+
+
+def _move_legacy_override(dotted: str, model: type[BaseModel]) -> str | None:
+    """The place of override ``dotted`` in ``model``'s tree (``None``: dropped), warning when
+    it names a section of ``model.legacy_sections``."""
+    legacy: Mapping[str, LegacySection] = getattr(model, "legacy_sections", {})
+    for old, (target, command) in legacy.items():
+        if not dotted.startswith(f"{old}."):
+            continue
+        if target is None:
+            logger.warning(
+                "override %s is ignored: `%s` reads it, this command does not", dotted, command
+            )
+            return None
+        moved = f"{target}{dotted[len(old) :]}"
+        logger.warning("override %s is deprecated: read as %s", dotted, moved)
+        return moved
+    return dotted
 
 
 def _move_legacy_sections(tree: dict[str, Any], model: type[BaseModel], source: str) -> None:

@@ -73,7 +73,8 @@ def test_le_commands_read_the_old_layout_with_a_warning(
     assert evaluate.evaluate.negatives == 9 and evaluate.env.le.base_model == "some-model"
     assert "[env.le.train] is deprecated: read as [train]" in caplog.text
     assert "[env.le.evaluate] is deprecated: read as [evaluate]" in caplog.text
-    # A dotted override at the old place moves too.
+    # Flags at the new place override an old-layout file; dotted overrides at the old place move.
+    assert load_model_config(LETrainCommandConfig, path, {"train.steps": "2"}).train.steps == 2
     moved = load_model_config(LETrainCommandConfig, None, {"env.le.train.steps": "5"})
     assert moved.train.steps == 5
 
