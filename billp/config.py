@@ -7,10 +7,11 @@ a description, which is what ``--help`` prints.
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -25,11 +26,30 @@ else:
 
 LLM_AGENTS: frozenset[str] = frozenset(names("llm"))
 
+logger = logging.getLogger(__name__)
+
+
+class LegacySection(NamedTuple):
+    """Where a section of an older config layout went: ``target`` is its dotted place in the
+    reading command's tree (``None``: the command does not use it), ``command`` the one that
+    reads it now (named in the warning)."""
+
+    target: str | None
+    command: str
+
+
+LE_TRAIN_COMMAND = "python -m billp.le train"
+LE_EVALUATE_COMMAND = "python -m billp.le evaluate"
+
 
 class Section(BaseModel):
     """Base of every config section: unknown keys are errors, assignments re-validate."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    legacy_sections: ClassVar[Mapping[str, LegacySection]] = {}
+    """Dotted sections of older TOML files that a command's root tree still reads, with a
+    warning: moved to their new place, or dropped when another command uses them."""
 
 
 class DataConfig(Section):
@@ -224,7 +244,11 @@ class LEEvalConfig(Section):
 
 
 class LEConfig(Section):
-    """The LLM-fine-tuned environment (billp.le): checkpoint, base model, training, evaluation."""
+    """The LLM-fine-tuned environment (billp.le) at run time: checkpoint, base model, scoring.
+
+    How a checkpoint is trained (:class:`LETrainConfig`) and evaluated (:class:`LEEvalConfig`)
+    are the ``train`` and ``evaluate`` sections of the ``python -m billp.le`` commands' trees.
+    """
 
     checkpoint: Path | None = Field(
         None,
@@ -278,14 +302,16 @@ class LEConfig(Section):
         "is small beside a forward pass (tens of ms a step on a CPU); on the tiny test LE, 32 "
         "stepping threads made batches of 13 steps on average without waiting, 22 with 2 ms.",
     )
-    train: LETrainConfig = Field(default_factory=LETrainConfig)
-    evaluate: LEEvalConfig = Field(default_factory=LEEvalConfig)
+
+
+EnvName = Literal["matrix", "le"]
+"""The world models: the classic MF simulator and the LLM-fine-tuned environment."""
 
 
 class EnvConfig(Section):
     """The simulated user: world model, quit rule and step cap."""
 
-    name: Literal["matrix", "le"] = Field(
+    name: EnvName = Field(
         "le",
         description="World model: 'le' (the LLM-fine-tuned environment, billp.le; default) or "
         "'matrix' (the classic MF simulator).",
@@ -588,8 +614,24 @@ class AgentConfig(Section):
         return policy_spec(self.name).is_llm
 
 
+OTHER_COMMANDS_LE_SECTIONS: Mapping[str, LegacySection] = {
+    "env.le.train": LegacySection(None, LE_TRAIN_COMMAND),
+    "env.le.evaluate": LegacySection(None, LE_EVALUATE_COMMAND),
+}
+"""The LE training and evaluation sections that older trees kept under ``env.le``: commands
+other than ``python -m billp.le`` ignore them with a warning (run directories written before
+the split, which ``--resume`` reads, hold them)."""
+
+
 class RunConfig(Section):
-    """Everything ``python -m billp.simulate`` needs."""
+    """Everything ``python -m billp.simulate`` needs.
+
+    A file that still sets ``[env.le.train]`` or ``[env.le.evaluate]`` (older layouts, run
+    directories written before they moved to the ``python -m billp.le`` commands) is read with
+    a warning that names the command using them; their values are ignored.
+    """
+
+    legacy_sections = OTHER_COMMANDS_LE_SECTIONS
 
     seed: int = Field(0, description="Master seed: episode seeds and LLM sampling derive from it.")
     train_users: int = Field(
@@ -641,6 +683,48 @@ class RunConfig(Section):
         return self
 
 
+LE_COMMAND_LEGACY_SECTIONS: Mapping[str, LegacySection] = {
+    "env.le.train": LegacySection("train", LE_TRAIN_COMMAND),
+    "env.le.evaluate": LegacySection("evaluate", LE_EVALUATE_COMMAND),
+}
+"""Older LE files kept ``train`` and ``evaluate`` under ``env.le``; the LE commands read them
+from there with a warning (a file that sets both places is refused)."""
+
+
+class LETrainEnvConfig(Section):
+    """The ``env`` settings ``python -m billp.le train`` reads: the LE's runtime settings.
+    Other ``env`` keys of a file shared with ``python -m billp.simulate`` are ignored."""
+
+    model_config = ConfigDict(extra="ignore", validate_assignment=True)
+
+    le: LEConfig = Field(default_factory=LEConfig)
+
+
+class LETrainCommandConfig(Section):
+    """Everything ``python -m billp.le train`` reads; other sections of the file (those of
+    ``simulate``, or ``evaluate``) are ignored, so one file may serve several commands."""
+
+    model_config = ConfigDict(extra="ignore", validate_assignment=True)
+    legacy_sections = LE_COMMAND_LEGACY_SECTIONS
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    env: LETrainEnvConfig = Field(default_factory=LETrainEnvConfig)
+    train: LETrainConfig = Field(default_factory=LETrainConfig)
+
+
+class LEEvalCommandConfig(Section):
+    """Everything ``python -m billp.le evaluate`` reads: the dataset, both worlds (the LE's
+    checkpoint, the matrix model, the quit rule) and what to measure; other sections are
+    ignored."""
+
+    model_config = ConfigDict(extra="ignore", validate_assignment=True)
+    legacy_sections = LE_COMMAND_LEGACY_SECTIONS
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    evaluate: LEEvalConfig = Field(default_factory=LEEvalConfig)
+
+
 class ConfigError(ValueError):
     """A configuration problem, phrased for the person who wrote the config."""
 
@@ -678,7 +762,8 @@ def load_model_config(
 ) -> ConfigT:
     """Build any config ``model`` from an optional TOML file and dotted overrides.
 
-    The one reader behind every command's config (simulate, ``billp.le``, ``billp.rl``).
+    The one reader behind every command's config (simulate, ``billp.le``, ``billp.rl``);
+    sections of an older layout are moved or dropped as ``model.legacy_sections`` says.
 
     Raises:
         ConfigError: the file is missing or unreadable, or a value is invalid.
@@ -694,8 +779,11 @@ def load_model_config(
         except (UnicodeDecodeError, IsADirectoryError, PermissionError) as exc:
             raise ConfigError(f"config file {path} cannot be read: {exc}") from None
         _apply_unset(tree, str(path))
+        _move_legacy_sections(tree, model, str(path))
     for dotted, value in (overrides or {}).items():
-        set_dotted(tree, dotted, value)
+        moved = _move_legacy_override(dotted, model)
+        if moved is not None:
+            set_dotted(tree, moved, value)
     try:
         return model.model_validate(tree)
     except ValidationError as exc:
@@ -761,3 +849,71 @@ def _apply_unset(tree: dict[str, Any], source: str) -> None:
                 raise ConfigError(f"{source}: {UNSET_KEY} path {path}: '{part}' is not a section")
             node = child
         node[path[-1]] = None
+
+
+def _pop_dotted(tree: dict[str, Any], dotted: str) -> Any:
+    """Remove and return ``tree``'s value at ``dotted`` (``None`` when absent)."""
+    *parents, leaf = dotted.split(".")
+    node: Any = tree
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+    return node.pop(leaf, None) if isinstance(node, dict) else None
+
+
+def _has_dotted(tree: dict[str, Any], dotted: str) -> bool:
+    node: Any = tree
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _move_legacy_override(dotted: str, model: type[BaseModel]) -> str | None:
+    """The place of override ``dotted`` in ``model``'s tree (``None``: dropped), warning when
+    it names a section of ``model.legacy_sections``."""
+    legacy: Mapping[str, LegacySection] = getattr(model, "legacy_sections", {})
+    for old, (target, command) in legacy.items():
+        if not dotted.startswith(f"{old}."):
+            continue
+        if target is None:
+            logger.warning(
+                "override %s is ignored: `%s` reads it, this command does not", dotted, command
+            )
+            return None
+        moved = f"{target}{dotted[len(old) :]}"
+        logger.warning("override %s is deprecated: read as %s", dotted, moved)
+        return moved
+    return dotted
+
+
+def _move_legacy_sections(tree: dict[str, Any], model: type[BaseModel], source: str) -> None:
+    """Apply ``model.legacy_sections`` to a raw config tree, warning once per section found."""
+    legacy: Mapping[str, LegacySection] = getattr(model, "legacy_sections", {})
+    for old, (target, command) in legacy.items():
+        if not _has_dotted(tree, old):
+            continue
+        if target is not None and _has_dotted(tree, target):
+            raise ConfigError(
+                f"{source}: both [{old}] (the old place) and [{target}] are set; "
+                f"{command} reads [{target}]: move the values there and drop [{old}]"
+            )
+        value = _pop_dotted(tree, old)
+        if target is None:
+            logger.warning(
+                "%s: [%s] is ignored: `%s` reads these settings, this command does not "
+                "(drop the section)",
+                source,
+                old,
+                command,
+            )
+        else:
+            set_dotted(tree, target, value)
+            logger.warning(
+                "%s: [%s] is deprecated: read as [%s], its place in the tree of `%s` "
+                "(rename the section)",
+                source,
+                old,
+                target,
+                command,
+            )

@@ -12,7 +12,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from billp.config import RunConfig, config_to_toml_dict, load_config
+from billp.config import (
+    LEEvalCommandConfig,
+    LETrainCommandConfig,
+    RunConfig,
+    config_to_toml_dict,
+    load_config,
+    load_model_config,
+)
 
 INT64 = 2**63 - 1
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
@@ -109,3 +116,16 @@ def test_none_values_come_back_as_none(tmp_path: Path) -> None:
     assert loaded.env.le.score_threads is None
     assert loaded.data.name == "none"
     assert loaded == config
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(model_strategy(LETrainCommandConfig), model_strategy(LEEvalCommandConfig))
+def test_le_command_trees_round_trip_through_toml(
+    tmp_path_factory: Any, train: Any, evaluate: Any
+) -> None:
+    folder = tmp_path_factory.mktemp("rt")
+    for config in (train, evaluate):
+        path = folder / "config.toml"
+        path.write_text(tomli_w.dumps(config_to_toml_dict(config)), encoding="utf-8")
+        loaded = load_model_config(type(config), path)
+        assert loaded.model_dump() == config.model_dump()

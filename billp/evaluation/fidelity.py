@@ -24,7 +24,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from billp.atomic_io import write_bytes_atomic
-from billp.config import EnvConfig
+from billp.config import EnvConfig, LEEvalConfig
 from billp.data.dataset import Dataset
 from billp.envs.ranking_model import fit_bpr_scores
 from billp.envs.rating_model import load_or_fit_rating_matrix
@@ -110,10 +110,12 @@ def _rl_policies(
     return policies, skipped
 
 
-def evaluate(dataset: Dataset, env_config: EnvConfig, le: LEUserModel) -> FidelityReport:
-    """Measure the LE and the matrix world on the test users' held-out data."""
+def evaluate(
+    dataset: Dataset, env_config: EnvConfig, config: LEEvalConfig, le: LEUserModel
+) -> FidelityReport:
+    """Measure the LE and the matrix world on the test users' held-out data, as ``config``
+    says."""
     started = time.perf_counter()
-    config = env_config.le.evaluate
     rng = np.random.default_rng(config.seed)
     cache_dir = Path(env_config.cache_dir) if env_config.cache_dir is not None else None
     matrix = MatrixUserModel(load_or_fit_rating_matrix(dataset, env_config.rating_model, cache_dir))
@@ -184,10 +186,11 @@ def write_report(report: FidelityReport, folder: Path) -> None:
 
 
 def evaluate_checkpoint(
-    dataset: Dataset, env_config: EnvConfig, out: Path | None
+    dataset: Dataset, env_config: EnvConfig, config: LEEvalConfig, out: Path | None
 ) -> FidelityReport:
-    """Load the configured checkpoint, evaluate it and write the report (default: beside it)."""
+    """Load the configured checkpoint, evaluate it as ``config`` says and write the report
+    (default: beside the checkpoint)."""
     le = load_user_model(env_config.le, dataset.catalogue, known_ratings(dataset))
-    report = evaluate(dataset, env_config, le)
+    report = evaluate(dataset, env_config, config, le)
     write_report(report, out if out is not None else le.loaded.folder)
     return report

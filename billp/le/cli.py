@@ -8,7 +8,11 @@ Examples::
     python -m billp.le evaluate                             # report of the shipped checkpoint
     python -m billp.le evaluate --env.le.checkpoint /tmp/le
 
-Every ``--data.*`` and ``--env.*`` flag can also be set in a TOML file (``--config``).
+``train`` reads ``data``, ``env.le`` (the LE's runtime settings) and ``train``; ``evaluate``
+reads ``data``, ``env`` and ``evaluate``. Every flag can also be set in a TOML file
+(``--config``); other sections of the file are ignored, so one file may serve both commands.
+Files of the older layout, with ``[env.le.train]`` and ``[env.le.evaluate]``, are read with a
+deprecation warning.
 """
 
 from __future__ import annotations
@@ -17,15 +21,15 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TypeVar
 
-from pydantic import ConfigDict, Field
+from pydantic import BaseModel
 
 from billp.cli import add_config_arguments, collect_overrides
 from billp.config import (
     ConfigError,
-    DataConfig,
-    EnvConfig,
-    Section,
+    LEEvalCommandConfig,
+    LETrainCommandConfig,
     load_model_config,
 )
 
@@ -33,22 +37,24 @@ EXIT_BAD_INPUT = 2
 DEFAULT_TRAIN_OUT = Path("le-checkpoint")
 
 
-class LECommandConfig(Section):
-    """The parts of the config tree ``python -m billp.le`` reads (other sections are ignored)."""
+COMMAND_CONFIGS: dict[str, type[BaseModel]] = {
+    "train": LETrainCommandConfig,
+    "evaluate": LEEvalCommandConfig,
+}
+"""The config tree of each subcommand."""
 
-    model_config = ConfigDict(extra="ignore", validate_assignment=True)
-
-    data: DataConfig = Field(default_factory=lambda: DataConfig.model_validate({}))
-    env: EnvConfig = Field(default_factory=lambda: EnvConfig.model_validate({}))
+CommandConfigT = TypeVar("CommandConfigT", LETrainCommandConfig, LEEvalCommandConfig)
 
 
-def load_command_config(path: Path | None, overrides: dict[str, object]) -> LECommandConfig:
-    """Read ``path`` (TOML, optional) and apply dotted overrides.
+def load_command_config(
+    model: type[CommandConfigT], path: Path | None, overrides: dict[str, object]
+) -> CommandConfigT:
+    """Read ``path`` (TOML, optional) into a subcommand's tree and apply dotted overrides.
 
     Raises:
         ConfigError: the file is missing or a value is invalid.
     """
-    return load_model_config(LECommandConfig, path, overrides)
+    return load_model_config(model, path, overrides)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,10 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="Folder of fidelity.md / fidelity.json (default: the checkpoint folder).",
     )
-    for sub in (train, evaluate):
+    for name, sub in (("train", train), ("evaluate", evaluate)):
         sub.add_argument("--config", type=Path, help="TOML file with config values.")
         sub.add_argument("--log-level", default="INFO", help="Python logging level.")
-        add_config_arguments(sub, LECommandConfig)
+        add_config_arguments(sub, COMMAND_CONFIGS[name])
     return parser
 
 
@@ -85,17 +91,19 @@ def main(argv: list[str] | None = None) -> int:
     from billp.le.errors import LEError
 
     try:
-        config = load_command_config(args.config, collect_overrides(args, LECommandConfig))
-        dataset = load_dataset(config.data)
+        overrides = collect_overrides(args, COMMAND_CONFIGS[args.command])
         if args.command == "train":
             from billp.le.train import train_le
 
-            train_le(dataset, config.env.le, args.out)
+            train = load_command_config(LETrainCommandConfig, args.config, overrides)
+            train_le(load_dataset(train.data), train.env.le, train.train, args.out)
             print(f"LE checkpoint written to {args.out}")
         else:
             from billp.evaluation.fidelity import evaluate_checkpoint
 
-            report = evaluate_checkpoint(dataset, config.env, args.out)
+            evaluate = load_command_config(LEEvalCommandConfig, args.config, overrides)
+            dataset = load_dataset(evaluate.data)
+            report = evaluate_checkpoint(dataset, evaluate.env, evaluate.evaluate, args.out)
             print(report.markdown)
     except (ConfigError, DataError, LEError) as exc:
         print(f"error: {exc}", file=sys.stderr)

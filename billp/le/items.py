@@ -34,7 +34,7 @@ def item_text(item: Item, template: str) -> str:
         )
     except (KeyError, IndexError, ValueError) as exc:
         raise LEError(
-            f"le.train.item_text_template {template!r} is invalid ({exc!r}); it may use "
+            f"train.item_text_template {template!r} is invalid ({exc!r}); it may use "
             f"{', '.join('{' + f + '}' for f in TEMPLATE_FIELDS)}"
         ) from None
 

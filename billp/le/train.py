@@ -32,10 +32,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 from torch.nn import functional as F  # noqa: N812
 
 from billp.atomic_io import write_bytes_atomic
@@ -530,8 +531,9 @@ class TrainedLE:
     curve: LossCurve
 
 
-def fit_le(dataset: Dataset, le_config: LEConfig) -> TrainedLE:
-    """Train an LE on ``dataset`` (all three stages) and describe it in a manifest.
+def fit_le(dataset: Dataset, le_config: LEConfig, train: LETrainConfig) -> TrainedLE:
+    """Train an LE on ``dataset`` (all three stages, as ``train`` says) and describe it in a
+    manifest.
 
     Runs with ``le_config.threads`` torch threads when set (restored afterwards).
 
@@ -539,11 +541,10 @@ def fit_le(dataset: Dataset, le_config: LEConfig) -> TrainedLE:
         LEError: the base model, dataset or config cannot produce an LE.
     """
     with torch_threads(le_config.threads):
-        return _fit_le(dataset, le_config)
+        return _fit_le(dataset, le_config, train)
 
 
-def _fit_le(dataset: Dataset, le_config: LEConfig) -> TrainedLE:
-    config = le_config.train
+def _fit_le(dataset: Dataset, le_config: LEConfig, config: LETrainConfig) -> TrainedLE:
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     clock = time.monotonic()
@@ -614,34 +615,37 @@ def _fit_le(dataset: Dataset, le_config: LEConfig) -> TrainedLE:
         lora_targets=list(config.lora_targets),
         item_dtype=config.dtype,
         weights_sha256="",
-        config={
-            "data": dataset.config.model_dump(mode="json"),
-            "le": le_config.model_dump(mode="json"),
-        },
+        config=manifest_config(dataset.config, le_config, config),
         training=summary,
     )
     return TrainedLE(model=model, calibration=calibration, manifest=manifest, curve=trainer.curve)
 
 
 def save_trained(
-    trained: TrainedLE, dataset: Dataset, le_config: LEConfig, out_dir: Path
+    trained: TrainedLE,
+    dataset: Dataset,
+    le_config: LEConfig,
+    train: LETrainConfig,
+    out_dir: Path,
 ) -> LEManifest:
     """Write the checkpoint, its loss curve and the config that reproduces it."""
     manifest = save_checkpoint(out_dir, trained.model, trained.calibration, trained.manifest)
     write_bytes_atomic(out_dir / LOSS_CURVE_FILE, trained.curve.csv().encode("utf-8"))
-    toml = reproduce_toml(le_config, dataset.config)
+    toml = reproduce_toml(le_config, train, dataset.config)
     write_bytes_atomic(out_dir / CONFIG_FILE, toml.encode("utf-8"))
     return manifest
 
 
-def train_le(dataset: Dataset, le_config: LEConfig, out_dir: Path) -> LEManifest:
+def train_le(
+    dataset: Dataset, le_config: LEConfig, train: LETrainConfig, out_dir: Path
+) -> LEManifest:
     """Train an LE on ``dataset`` and write the checkpoint folder ``out_dir``.
 
     Raises:
         LEError: the base model, dataset or config cannot produce a checkpoint.
     """
-    trained = fit_le(dataset, le_config)
-    manifest = save_trained(trained, dataset, le_config, out_dir)
+    trained = fit_le(dataset, le_config, train)
+    manifest = save_trained(trained, dataset, le_config, train, out_dir)
     summary = manifest.training
     assert summary is not None
     logger.info(
@@ -654,13 +658,42 @@ def train_le(dataset: Dataset, le_config: LEConfig, out_dir: Path) -> LEManifest
     return manifest
 
 
-def reproduce_toml(le_config: LEConfig, data_config: DataConfig) -> str:
+def manifest_config(
+    data_config: DataConfig, le_config: LEConfig, train: LETrainConfig
+) -> dict[str, Any]:
+    """The settings a manifest records: ``data``, and ``le`` with the training settings under
+    ``le.train`` (the layout of every manifest so far; :func:`recorded_train_config` reads it)."""
+    return {
+        "data": data_config.model_dump(mode="json"),
+        "le": {**le_config.model_dump(mode="json"), "train": train.model_dump(mode="json")},
+    }
+
+
+def recorded_train_config(manifest: LEManifest) -> LETrainConfig:
+    """The training settings a checkpoint's manifest records (``config.le.train``).
+
+    Manifests written before ``learn_test_users`` existed lack it; that code learned from the
+    train users only, so their value is ``False`` (not today's default).
+
+    Raises:
+        LEError: the manifest records none, or invalid ones.
+    """
+    try:
+        recorded = dict(manifest.config["le"]["train"])
+        recorded.setdefault("learn_test_users", False)
+        return LETrainConfig.model_validate(recorded)
+    except (KeyError, TypeError, ValueError, ValidationError) as exc:
+        raise LEError(f"the LE manifest records no valid training settings: {exc}") from None
+
+
+def reproduce_toml(le_config: LEConfig, train: LETrainConfig, data_config: DataConfig) -> str:
     """The config file that reproduces a checkpoint (``--config`` of ``billp.le train``)."""
     import tomli_w
 
     tree = {
         "data": config_to_toml_dict(data_config),
         "env": {"le": config_to_toml_dict(le_config.model_copy(update={"checkpoint": None}))},
+        "train": config_to_toml_dict(train),
     }
     header = "# Reproduce with: python -m billp.le train --config THIS_FILE --out FOLDER\n"
     return header + tomli_w.dumps(tree)

@@ -1,8 +1,9 @@
 """Configuration of ``python -m billp.rl``: the SQN/LEA trainer and the Tianshou baselines.
 
-Kept in this package (not in billp/config.py) while the RL code settles; the sections reuse
-the main tree's :class:`DataConfig` and :class:`EnvConfig`, so a dataset and both simulators
-are configured exactly as for ``python -m billp.simulate``.
+Kept in this package (not in billp/config.py) while the RL code settles; the ``data`` and
+``env`` sections are the main tree's :class:`DataConfig` and :class:`EnvConfig` classes (not
+copies), so a dataset and both simulators are configured exactly as for
+``python -m billp.simulate``.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from billp.config import (
+    OTHER_COMMANDS_LE_SECTIONS,
     DataConfig,
     EnvConfig,
+    EnvName,
     Section,
     load_model_config,
 )
@@ -27,7 +30,6 @@ TianshouAlgo = Literal["bcq", "cql", "crr", "dqn", "a2c"]
 OFFLINE_ALGOS: tuple[str, ...] = ("bcq", "cql", "crr")
 ONLINE_ALGOS: tuple[str, ...] = ("dqn", "a2c")
 SQN_VARIANTS: tuple[str, ...] = ("base", "sm", "rm", "lea", "base-all")
-SimulatorName = Literal["matrix", "le"]
 
 
 class LEFeatureConfig(Section):
@@ -124,7 +126,7 @@ class OfflineEvalConfig(Section):
 class TianshouConfig(Section):
     """The paper's RL baselines through Tianshou: offline BCQ/CQL/CRR, online DQN/A2C."""
 
-    buffer_env: SimulatorName = Field(
+    buffer_env: EnvName = Field(
         "matrix",
         description="Simulator whose rewards label the logged dataset of the offline algorithms.",
     )
@@ -176,7 +178,10 @@ class TianshouConfig(Section):
 
 
 class RLConfig(Section):
-    """Everything ``python -m billp.rl`` needs."""
+    """Everything ``python -m billp.rl`` needs. Like ``simulate``'s tree, it ignores (with a
+    warning) the ``[env.le.train]`` and ``[env.le.evaluate]`` sections of older files."""
+
+    legacy_sections = OTHER_COMMANDS_LE_SECTIONS
 
     seed: int = Field(0, description="Seed of initialisation, sampling and environment resets.")
     threads: int = Field(

@@ -136,14 +136,12 @@ class Pipeline:
         """The train users whose logs taught the LE (every train user for the fake LE)."""
         if self.config.features.source == "fake":
             return sorted(int(u) for u in self.dataset.split.train_users)
-        from billp.config import LETrainConfig
         from billp.le.checkpoint import default_checkpoint_dir, read_manifest
-        from billp.le.train import training_users
+        from billp.le.train import recorded_train_config, training_users
 
         configured = self.config.env.le.checkpoint
         manifest = read_manifest(Path(configured) if configured else default_checkpoint_dir())
-        train = LETrainConfig.model_validate(manifest.config["le"]["train"])
-        return training_users(self.dataset, train)
+        return training_users(self.dataset, recorded_train_config(manifest))
 
     def train_variant(self, variant: str) -> TrainedSQN:
         spec = VARIANTS[variant]

@@ -20,17 +20,9 @@ def report(
     tiny_le: TinyLE, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[FidelityReport, Path]:
     out = tmp_path_factory.mktemp("report")
-    le = tiny_le.config.model_copy(
-        update={
-            "checkpoint": tiny_le.checkpoint,
-            "evaluate": LEEvalConfig(
-                positions_per_user=2,
-                negatives=5,
-                policy_users=3,
-                replay_items=4,
-                rl_policies=False,
-            ),
-        }
+    le = tiny_le.config.model_copy(update={"checkpoint": tiny_le.checkpoint})
+    settings = LEEvalConfig(
+        positions_per_user=2, negatives=5, policy_users=3, replay_items=4, rl_policies=False
     )
     env = EnvConfig(
         le=le,
@@ -38,7 +30,7 @@ def report(
         cache_dir=out / "cache",
         rating_model=RatingModelConfig(dim=2, epochs=20),
     )
-    return evaluate_checkpoint(tiny_le.dataset, env, out), out
+    return evaluate_checkpoint(tiny_le.dataset, env, settings, out), out
 
 
 def test_report_compares_the_models(report: tuple[FidelityReport, Path]) -> None:

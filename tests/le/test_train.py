@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from billp.config import LETrainCommandConfig
+from billp.data import load_dataset
 from billp.le.checkpoint import (
     CONFIG_FILE,
     LOSS_CURVE_FILE,
@@ -19,8 +21,8 @@ from billp.le.checkpoint import (
     read_manifest,
 )
 from billp.le.cli import load_command_config
-from billp.le.train import fit_le, training_users
-from tests.le.tiny_le import TinyLE, tiny_le_config
+from billp.le.train import fit_le, recorded_train_config, training_users
+from tests.le.tiny_le import TinyLE, tiny_train_config
 
 CI_TRAIN_LIMIT_S = 60.0
 LOG_POINTS_COMPARED = 2
@@ -41,7 +43,7 @@ def test_tiny_le_trains_in_under_a_minute_and_its_losses_fall(tiny_le: TinyLE) -
     assert np.mean(lora[-n:]) < np.mean(lora[:n])
     summary = tiny_le.trained.manifest.training
     assert summary is not None
-    assert summary.lora_steps == tiny_le.config.train.steps
+    assert summary.lora_steps == tiny_le.train.steps
     assert not summary.budget_exhausted
     assert summary.peak_rss_mib > 0 and summary.cpu_seconds > 0
 
@@ -50,7 +52,7 @@ def test_rating_side_starts_at_the_bias_predictor_and_learns(tiny_le: TinyLE) ->
     """The rating head starts from the logs' mean and item biases; its squared error falls."""
     model, dataset = tiny_le.trained.model, tiny_le.dataset
     train = dataset.train_interactions
-    taught = np.isin(train.users, training_users(dataset, tiny_le.config.train))
+    taught = np.isin(train.users, training_users(dataset, tiny_le.train))
     expected = float(np.mean(train.ratings[taught]))
     assert float(model.rating_mean) == pytest.approx(expected, abs=1e-4)
     assert float(model.item_bias.abs().max()) > 0.0
@@ -83,16 +85,18 @@ def test_checkpoint_folder_holds_manifest_config_and_curve(tiny_le: TinyLE) -> N
         assert (tiny_le.checkpoint / name).is_file(), name
     manifest = read_manifest(tiny_le.checkpoint)
     assert manifest.catalogue_fingerprint == tiny_le.dataset.catalogue.fingerprint
-    assert manifest.config["le"]["train"] == tiny_le.config.train.model_dump(mode="json")
-    reproduced = load_command_config(tiny_le.checkpoint / CONFIG_FILE, {})
-    assert reproduced.env.le.train == tiny_le.config.train
+    assert manifest.config["le"]["train"] == tiny_le.train.model_dump(mode="json")
+    assert recorded_train_config(manifest) == tiny_le.train
+    reproduced = load_command_config(LETrainCommandConfig, tiny_le.checkpoint / CONFIG_FILE, {})
+    assert reproduced.train == tiny_le.train
+    assert reproduced.env.le == tiny_le.config
     assert reproduced.data == tiny_le.data_config
 
 
 def test_training_is_reproducible_from_its_seed(tiny_le: TinyLE) -> None:
-    config = tiny_le_config(tiny_le.base, item_epochs=1, steps=3)
-    first = fit_le(tiny_le.dataset, config)
-    second = fit_le(tiny_le.dataset, config)
+    train = tiny_train_config(item_epochs=1, steps=3)
+    first = fit_le(tiny_le.dataset, tiny_le.config, train)
+    second = fit_le(tiny_le.dataset, tiny_le.config, train)
     a = checkpoint_tensors(first.model, first.calibration, torch.float32)
     b = checkpoint_tensors(second.model, second.calibration, torch.float32)
     for name, tensor in a.items():
@@ -105,8 +109,12 @@ def test_shipped_checkpoint_config_reproduces_its_training_settings() -> None:
     from billp.le.checkpoint import default_checkpoint_dir
 
     folder = default_checkpoint_dir()
-    config = load_command_config(folder / CONFIG_FILE, {})
+    config = load_command_config(LETrainCommandConfig, folder / CONFIG_FILE, {})
     manifest = read_manifest(folder)
-    recorded = manifest.config["le"]["train"]
-    assert config.env.le.train.model_dump(mode="json") == recorded
+    assert config.train == recorded_train_config(manifest)
+    # It predates learn_test_users: it learned from the train users only, as its count says.
+    assert not config.train.learn_test_users
+    assert manifest.training is not None
+    dataset = load_dataset(config.data)
+    assert len(training_users(dataset, config.train)) == manifest.training.train_users
     assert config.env.le.base_model == manifest.base_model

@@ -17,8 +17,18 @@ TOY_PER_USER = 14
 TOY_HISTORY = 4
 
 
-def tiny_le_config(base: Path, **train: object) -> LEConfig:
-    """An LE config that trains in seconds on the tiny model (float32 throughout)."""
+def tiny_le_config(base: Path) -> LEConfig:
+    """The tiny LE's runtime settings (float32)."""
+    return LEConfig(
+        base_model=str(base),
+        dtype="float32",
+        score_batch_size=5,
+        threads=1,  # a tiny model gains nothing from threads; shared CPUs make them costly
+    )
+
+
+def tiny_train_config(**train: object) -> LETrainConfig:
+    """Training settings that train the tiny model in seconds (float32 throughout)."""
     settings: dict[str, object] = {
         "dtype": "float32",
         "prompt": "The user watched:",
@@ -39,13 +49,7 @@ def tiny_le_config(base: Path, **train: object) -> LEConfig:
         "calibration_items_per_user": 4,
     }
     settings.update(train)
-    return LEConfig(
-        base_model=str(base),
-        dtype="float32",
-        score_batch_size=5,
-        threads=1,  # a tiny model gains nothing from threads; shared CPUs make them costly
-        train=LETrainConfig.model_validate(settings),
-    )
+    return LETrainConfig.model_validate(settings)
 
 
 @dataclass
@@ -56,6 +60,7 @@ class TinyLE:
     data_config: DataConfig
     dataset: Dataset
     config: LEConfig
+    train: LETrainConfig
     trained: TrainedLE
     checkpoint: Path
     train_seconds: float
@@ -72,8 +77,9 @@ def build_tiny_le(root: Path) -> TinyLE:
     data_config = DataConfig(path=folder, history_length=TOY_HISTORY)
     dataset = load_dataset(data_config)
     config = tiny_le_config(base)
-    trained = fit_le(dataset, config)
+    train = tiny_train_config()
+    trained = fit_le(dataset, config, train)
     checkpoint = root / "checkpoint"
-    save_trained(trained, dataset, config, checkpoint)
+    save_trained(trained, dataset, config, train, checkpoint)
     elapsed = time.perf_counter() - started
-    return TinyLE(base, data_config, dataset, config, trained, checkpoint, elapsed)
+    return TinyLE(base, data_config, dataset, config, train, trained, checkpoint, elapsed)
