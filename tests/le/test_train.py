@@ -112,8 +112,8 @@ def test_shipped_checkpoint_config_reproduces_its_training_settings() -> None:
     config = load_command_config(LETrainCommandConfig, folder / CONFIG_FILE, {})
     manifest = read_manifest(folder)
     assert config.train == recorded_train_config(manifest)
-    # It predates learn_test_users: it learned from the train users only, as its count says.
-    assert not config.train.learn_test_users
+    # It learned from every user's train part, as the matrix model does, and its count says so.
+    assert config.train.learn_test_users
     assert manifest.training is not None
     dataset = load_dataset(config.data)
     assert len(training_users(dataset, config.train)) == manifest.training.train_users
