@@ -34,7 +34,7 @@ def test_tiny_run_matches_the_golden_episodes(tmp_path: Path, shared_cache: Path
         assert key in summary["test"]
     speed = summary["throughput"]
     assert speed["episodes_played"] == 6 and speed["wall_s"] > 0
-    assert speed["users_per_hour"] == pytest.approx(6 * 3600 / speed["wall_s"], rel=1e-3)
+    assert speed["users_per_hour"] == pytest.approx(6 * 3600 / speed["wall_s"], abs=0.006)
     assert "simulated users/hour" in result.stdout
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert set(manifest["templates"]) == {"actor.j2", "critic.j2", "planner.j2", "reflector.j2"}
