@@ -2,7 +2,8 @@
 
 Retries happen only on HTTP 429, HTTP 5xx, time-outs and connection (transport) errors, at
 most ``max_retries`` times, with exponential back-off plus jitter; a ``Retry-After`` header
-is honoured (capped). Any other 4xx fails at once.
+is honoured (capped). Any other 4xx fails at once. The loop is plain code: on tenacity it came
+out longer (the jittered delay, Retry-After and the balancer's choice stay billp's own anyway).
 
 Several ``base_urls`` are balanced by :class:`~billp.llm.endpoints.EndpointBalancer`: each
 attempt goes to the healthy endpoint with the fewest requests in flight (equal loads take turns,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billp.llm.json_repair import MAX_REPAIR_CHARS, normalise, repair_json_object
+from billp.llm.json_repair import MAX_REPAIR_CHARS, repair_json_object
 
 CASES = [
     ('{"a": 1}', {"a": 1}),
@@ -24,12 +25,20 @@ CASES = [
     ('{"a": "keeps True, None and , }"}', {"a": "keeps True, None and , }"}),
     ('{"a": 1, "b": "cut of', {"a": 1, "b": "cut of"}),
     ('{"a": 1, "b": [1, {"c": 2', {"a": 1, "b": [1, {"c": 2}]}),
-    ('{"a": 1, "b": ', {"a": 1}),
     ('{"a": 1, "bee', {"a": 1}),
-    ('{"a": "x\\', {"a": "x"}),
-    ('noise } { "broken" {"a": 5}', {"a": 5}),
     ('{"text": "line\nbreak"}', {"text": "line\nbreak"}),
     ("{", {}),
+    ('x {"a": 1} y {"b": 2}', {"a": 1}),
+]
+
+LIBRARY_CHOICES = [
+    # json-repair decides these (0.64.4 gives the value after the arrow); billp's hand-written
+    # repair, which it replaced, dropped the dangling member, the lone backslash and the broken
+    # first object, and refused "{:}".
+    '{"a": 1, "b": ',  # -> {"a": 1, "b": ""}
+    '{"a": "x\\',  # -> {"a": "x\\"}
+    'noise } { "broken" {"a": 5}',  # -> {'broken" {"a': 5}
+    "{:}",  # -> {}
 ]
 
 
@@ -38,14 +47,19 @@ def test_repairs(text: str, expected: dict[str, object]) -> None:
     assert repair_json_object(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "no json here", "[1, 2, 3]", "{:}", "{1 2 3}", "'''"])
+@pytest.mark.parametrize("text", LIBRARY_CHOICES)
+def test_cut_off_or_broken_objects_still_give_an_object(text: str) -> None:
+    assert isinstance(repair_json_object(text), dict)
+
+
+@pytest.mark.parametrize("text", ["", "no json here", "[1, 2, 3]", "{1 2 3}", "'''"])
 def test_hopeless_input_gives_none(text: str) -> None:
     assert repair_json_object(text) is None
 
 
-def test_normalise_leaves_valid_json_alone() -> None:
+def test_valid_json_comes_back_unchanged() -> None:
     text = '{"a": [1, 2.5, -3e2], "b": {"c": null, "d": "x, y"}, "e": true}'
-    assert normalise(text) == text
+    assert repair_json_object(text) == json.loads(text)
 
 
 @pytest.mark.parametrize(
