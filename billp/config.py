@@ -7,6 +7,7 @@ a description, which is what ``--help`` prints.
 
 from __future__ import annotations
 
+import copy
 import logging
 import tomllib
 from collections.abc import Mapping
@@ -867,6 +868,14 @@ def _has_dotted(tree: dict[str, Any], dotted: str) -> bool:
             return False
         node = node[part]
     return True
+
+
+def validate_recorded(model: type[ConfigT], recorded: Mapping[str, Any], source: str) -> ConfigT:
+    """``model`` from a config tree recorded by an earlier run (a checkpoint's manifest),
+    with sections of an older layout moved or dropped as ``model.legacy_sections`` says."""
+    tree = copy.deepcopy(dict(recorded))
+    _move_legacy_sections(tree, model, source)
+    return model.model_validate(tree)
 
 
 def _move_legacy_override(dotted: str, model: type[BaseModel]) -> str | None:

@@ -17,6 +17,7 @@ from billp.config import (
     RunConfig,
     load_config,
     load_model_config,
+    validate_recorded,
 )
 from billp.le.cli import build_parser as le_parser
 from billp.rl.config import RLConfig, load_rl_config
@@ -109,3 +110,20 @@ def test_a_run_directory_written_before_the_split_still_loads(tmp_path: Path) ->
     )
     config = load_config(path)
     assert config.seed == 3 and config.data.path is None
+
+
+def test_an_rl_manifest_recorded_before_the_split_still_validates(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """RL checkpoints trained before the split record ``env.le.train``/``evaluate`` in their
+    manifest's config: loading them drops those sections with a warning, as for a TOML file."""
+    recorded = RLConfig().model_dump(mode="json")
+    recorded["env"]["le"]["train"] = {"steps": 600}
+    recorded["env"]["le"]["evaluate"] = {"users": None}
+    with pytest.raises(ValueError, match="train"):
+        RLConfig.model_validate(recorded)
+    with caplog.at_level(logging.WARNING):
+        config = validate_recorded(RLConfig, recorded, "sqn/manifest.json")
+    assert config == RLConfig()
+    assert "sqn/manifest.json: [env.le.train] is ignored" in caplog.text
+    assert recorded["env"]["le"]["train"] == {"steps": 600}, "the recorded tree is not changed"

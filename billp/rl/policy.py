@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from billp.config import validate_recorded
 from billp.data import Catalogue
 from billp.envs import StateModel
 from billp.policy import MemorylessEpisode
@@ -55,7 +56,7 @@ def load_trained(folder: Path, catalogue: Catalogue) -> LoadedPolicy:
     """
     manifest = read_manifest(folder)
     check_catalogue(manifest, len(catalogue), catalogue.fingerprint, folder)
-    config = RLConfig.model_validate(manifest.config)
+    config = validate_recorded(RLConfig, manifest.config, f"{folder}/manifest.json")
     scorer: Scorer
     if manifest.family == "sqn":
         model = build_sqn(manifest)
@@ -181,7 +182,7 @@ def build_rl_policy(
     if not manifest.le_state_dim:
         return RLPolicy(name, loaded, catalogue)
     if manifest.le_source == "fake":
-        config = RLConfig.model_validate(manifest.config)
+        config = validate_recorded(RLConfig, manifest.config, f"{name}'s manifest")
         fake = FakeLE(len(catalogue), config.features.fake_dim, config.features.seed)
         return RLPolicy(name, loaded, catalogue, state_model=fake)
     if world_state_model is not None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from billp.config import validate_recorded
 from billp.data import Dataset
 from billp.rl.budget import EpochBudget
 from billp.rl.checkpoint import RLManifest, save_policy
@@ -264,5 +265,5 @@ def train_sqn(
 
 def build_sqn(manifest: RLManifest) -> SQNModel:
     """An untrained :class:`SQNModel` shaped as ``manifest`` says."""
-    cfg = RLConfig.model_validate(manifest.config).sqn
+    cfg = validate_recorded(RLConfig, manifest.config, "the SQN manifest").sqn
     return SQNModel(manifest.n_items, cfg.embedding_dim, cfg.hidden_dim, manifest.le_state_dim)
