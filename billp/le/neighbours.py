@@ -79,6 +79,21 @@ def fit_item_neighbours(
     return ItemNeighbours(similarity=similarity.astype(np.float32))
 
 
+def neighbours_from_ratings(
+    users: np.ndarray,
+    items: np.ndarray,
+    ratings: np.ndarray,
+    item_bias: np.ndarray,
+    mean: float,
+    n_items: int,
+) -> ItemNeighbours:
+    """:func:`fit_item_neighbours` on the residuals ``rating - mean - item_bias[item]`` of
+    logged (``users``, ``items``, ``ratings``), the residuals the term itself averages."""
+    item_ids = np.asarray(items, dtype=np.int64)
+    residuals = np.asarray(ratings, dtype=np.float64) - mean - item_bias[item_ids]
+    return fit_item_neighbours(np.asarray(users, dtype=np.int64), item_ids, residuals, n_items)
+
+
 def history_residuals(
     items: Sequence[int] | np.ndarray,
     ratings: Sequence[float] | np.ndarray,

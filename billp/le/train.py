@@ -55,7 +55,7 @@ from billp.le.errors import LEError
 from billp.le.items import encode, item_text_ids, title_mean_embeddings
 from billp.le.model import ITEM_SHRINKAGE, LEModel, prefix_offsets, rating_slots
 from billp.le.negatives import NegativeSampler
-from billp.le.neighbours import fit_item_neighbours, logged_residuals
+from billp.le.neighbours import logged_residuals, neighbours_from_ratings
 from billp.le.packing import pack, pack_texts
 from billp.le.scoring import score_logged
 from billp.torch_threads import torch_threads
@@ -504,8 +504,9 @@ def fit_calibration(
     bias = model.item_bias.detach().float().numpy().astype(np.float64)
     mean = float(model.rating_mean)
     train = dataset.train_interactions
-    residuals = train.ratings.astype(np.float64) - mean - bias[train.items]
-    neighbours = fit_item_neighbours(train.users, train.items, residuals, model.n_items)
+    neighbours = neighbours_from_ratings(
+        train.users, train.items, train.ratings, bias, mean, model.n_items
+    )
     terms = logged_residuals(neighbours, data.sequences, data.known, data.targets, bias, mean)
     x, y = np.concatenate(scores.rating), np.concatenate(data.ratings)
     return fit_linear(x, y, np.concatenate(terms)), int(x.size)

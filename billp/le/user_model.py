@@ -42,9 +42,9 @@ from billp.le.errors import LEError
 from billp.le.model import UNKNOWN_RATING_SLOT, PromptCache, history_offset, rating_slots
 from billp.le.neighbours import (
     ItemNeighbours,
-    fit_item_neighbours,
     history_residuals,
     logged_residuals,
+    neighbours_from_ratings,
 )
 from billp.le.scoring import score_logged
 from billp.torch_threads import torch_threads
@@ -252,10 +252,13 @@ class LEUserModel:
             users += [int(user)] * len(table)
             items += [int(i) for i in table]
             ratings += [float(r) for r in table.values()]
-        item_ids = np.asarray(items, dtype=np.int64)
-        residuals = np.asarray(ratings) - self._rating_mean - self._item_bias[item_ids]
-        return fit_item_neighbours(
-            np.asarray(users, dtype=np.int64), item_ids, residuals, self.n_items
+        return neighbours_from_ratings(
+            np.asarray(users),
+            np.asarray(items),
+            np.asarray(ratings),
+            self._item_bias,
+            self._rating_mean,
+            self.n_items,
         )
 
     def _neighbour_terms(
