@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import isotonic_regression
 
 from billp.le.errors import LEError
 
@@ -122,29 +123,19 @@ def fit_linear(
 
 
 def fit_isotonic(scores: np.ndarray, ratings: np.ndarray) -> Calibration:
-    """Least-squares non-decreasing fit of ``ratings`` on ``scores`` (PAV).
+    """Least-squares non-decreasing fit of ``ratings`` on ``scores`` (scipy's PAV).
+
+    Each block of pooled scores becomes one knot: its mean score and its fitted rating.
 
     Raises:
         LEError: fewer than two points, mismatched lengths or non-finite values.
     """
     x, y = _checked(scores, ratings)
     # Tied scores form one group first, so the knots' x values come out strictly increasing.
-    values, inverse, group_counts = np.unique(x, return_inverse=True, return_counts=True)
-    group_sums = np.bincount(inverse.reshape(-1), weights=y, minlength=values.size)
-    # Blocks as (sum of x, sum of y, count); merge while the block means decrease.
-    sums_x: list[float] = []
-    sums_y: list[float] = []
-    counts: list[float] = []
-    for value, total, count in zip(
-        values.tolist(), group_sums.tolist(), group_counts.tolist(), strict=True
-    ):
-        sums_x.append(value * count)
-        sums_y.append(total)
-        counts.append(count)
-        while len(counts) > 1 and sums_y[-2] / counts[-2] >= sums_y[-1] / counts[-1]:
-            merged_x, merged_y, merged_n = sums_x.pop(), sums_y.pop(), counts.pop()
-            sums_x[-1] += merged_x
-            sums_y[-1] += merged_y
-            counts[-1] += merged_n
-    n = np.asarray(counts, dtype=np.float64)
-    return Calibration(x=np.asarray(sums_x) / n, y=np.asarray(sums_y) / n)
+    values, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    means = np.bincount(inverse.reshape(-1), weights=y, minlength=values.size) / counts
+    fitted = isotonic_regression(means, weights=counts.astype(np.float64), increasing=True).x
+    starts = np.flatnonzero(np.r_[True, np.diff(fitted) != 0.0])
+    sizes = np.add.reduceat(counts, starts).astype(np.float64)
+    knots_x = np.add.reduceat(values * counts, starts) / sizes
+    return Calibration(x=knots_x, y=np.asarray(fitted[starts], dtype=np.float64))
