@@ -39,13 +39,14 @@ from billp.data.errors import UnknownItemError
 from billp.le.batching import DynamicBatcher
 from billp.le.checkpoint import LoadedLE, default_checkpoint_dir, load_checkpoint
 from billp.le.errors import LEError
-from billp.le.model import UNKNOWN_RATING_SLOT, PromptCache, history_offset, rating_slots
+from billp.le.model_outputs import PromptCache
 from billp.le.neighbours import (
     ItemNeighbours,
     history_residuals,
     logged_residuals,
     neighbours_from_ratings,
 )
+from billp.le.ratings import UNKNOWN_RATING_SLOT, history_offset, rating_slots
 from billp.le.scoring import score_logged
 from billp.torch_threads import torch_threads
 
