@@ -31,7 +31,8 @@ from billp.data.catalogue import Catalogue
 from billp.le.base import BaseFingerprint, check_base, load_base, resolve_base_folder
 from billp.le.calibration import Calibration
 from billp.le.errors import CheckpointError, CheckpointMismatchError, LEError
-from billp.le.model import RATING_SLOTS, LEModel
+from billp.le.model import LEModel
+from billp.le.ratings import RATING_SLOTS
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@
   item token (slot 0: unknown), so no position sees its own rating; the predicted rating of a
   candidate is ``rating_mean + item_bias[item] + history_weight * offset + rating_head(h)``,
   where ``offset`` is the user's shrunk mean rating residual over their rated history (see
-  :func:`history_offset`).
+  :func:`~billp.le.ratings.history_offset`).
 
 Three ways to score candidates for one history, all equal up to float rounding:
 one forward per candidate, one batched forward, and the shared prefix (the history is run
@@ -25,103 +25,45 @@ only where a method says so.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
 from billp.le.errors import LEError
-from billp.le.packing import PackedBatch
+from billp.le.model_outputs import PromptCache, SharedPrefixScores, WindowScores
+from billp.le.packing import PackedBatch, pad_windows
+from billp.le.ratings import (
+    ITEM_SHRINKAGE,
+    RATING_SLOTS,
+    UNKNOWN_RATING_SLOT,
+    USER_SHRINKAGE,
+    history_offset,
+    prefix_offsets,
+    rating_slot,
+    rating_slots,
+)
+
+__all__ = [
+    "ITEM_SHRINKAGE",
+    "LORA_ADAPTER",
+    "RATING_SLOTS",
+    "SCORE_HEAD_INIT_STD",
+    "UNKNOWN_RATING_SLOT",
+    "USER_SHRINKAGE",
+    "LEModel",
+    "PromptCache",
+    "SharedPrefixScores",
+    "WindowScores",
+    "history_offset",
+    "prefix_offsets",
+    "rating_slot",
+    "rating_slots",
+]
 
 LORA_ADAPTER = "default"
 SCORE_HEAD_INIT_STD = 0.01
-RATING_SLOTS = 6
-"""Rating-embedding rows: 0 = unknown or no previous item, 1..5 = the star rating."""
-UNKNOWN_RATING_SLOT = 0
-USER_SHRINKAGE = 5.0
-"""Pseudo-count pulling a user's mean rating residual towards 0 (:func:`history_offset`)."""
-ITEM_SHRINKAGE = 5.0
-"""Pseudo-count pulling an item's initial bias (its mean rating residual) towards 0.
-
-Both were chosen on train users only (the LE's 566 training users' held-out ratings, bias-only
-predictor ``mean + b_item + b_user``): RMSE 0.9971 at (5, 5), 0.9968 at (5, 10), 0.9977 at
-(5, 3), 0.9984 at (5, 20); item pseudo-counts 2 and 10 gave 0.9989 and 1.0005 at user 5."""
-
-
-def rating_slots(ratings: Sequence[float]) -> list[int]:
-    """Rating slot of each position: the previous item's rounded rating (0 if unknown/none).
-
-    ``ratings`` holds one value per item, NaN where the rating is unknown.
-    """
-    values = list(ratings)
-    return [UNKNOWN_RATING_SLOT, *(rating_slot(v) for v in values[:-1])][: len(values)]
-
-
-def rating_slot(value: float) -> int:
-    """The embedding row of one rating: its rounded star value, 0 when unknown (NaN)."""
-    if value != value:  # NaN
-        return UNKNOWN_RATING_SLOT
-    return int(min(max(round(float(value)), 1), RATING_SLOTS - 1))
-
-
-def history_offset(
-    items: Sequence[int], ratings: Sequence[float], item_bias: torch.Tensor, mean: float
-) -> float:
-    """The user's shrunk mean residual ``sum(r - mean - b_item) / (n + USER_SHRINKAGE)`` over the
-    rated items of a history (unknown ratings, NaN, are skipped)."""
-    return float(prefix_offsets(items, ratings, item_bias, mean)[-1])
-
-
-def prefix_offsets(
-    items: Sequence[int], ratings: Sequence[float], item_bias: torch.Tensor, mean: float
-) -> np.ndarray:
-    """:func:`history_offset` of every prefix ``items[:t]``, ``t = 0..len(items)`` (float64)."""
-    rated = np.asarray(ratings, dtype=np.float64)
-    known = ~np.isnan(rated)
-    bias = item_bias.detach().float().cpu().numpy().astype(np.float64)
-    residual = np.where(known, rated - mean - bias[np.asarray(items, dtype=np.int64)], 0.0)
-    sums = np.concatenate([[0.0], np.cumsum(residual)])
-    counts = np.concatenate([[0.0], np.cumsum(known)])
-    return sums / (counts + USER_SHRINKAGE)
-
-
-class SharedPrefixScores(NamedTuple):
-    """What :meth:`LEModel.score_shared_prefix` returns."""
-
-    psi: torch.Tensor
-    """``[C]`` choice scores."""
-    rating: torch.Tensor
-    """``[C]`` predicted (uncalibrated) ratings."""
-    states: torch.Tensor
-    """``[C, hidden]`` states after each candidate."""
-    prefix_state: torch.Tensor
-    """``[hidden]`` state after the prefix."""
-
-
-class PromptCache(NamedTuple):
-    """The prompt's keys and values per layer (batch 1), computed once by
-    :meth:`LEModel.prompt_cache`; empty when the prompt is."""
-
-    layers: list[tuple[torch.Tensor, torch.Tensor]]
-    length: int
-    """Prompt tokens."""
-
-
-class WindowScores(NamedTuple):
-    """What :meth:`LEModel.score_windows` returns: per window, its last token scored as the
-    candidate after the tokens before it."""
-
-    psi: torch.Tensor
-    """``[B]`` choice scores of the last token."""
-    rating: torch.Tensor
-    """``[B]`` predicted (uncalibrated) ratings of the last token."""
-    states: torch.Tensor
-    """``[B, hidden]`` states after the whole window."""
-    previous_states: torch.Tensor
-    """``[B, hidden]`` states after all but the last window token (zeros for one-token
-    windows)."""
 
 
 class LEModel(nn.Module):
@@ -429,27 +371,10 @@ class LEModel(nn.Module):
                 f"{len(windows)} windows need as many slot lists and offsets, got "
                 f"{len(slots)} and {len(offsets)}"
             )
-        lengths = [len(w) for w in windows]
-        for b, (window, window_slots) in enumerate(zip(windows, slots, strict=True)):
-            if not window or len(window_slots) != len(window):
-                raise LEError(
-                    f"window {b}: {len(window)} tokens (need >= 1) and {len(window_slots)} slots"
-                )
-        batch, width, device = len(windows), max(lengths), self.device
-        ids = torch.zeros(batch, width, dtype=torch.int64)
-        slot_ids = torch.zeros(batch, width, dtype=torch.int64)
-        for b, (window, window_slots) in enumerate(zip(windows, slots, strict=True)):
-            ids[b, : len(window)] = torch.as_tensor(list(window), dtype=torch.int64)
-            slot_ids[b, : len(window)] = torch.as_tensor(list(window_slots), dtype=torch.int64)
-        length = torch.as_tensor(lengths, dtype=torch.int64)
-        column = torch.arange(width)
-        # Query q of window b sees the whole prompt and its own tokens k <= q, k < length[b];
-        # a padding query sees the real tokens (never an empty row).
-        own = (column[None, :] <= column[:, None])[None] & (column < length[:, None])[:, None, :]
-        allowed = torch.cat([torch.ones(batch, width, prompt.length, dtype=torch.bool), own], 2)
-        mask = torch.zeros(allowed.shape, dtype=self.dtype)
-        mask.masked_fill_(~allowed, torch.finfo(self.dtype).min)
-        positions = (prompt.length + column).expand(batch, width)
+        padded = pad_windows(windows, slots, prompt.length)
+        batch, device, length = len(windows), self.device, padded.lengths
+        mask = torch.zeros(padded.allowed.shape, dtype=self.dtype)
+        mask.masked_fill_(~padded.allowed, torch.finfo(self.dtype).min)
         cache = None
         if prompt.layers:
             cache = DynamicCache(
@@ -458,11 +383,11 @@ class LEModel(nn.Module):
                     for k, v in prompt.layers
                 ]
             )
-        ids = ids.to(device)
+        ids = padded.ids.to(device)
         output = self.decoder(
-            inputs_embeds=self.embed(ids, slot_ids.to(device)),
+            inputs_embeds=self.embed(ids, padded.slots.to(device)),
             attention_mask=mask.unsqueeze(1).to(device),
-            position_ids=positions.to(device),
+            position_ids=padded.positions.to(device),
             past_key_values=cache,
             use_cache=cache is not None,
         )

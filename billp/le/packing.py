@@ -6,6 +6,9 @@ prefix and ``window[:t]`` and itself, and takes ``window[t]``'s position id. Its
 state is therefore exactly what the model would compute for ``prefix + window[:t] + [negative]``,
 while ``window[t]``'s own hidden state is the positive's: one pass scores a whole window's
 positives and negatives and gives the state at every position.
+
+For inference, :func:`pad_windows` right-pads many histories' windows after a cached prompt
+(:meth:`~billp.le.model.LEModel.score_windows`).
 """
 
 from __future__ import annotations
@@ -132,3 +135,51 @@ def pack(
 def pack_texts(sequences: Sequence[Sequence[int]]) -> PackedBatch:
     """Right-padded causal sequences (the item-token stage); window_rows cover every token."""
     return pack([], sequences)
+
+
+@dataclass(frozen=True)
+class PaddedWindows:
+    """Windows right-padded to one width, after a cached prompt (see
+    :meth:`~billp.le.model.LEModel.score_windows`)."""
+
+    ids: torch.Tensor
+    """int64 ``[B, W]``; padding is token 0."""
+    slots: torch.Tensor
+    """int64 ``[B, W]``: the rating slot of each token (padding 0)."""
+    lengths: torch.Tensor
+    """int64 ``[B]``: tokens per window."""
+    allowed: torch.Tensor
+    """bool ``[B, W, prompt + W]``: query may attend to key (the prompt's keys first)."""
+    positions: torch.Tensor
+    """int64 ``[B, W]``: position ids, after the prompt's."""
+
+
+def pad_windows(
+    windows: Sequence[Sequence[int]], slots: Sequence[Sequence[int]], prompt_length: int
+) -> PaddedWindows:
+    """Right-pad ``windows`` (and their rating ``slots``) after a prompt of ``prompt_length``
+    tokens: each window attends to the whole prompt and causally to itself.
+
+    Raises:
+        LEError: an empty window, or one whose slots do not match it.
+    """
+    lengths = [len(w) for w in windows]
+    for b, (window, window_slots) in enumerate(zip(windows, slots, strict=True)):
+        if not window or len(window_slots) != len(window):
+            raise LEError(
+                f"window {b}: {len(window)} tokens (need >= 1) and {len(window_slots)} slots"
+            )
+    batch, width = len(windows), max(lengths)
+    ids = torch.zeros(batch, width, dtype=torch.int64)
+    slot_ids = torch.zeros(batch, width, dtype=torch.int64)
+    for b, (window, window_slots) in enumerate(zip(windows, slots, strict=True)):
+        ids[b, : len(window)] = torch.as_tensor(list(window), dtype=torch.int64)
+        slot_ids[b, : len(window)] = torch.as_tensor(list(window_slots), dtype=torch.int64)
+    length = torch.as_tensor(lengths, dtype=torch.int64)
+    column = torch.arange(width)
+    # Query q of window b sees the whole prompt and its own tokens k <= q, k < length[b];
+    # a padding query sees the real tokens (never an empty row).
+    own = (column[None, :] <= column[:, None])[None] & (column < length[:, None])[:, None, :]
+    allowed = torch.cat([torch.ones(batch, width, prompt_length, dtype=torch.bool), own], 2)
+    positions = (prompt_length + column).expand(batch, width)
+    return PaddedWindows(ids, slot_ids, length, allowed, positions)

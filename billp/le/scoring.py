@@ -14,8 +14,9 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from billp.le.model import LEModel, prefix_offsets, rating_slots
+from billp.le.model import LEModel
 from billp.le.packing import pack
+from billp.le.ratings import prefix_offsets, rating_slots
 
 EVAL_BATCH_WINDOWS = 16
 """Windows per forward pass when scoring logged items."""

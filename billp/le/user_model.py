@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -34,23 +34,31 @@ import torch
 
 from billp.config import LEConfig
 from billp.data.catalogue import Catalogue
-from billp.data.dataset import RATING_MAX, RATING_MIN, Dataset
+from billp.data.dataset import RATING_MAX, RATING_MIN
 from billp.data.errors import UnknownItemError
 from billp.le.batching import DynamicBatcher
 from billp.le.checkpoint import LoadedLE, default_checkpoint_dir, load_checkpoint
 from billp.le.errors import LEError
-from billp.le.model import UNKNOWN_RATING_SLOT, PromptCache, history_offset, rating_slots
-from billp.le.neighbours import (
-    ItemNeighbours,
-    history_residuals,
-    logged_residuals,
-    neighbours_from_ratings,
-)
+from billp.le.model_outputs import PromptCache
+from billp.le.neighbours import history_residuals, logged_residuals
+from billp.le.ratings import UNKNOWN_RATING_SLOT, history_offset, rating_slots
 from billp.le.scoring import score_logged
+from billp.le.user_ratings import KnownRatings, known_ratings, neighbours_from_known
+from billp.le.window_requests import WindowRequest, WindowResult, run_windows
 from billp.torch_threads import torch_threads
 
-KnownRatings = Mapping[int, Mapping[int, float]]
-"""user -> item -> logged rating."""
+__all__ = [
+    "BATCHER_THREAD",
+    "DEFAULT_BATCH_MAX_SIZE",
+    "DEFAULT_BATCH_MAX_WAIT_MS",
+    "STATE_CACHE_SIZE",
+    "KnownRatings",
+    "LEScores",
+    "LEUserModel",
+    "check_device",
+    "known_ratings",
+    "load_user_model",
+]
 
 STATE_CACHE_SIZE = 256
 """States kept per model (most recent first out): enough for the envs stepping at once."""
@@ -70,26 +78,6 @@ class LEScores(NamedTuple):
     """float32 ``[C]``: calibrated predicted ratings in [1, 5]."""
     states: np.ndarray
     """float32 ``[C, state_dim]``: the state after each candidate."""
-
-
-class _Window(NamedTuple):
-    """One batched request: score ``items[-1]`` after ``items[:-1]`` (and read the states)."""
-
-    items: tuple[int, ...]
-    slots: tuple[int, ...]
-    """The rating slot of each item."""
-    offset: float
-    """The user's history offset (:func:`history_offset`); unused by state requests."""
-
-
-class _WindowScores(NamedTuple):
-    psi: float
-    rating: float
-    """Predicted (uncalibrated) rating of ``items[-1]``."""
-    state: np.ndarray
-    """float32 ``[state_dim]``: after the whole window."""
-    previous_state: np.ndarray
-    """float32 ``[state_dim]``: after ``items[:-1]`` (zeros for a one-item window)."""
 
 
 def check_device(device: str) -> None:
@@ -150,7 +138,13 @@ class LEUserModel:
         self.known_ratings: KnownRatings = known_ratings if known_ratings is not None else {}
         self._item_bias = self.model.item_bias.detach().float().cpu().numpy().astype(np.float64)
         self._rating_mean = float(self.model.rating_mean)
-        self.neighbours = self._fit_neighbours() if self.calibration.uses_neighbours else None
+        self.neighbours = (
+            neighbours_from_known(
+                self.known_ratings, self._item_bias, self._rating_mean, self.n_items
+            )
+            if self.calibration.uses_neighbours
+            else None
+        )
         self._states: OrderedDict[tuple[tuple[int, ...], tuple[int, ...]], np.ndarray] = (
             OrderedDict()
         )
@@ -158,7 +152,7 @@ class LEUserModel:
         # loop: one forward pass at a time keeps the state cache and torch's threads sane.
         self._lock = threading.RLock()
         self._prompt: PromptCache | None = None
-        self._batcher: DynamicBatcher[_Window, _WindowScores] | None = (
+        self._batcher: DynamicBatcher[WindowRequest, WindowResult] | None = (
             DynamicBatcher(
                 self._run_windows, batch_max_size, batch_max_wait_ms / 1000.0, BATCHER_THREAD
             )
@@ -174,7 +168,7 @@ class LEUserModel:
             )
 
     @property
-    def batcher(self) -> DynamicBatcher[_Window, _WindowScores] | None:
+    def batcher(self) -> DynamicBatcher[WindowRequest, WindowResult] | None:
         """The batcher of single-candidate scores and states (None: batching off or closed)."""
         return self._batcher
 
@@ -242,24 +236,6 @@ class LEUserModel:
         self._states.move_to_end(key)
         while len(self._states) > STATE_CACHE_SIZE:
             self._states.popitem(last=False)
-
-    def _fit_neighbours(self) -> ItemNeighbours:
-        """Item similarities from the known ratings (all users' logged train parts)."""
-        users: list[int] = []
-        items: list[int] = []
-        ratings: list[float] = []
-        for user, table in self.known_ratings.items():
-            users += [int(user)] * len(table)
-            items += [int(i) for i in table]
-            ratings += [float(r) for r in table.values()]
-        return neighbours_from_ratings(
-            np.asarray(users),
-            np.asarray(items),
-            np.asarray(ratings),
-            self._item_bias,
-            self._rating_mean,
-            self.n_items,
-        )
 
     def _neighbour_terms(
         self, ratings: Sequence[float], history: Sequence[int], candidates: Sequence[int]
@@ -337,7 +313,7 @@ class LEUserModel:
 
     def _score_batched(
         self,
-        batcher: DynamicBatcher[_Window, _WindowScores],
+        batcher: DynamicBatcher[WindowRequest, WindowResult],
         context: list[int],
         slots: list[int],
         candidate: int,
@@ -345,7 +321,7 @@ class LEUserModel:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """psi, predicted rating and state of one candidate, in the batcher's next pass."""
         item_slots = tuple(slots[len(self.prompt_ids) :])
-        scored = batcher.submit(_Window((*context, candidate), item_slots, offset))
+        scored = batcher.submit(WindowRequest((*context, candidate), item_slots, offset))
         with self._lock:
             self._remember((tuple(context), tuple(slots[:-1])), scored.previous_state)
             self._remember((tuple([*context, candidate]), tuple(slots)), scored.state)
@@ -355,26 +331,12 @@ class LEUserModel:
             scored.state[None, :],
         )
 
-    def _run_windows(self, requests: list[_Window]) -> list[_WindowScores]:
+    def _run_windows(self, requests: list[WindowRequest]) -> list[WindowResult]:
         """One forward pass over the batcher's requests (runs in the batcher's thread)."""
-        vocab = self.model.vocab_size
         with self._lock, torch_threads(self.threads):
             if self._prompt is None:
                 self._prompt = self.model.prompt_cache(self.prompt_ids)
-            scored = self.model.score_windows(
-                self._prompt,
-                [[vocab + i for i in r.items] for r in requests],
-                [r.slots for r in requests],
-                [r.offset for r in requests],
-            )
-            psi = scored.psi.cpu().numpy()
-            rating = scored.rating.cpu().numpy()
-            states = scored.states.float().cpu().numpy()
-            previous = scored.previous_states.float().cpu().numpy()
-        return [
-            _WindowScores(float(psi[b]), float(rating[b]), states[b], previous[b])
-            for b in range(len(requests))
-        ]
+            return run_windows(self.model, self._prompt, requests)
 
     def raw_scores(
         self, history: Sequence[int], items: Sequence[int], user: int | None = None
@@ -395,7 +357,7 @@ class LEUserModel:
         batcher = self._batcher
         if batcher is not None:
             item_slots = tuple(slots[len(self.prompt_ids) :])
-            return batcher.submit(_Window(tuple(window), item_slots, 0.0)).state
+            return batcher.submit(WindowRequest(tuple(window), item_slots, 0.0)).state
         with self._lock, torch_threads(self.threads):
             state: np.ndarray = self.model.state_of(self._tokens(window), slots).cpu().numpy()
         return state
@@ -413,17 +375,6 @@ class LEUserModel:
             with self._lock:
                 self._remember(key, cached)
         return cached.astype(np.float32, copy=True)
-
-
-def known_ratings(dataset: Dataset) -> KnownRatings:
-    """Each user's train-part ratings (never the held-out ones): what the LE may read."""
-    train = dataset.train_interactions
-    table: dict[int, dict[int, float]] = {}
-    for user, item, rating in zip(
-        train.users.tolist(), train.items.tolist(), train.ratings.tolist(), strict=True
-    ):
-        table.setdefault(int(user), {})[int(item)] = float(rating)
-    return table
 
 
 def load_user_model(

@@ -2,8 +2,8 @@
 
 Retries happen only on HTTP 429, HTTP 5xx, time-outs and connection (transport) errors, at
 most ``max_retries`` times, with exponential back-off plus jitter; a ``Retry-After`` header
-is honoured (capped). Any other 4xx fails at once. The loop is plain code: on tenacity it came
-out longer (the jittered delay, Retry-After and the balancer's choice stay billp's own anyway).
+is honoured (capped). Any other 4xx fails at once. The loop is tenacity's (``AsyncRetrying``);
+the jittered delay, Retry-After and the balancer's choice of endpoint stay billp's own.
 
 Several ``base_urls`` are balanced by :class:`~billp.llm.endpoints.EndpointBalancer`: each
 attempt goes to the healthy endpoint with the fewest requests in flight (equal loads take turns,
@@ -27,9 +27,10 @@ import random
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from billp.config import LLMConfig
 from billp.llm.client import LLMRequestError, LLMServerError
@@ -212,37 +213,49 @@ class OpenAICompatibleClient:
         """
         body = self.build_body(request)
         started = time.perf_counter()
-        attempts = 1 + self.max_retries
         tried: list[str] = []
-        last_cause = "no attempt made"
-        for attempt in range(attempts):
-            endpoint = self._endpoints.acquire(exclude=tried)
-            tried.append(endpoint)
-            try:
+        payload: Any = None
+        async for attempt in self._retrying(request, tried):
+            with attempt:
+                endpoint = self._endpoints.acquire(exclude=tried)
+                tried.append(endpoint)
                 payload = await self._attempt_on(endpoint, body)
-            except _RetryableError as exc:
-                last_cause = exc.cause
-                if attempt + 1 >= attempts:
-                    break
-                delay = self._backoff_delay(attempt, exc.retry_after_s)
-                logger.warning(
-                    "LLM call (role %s) to %s failed (%s); retry %d/%d in %.2fs",
-                    request.role,
-                    redact_url(endpoint),
-                    exc.cause,
-                    attempt + 1,
-                    self.max_retries,
-                    delay,
-                )
-                await _backoff_sleep(delay)
-                continue
-            return self._parse(
-                payload, endpoint, request, attempt + 1, time.perf_counter() - started
+        return self._parse(payload, tried[-1], request, len(tried), time.perf_counter() - started)
+
+    def _retrying(self, request: LLMRequest, tried: list[str]) -> AsyncRetrying:
+        """The attempts at ``request``: ``1 + max_retries`` at most, only of retryable failures,
+        :meth:`_backoff_delay` apart, each retry logged; then :class:`LLMServerError`."""
+        attempts = 1 + self.max_retries
+
+        def wait(state: RetryCallState) -> float:
+            return self._backoff_delay(state.attempt_number - 1, _failure(state).retry_after_s)
+
+        def log_retry(state: RetryCallState) -> None:
+            logger.warning(
+                "LLM call (role %s) to %s failed (%s); retry %d/%d in %.2fs",
+                request.role,
+                redact_url(tried[-1]),
+                _failure(state).cause,
+                state.attempt_number,
+                self.max_retries,
+                state.next_action.sleep if state.next_action is not None else 0.0,
             )
-        distinct = [redact_url(url) for url in dict.fromkeys(tried)]
-        raise LLMServerError(
-            f"LLM endpoint {redact_url(tried[-1])} failed after {attempts} attempts "
-            f"(role {request.role!r}, endpoints tried: {', '.join(distinct)}): {last_cause}"
+
+        def give_up(state: RetryCallState) -> NoReturn:
+            distinct = [redact_url(url) for url in dict.fromkeys(tried)]
+            raise LLMServerError(
+                f"LLM endpoint {redact_url(tried[-1])} failed after {attempts} attempts "
+                f"(role {request.role!r}, endpoints tried: {', '.join(distinct)}): "
+                f"{_failure(state).cause}"
+            )
+
+        return AsyncRetrying(
+            stop=stop_after_attempt(attempts),
+            wait=wait,
+            retry=retry_if_exception_type(_RetryableError),
+            before_sleep=log_retry,
+            sleep=_sleep,
+            retry_error_callback=give_up,
         )
 
     async def _attempt_on(self, endpoint: str, body: dict[str, Any]) -> Any:
@@ -325,6 +338,18 @@ class OpenAICompatibleClient:
             model=str(payload.get("model") or request.model or self.model),
             attempts=attempts,
         )
+
+
+async def _sleep(delay: float) -> None:
+    """Tenacity's sleep: :data:`_backoff_sleep`, looked up at each retry (tests replace it)."""
+    await _backoff_sleep(float(delay))
+
+
+def _failure(state: RetryCallState) -> _RetryableError:
+    """The retryable failure that ended the attempt ``state`` describes."""
+    error = state.outcome.exception() if state.outcome is not None else None
+    assert isinstance(error, _RetryableError)
+    return error
 
 
 def _mapping(value: Any) -> dict[str, Any]:
