@@ -1,19 +1,9 @@
 """An incremental, persistent FAISS memory of (key text, typed payload) entries.
 
-On disk a memory is a folder of three files:
-
-* ``index.faiss`` — ``IndexIDMap2(IndexFlatIP(dim))`` over the unit-norm key embeddings;
-  ids are 0, 1, 2, ... in the order entries were added;
-* ``payloads.jsonl`` — one line ``{"id", "key", "payload"}`` per id, in id order;
-* ``meta.json`` — embedder name and dimension, entry count, the committed episode keys and the
-  sha256 of the two data files. It is written last and is the commit point of a save
-  (a memory's very first save commits an empty ``meta.json`` before any data file).
-
-Each file is replaced atomically (temp file in the same folder, fsync, ``os.replace``, fsync of
-the folder). Because a save replaces several files, the committed version of each data file is
-first kept as ``<file>.prev`` (a hard link, or a copy where links are unsupported); loading picks
-whichever of ``<file>`` and ``<file>.prev`` matches the checksum in ``meta.json``. A save that
-dies at any point therefore leaves the memory loadable in its previous committed state.
+:class:`VectorMemory` keeps the entries and their index in memory and saves them to a folder
+(format: :mod:`billp.memory.folder_format`; crash-safe writes:
+:mod:`billp.memory.folder_writes`). A save that dies at any point leaves the memory loadable in
+its previous committed state.
 
 One process writes a memory folder at a time (the runner owns it); readers may open it freely.
 """
@@ -21,40 +11,59 @@ One process writes a memory folder at a time (the runner owns it); readers may o
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import os
-import secrets
-import shutil
-import struct
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Generic
 
 import faiss
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from billp.atomic_io import fsync_dir, write_bytes_atomic
+from billp.atomic_io import write_bytes_atomic
 from billp.memory.embedders import Embedder, normalise_rows
+from billp.memory.folder_format import (
+    BACKUP_SUFFIX,
+    DATA_FILES,
+    FORMAT_VERSION,
+    INDEX_FILE,
+    META_FILE,
+    PAYLOADS_FILE,
+    TEMP_SUFFIX,
+    MemoryMeta,
+    MemoryStoreError,
+    P,
+    PayloadLine,
+    index_layout_problem,
+    parse_index,
+    read_meta,
+    read_verified,
+    sha256,
+    verify_memory_folder,
+)
+from billp.memory.folder_writes import atomic_backup, remove_stray_temps
 
-P = TypeVar("P", bound=BaseModel)
+__all__ = [
+    "BACKUP_SUFFIX",
+    "DATA_FILES",
+    "FORMAT_VERSION",
+    "INDEX_FILE",
+    "MAX_COSINE",
+    "META_FILE",
+    "MIN_COSINE",
+    "PAYLOADS_FILE",
+    "TEMP_SUFFIX",
+    "MemoryHit",
+    "MemoryStoreError",
+    "VectorMemory",
+    "index_layout_problem",
+    "verify_memory_folder",
+]
 
-INDEX_FILE = "index.faiss"
-PAYLOADS_FILE = "payloads.jsonl"
-META_FILE = "meta.json"
-DATA_FILES = (INDEX_FILE, PAYLOADS_FILE)
-BACKUP_SUFFIX = ".prev"
-TEMP_SUFFIX = ".tmp"
-FORMAT_VERSION = 1
+
 MAX_COSINE = 1.0
 MIN_COSINE = -1.0
-_TEMP_TOKEN_BYTES = 6
-
-
-class MemoryStoreError(RuntimeError):
-    """A memory folder is corrupt or does not match the embedder; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -67,128 +76,8 @@ class MemoryHit(Generic[P]):
     payload: P
 
 
-class _Meta(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    format: int
-    embedder: str
-    dim: int = Field(ge=1)
-    count: int = Field(ge=0)
-    committed: list[str]
-    checksums: dict[str, str]
-
-
-class _Line(BaseModel, Generic[P]):
-    model_config = ConfigDict(extra="forbid")
-
-    id: int
-    key: str
-    payload: P
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _temp_path(target: Path) -> Path:
-    return target.with_name(f".{target.name}.{secrets.token_hex(_TEMP_TOKEN_BYTES)}{TEMP_SUFFIX}")
-
-
 _atomic_write = write_bytes_atomic
 """The writer of every memory file (a module name, so tests can wrap it)."""
-
-
-def _atomic_backup(source: Path, target: Path) -> None:
-    """Make ``target`` an exact copy of ``source`` atomically (hard link, else a fsynced copy)."""
-    temp = _temp_path(target)
-    try:
-        try:
-            os.link(source, temp)
-        except OSError:
-            shutil.copyfile(source, temp)
-            with open(temp, "rb+") as handle:
-                os.fsync(handle.fileno())
-        os.replace(temp, target)
-    finally:
-        # rename() is a no-op when temp and target are already links to one file: drop temp.
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
-    fsync_dir(target.parent)
-
-
-_HEADER = struct.Struct("<4siqqqBi")
-"""FAISS index header: fourcc, d, ntotal, two unused int64, is_trained, metric type."""
-_SIZE = struct.Struct("<q")
-_METRIC_INNER_PRODUCT = 0
-
-
-def index_layout_problem(data: bytes, dim: int, count: int) -> str | None:
-    """Why ``data`` is not a serialised ``IndexIDMap2(IndexFlatIP(dim))`` of ``count`` vectors.
-
-    Checked byte by byte before FAISS deserialises anything, so that a damaged or crafted
-    file (whose checksum an edited ``meta.json`` may match) never reaches FAISS's reader.
-    """
-    if len(data) < 2 * _HEADER.size + 2 * _SIZE.size:
-        return f"only {len(data)} bytes (truncated)"
-    for offset, fourcc in ((0, b"IxM2"), (_HEADER.size, b"IxFI")):
-        magic, d, ntotal, _, _, _, metric = _HEADER.unpack_from(data, offset)
-        if magic != fourcc:
-            return f"header {magic!r} at byte {offset}, expected {fourcc!r}"
-        if ntotal != count:
-            return f"holds {ntotal} vectors, meta.json says {count}"
-        if d != dim:
-            return f"index dimension {d}, meta.json says {dim}"
-        if metric != _METRIC_INNER_PRODUCT:
-            return f"metric type {metric}, expected inner product ({_METRIC_INNER_PRODUCT})"
-    expected = 2 * _HEADER.size + 2 * _SIZE.size + 4 * dim * count + 8 * count
-    if len(data) != expected:
-        return f"{len(data)} bytes, expected {expected} for {count} vectors of dimension {dim}"
-    codes_at = 2 * _HEADER.size
-    (floats,) = _SIZE.unpack_from(data, codes_at)
-    if floats != dim * count:
-        return f"vector data of {floats} floats, expected {dim * count}"
-    (ids,) = _SIZE.unpack_from(data, codes_at + _SIZE.size + 4 * floats)
-    if ids != count:
-        return f"{ids} ids, expected {count}"
-    return None
-
-
-def verify_memory_folder(directory: Path) -> None:
-    """Check a saved memory folder without opening it: meta, checksums, index layout.
-
-    Raises:
-        MemoryStoreError: naming the file that is missing, damaged or inconsistent.
-    """
-    directory = Path(directory)
-    meta_path = directory / META_FILE
-    try:
-        meta = _Meta.model_validate_json(meta_path.read_bytes())
-    except FileNotFoundError:
-        raise MemoryStoreError(f"{meta_path} is missing: not a saved billp memory") from None
-    except (OSError, ValidationError) as exc:
-        raise MemoryStoreError(f"{meta_path}: not a valid billp memory meta file: {exc}") from None
-    if not meta.checksums:
-        return
-    for name in DATA_FILES:
-        expected = meta.checksums.get(name)
-        if expected is None:
-            raise MemoryStoreError(f"{meta_path}: no checksum for {name}")
-        data = None
-        for candidate in (directory / name, directory / (name + BACKUP_SUFFIX)):
-            with contextlib.suppress(FileNotFoundError):
-                raw = candidate.read_bytes()
-                if _sha256(raw) == expected:
-                    data = raw
-                    break
-        if data is None:
-            raise MemoryStoreError(
-                f"{directory / name}: missing or does not match the sha256 recorded in "
-                f"{meta_path} (changed outside billp?)"
-            )
-        if name == INDEX_FILE:
-            problem = index_layout_problem(data, meta.dim, meta.count)
-            if problem is not None:
-                raise MemoryStoreError(f"{directory / name}: {problem}")
 
 
 class VectorMemory(Generic[P]):
@@ -210,7 +99,7 @@ class VectorMemory(Generic[P]):
         self.embedder = embedder
         self.payload_type = payload_type
         self.committed: set[str] = set()
-        self._line_type: type[_Line[P]] = _Line[payload_type]  # type: ignore[valid-type]
+        self._line_type: type[PayloadLine[P]] = PayloadLine[payload_type]  # type: ignore[valid-type]
         self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(embedder.dim))
         self._keys: list[str] = []
         self._payloads: list[P] = []
@@ -237,79 +126,21 @@ class VectorMemory(Generic[P]):
                     f"{self.directory}: not a complete billp memory"
                 )
             return
-        meta = self._read_meta(meta_path)
+        meta = read_meta(meta_path, self.embedder)
         self._on_disk = True
         if not meta.checksums:  # the empty commit that precedes a memory's first save
             if meta.count != 0:
                 raise MemoryStoreError(f"{meta_path}: {meta.count} entries but no checksums")
             self.committed = set(meta.committed)
             return
-        index_bytes = self._read_verified(INDEX_FILE, meta)
-        payload_bytes = self._read_verified(PAYLOADS_FILE, meta)
-        self._index = self._parse_index(index_bytes, meta)
+        index_bytes = read_verified(self.directory, INDEX_FILE, meta)
+        payload_bytes = read_verified(self.directory, PAYLOADS_FILE, meta)
+        self._index = parse_index(self._path(INDEX_FILE), index_bytes, meta)
         self._parse_payloads(payload_bytes, meta)
         self.committed = set(meta.committed)
         self._disk_checksums = dict(meta.checksums)
 
-    def _read_meta(self, meta_path: Path) -> _Meta:
-        try:
-            meta = _Meta.model_validate_json(meta_path.read_bytes())
-        except (OSError, ValidationError) as exc:
-            raise MemoryStoreError(
-                f"{meta_path}: not a valid billp memory meta file: {exc}"
-            ) from exc
-        if meta.format != FORMAT_VERSION:
-            raise MemoryStoreError(
-                f"{meta_path}: format {meta.format} is not supported (expected {FORMAT_VERSION})"
-            )
-        if meta.embedder != self.embedder.name or meta.dim != self.embedder.dim:
-            raise MemoryStoreError(
-                f"{meta_path}: written with embedder '{meta.embedder}' (dim {meta.dim}), "
-                f"opened with '{self.embedder.name}' (dim {self.embedder.dim}); "
-                "use the same embedder or start a new memory"
-            )
-        missing = [name for name in DATA_FILES if name not in meta.checksums]
-        if meta.checksums and missing:
-            raise MemoryStoreError(f"{meta_path}: no checksum for {', '.join(missing)}")
-        return meta
-
-    def _read_verified(self, name: str, meta: _Meta) -> bytes:
-        """The bytes of ``name`` (or its ``.prev`` backup) that match the checksum in meta."""
-        expected = meta.checksums[name]
-        for candidate in (self._path(name), self._path(name + BACKUP_SUFFIX)):
-            with contextlib.suppress(FileNotFoundError):
-                data = candidate.read_bytes()
-                if _sha256(data) == expected:
-                    return data
-        raise MemoryStoreError(
-            f"{self._path(name)}: missing or does not match the sha256 recorded in "
-            f"{self._path(META_FILE)} (changed outside billp?), and no matching "
-            f"{name}{BACKUP_SUFFIX} exists"
-        )
-
-    def _parse_index(self, data: bytes, meta: _Meta) -> faiss.IndexIDMap2:
-        path = self._path(INDEX_FILE)
-        problem = index_layout_problem(data, meta.dim, meta.count)
-        if problem is not None:  # never hand FAISS bytes of another shape
-            raise MemoryStoreError(f"{path}: {problem}")
-        try:
-            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
-        except RuntimeError as exc:
-            raise MemoryStoreError(f"{path}: not a readable FAISS index: {exc}") from exc
-        if not isinstance(index, faiss.IndexIDMap2):
-            raise MemoryStoreError(f"{path}: expected an IndexIDMap2, found {type(index).__name__}")
-        if index.d != meta.dim:
-            raise MemoryStoreError(f"{path}: index dimension {index.d}, meta.json says {meta.dim}")
-        if index.ntotal != meta.count:
-            raise MemoryStoreError(
-                f"{path}: holds {index.ntotal} vectors, meta.json says {meta.count}"
-            )
-        ids = faiss.vector_to_array(index.id_map)
-        if not np.array_equal(ids, np.arange(meta.count, dtype=np.int64)):
-            raise MemoryStoreError(f"{path}: ids are not 0..{meta.count - 1} in order")
-        return index
-
-    def _parse_payloads(self, data: bytes, meta: _Meta) -> None:
+    def _parse_payloads(self, data: bytes, meta: MemoryMeta) -> None:
         path = self._path(PAYLOADS_FILE)
         # Split on "\n" only: str.splitlines() would also split inside JSON strings holding
         # U+2028 and other Unicode line breaks, which JSON leaves unescaped.
@@ -467,12 +298,12 @@ class VectorMemory(Generic[P]):
             if not self._dirty and new_committed == self.committed and self._on_disk:
                 return
             self.directory.mkdir(parents=True, exist_ok=True)
-            self._remove_stray_temps()
+            remove_stray_temps(self.directory)
             if not self._path(META_FILE).exists():
                 # Commit an empty memory first, so that data files never exist without a meta.
                 self._write_meta(count=0, committed=[], checksums={})
             contents = {INDEX_FILE: self._index_bytes(), PAYLOADS_FILE: self._payload_bytes()}
-            checksums = {name: _sha256(data) for name, data in contents.items()}
+            checksums = {name: sha256(data) for name, data in contents.items()}
             for name, data in contents.items():
                 if checksums[name] == self._disk_checksums.get(name) and self._holds(name):
                     continue
@@ -485,7 +316,7 @@ class VectorMemory(Generic[P]):
             self._on_disk = True
 
     def _write_meta(self, count: int, committed: list[str], checksums: dict[str, str]) -> None:
-        meta = _Meta(
+        meta = MemoryMeta(
             format=FORMAT_VERSION,
             embedder=self.embedder.name,
             dim=self.embedder.dim,
@@ -508,7 +339,7 @@ class VectorMemory(Generic[P]):
     def _holds(self, name: str) -> bool:
         """Whether ``name`` itself (not only its backup) holds the committed version."""
         try:
-            return _sha256(self._path(name).read_bytes()) == self._disk_checksums.get(name)
+            return sha256(self._path(name).read_bytes()) == self._disk_checksums.get(name)
         except FileNotFoundError:
             return False
 
@@ -519,19 +350,12 @@ class VectorMemory(Generic[P]):
             return
         backup = self._path(name + BACKUP_SUFFIX)
         if self._holds(name):
-            _atomic_backup(self._path(name), backup)
+            atomic_backup(self._path(name), backup)
             return
         with contextlib.suppress(FileNotFoundError):
-            if _sha256(backup.read_bytes()) == expected:
+            if sha256(backup.read_bytes()) == expected:
                 return
         raise MemoryStoreError(
             f"{self._path(name)}: neither it nor {backup.name} matches the committed version "
             f"recorded in {self._path(META_FILE)}; refusing to overwrite it"
         )
-
-    def _remove_stray_temps(self) -> None:
-        """Delete temp files left by an interrupted save (they are never read)."""
-        for name in (*DATA_FILES, META_FILE):
-            for stray in self.directory.glob(f".{name}.*{TEMP_SUFFIX}"):
-                with contextlib.suppress(FileNotFoundError):
-                    stray.unlink()

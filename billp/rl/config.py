@@ -1,6 +1,6 @@
 """Configuration of ``python -m billp.rl``: the SQN/LEA trainer and the Tianshou baselines.
 
-Kept in this package (not in billp/config.py) while the RL code settles; the ``data`` and
+Kept in this package (not in billp/config/) while the RL code settles; the ``data`` and
 ``env`` sections are the main tree's :class:`DataConfig` and :class:`EnvConfig` classes (not
 copies), so a dataset and both simulators are configured exactly as for
 ``python -m billp.simulate``.

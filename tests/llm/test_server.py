@@ -33,6 +33,7 @@ from billp.llm.server import (
     server_root,
     vllm_command,
 )
+from billp.llm.server import command as server_command
 from billp.provision import ProvisionedModel
 from tests.signals import default_signals
 
@@ -455,7 +456,7 @@ def test_vllm_command_asks_for_cached_token_details(tmp_path: Path) -> None:
 
 
 def test_server_env_auto_binds_all_available_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(server_module, "available_cpus", lambda: [0, 1, 2, 3])
+    monkeypatch.setattr(server_command, "available_cpus", lambda: [0, 1, 2, 3])
     env = server_env(ServerConfig(kv_cache_gib=1), cpu=True, offline=True, base={"A": "b"})
     assert env["A"] == "b"
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "1"

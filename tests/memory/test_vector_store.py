@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from pydantic import BaseModel
 
-from billp.memory import vector_store
+from billp.memory import folder_format, folder_writes, vector_store
 from billp.memory.embedders import HashEmbedderForTests
 from billp.memory.vector_store import MemoryHit, MemoryStoreError, VectorMemory
 
@@ -75,7 +75,7 @@ def _count_replaces(
             raise OSError(f"simulated crash on os.replace #{fail_on} ({dst})")
         real_replace(src, dst)
 
-    monkeypatch.setattr(vector_store.os, "replace", replace)
+    monkeypatch.setattr(folder_writes.os, "replace", replace)
     return lambda: calls[0]
 
 
@@ -285,7 +285,7 @@ def test_invalid_payload_line_is_named(tmp_path: Path) -> None:
     path.write_bytes(data)
     meta_path = tmp_path / "meta.json"
     meta = json.loads(meta_path.read_text())
-    meta["checksums"]["payloads.jsonl"] = vector_store._sha256(data)
+    meta["checksums"]["payloads.jsonl"] = folder_format.sha256(data)
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(MemoryStoreError, match=r"payloads\.jsonl line 2: not a valid Note"):
         _reopen(tmp_path)
@@ -393,7 +393,7 @@ def test_crash_while_writing_a_temp_file(tmp_path: Path, monkeypatch: pytest.Mon
     def failing_fsync(fd: int) -> None:
         raise OSError("simulated disk failure")
 
-    monkeypatch.setattr(vector_store.os, "fsync", failing_fsync)
+    monkeypatch.setattr(folder_writes.os, "fsync", failing_fsync)
     with pytest.raises(OSError, match="disk failure"):
         memory.save(["ep2"])
     monkeypatch.undo()
@@ -421,7 +421,7 @@ def test_backups_fall_back_to_copies_without_hard_links(
     def no_links(src: Any, dst: Any) -> None:
         raise OSError("hard links are not supported here")
 
-    monkeypatch.setattr(vector_store.os, "link", no_links)
+    monkeypatch.setattr(folder_writes.os, "link", no_links)
     memory = _filled(tmp_path)
     memory.save(["ep1"])
     before = _snapshot(_reopen(tmp_path))

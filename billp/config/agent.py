@@ -1,0 +1,87 @@
+"""The ``agent`` section: which policy acts, and BiLLP's learning switches."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, model_validator
+
+from billp.config.section import Section
+from billp.policy_registry import POLICY_NAMES, names, policy_spec
+
+if TYPE_CHECKING:
+    AgentName = str
+else:
+    AgentName = Literal[POLICY_NAMES]
+"""Policies that ``--agent.name`` accepts (``--help`` lists them): the names registered in
+:mod:`billp.policy_registry`. A Literal so that a bad name fails validation, naming them."""
+
+LLM_AGENTS: frozenset[str] = frozenset(names("llm"))
+
+
+class AgentConfig(Section):
+    """Which policy acts, and BiLLP's learning switches."""
+
+    name: AgentName = Field("billp", description="Policy: an LLM agent or a baseline.")
+    planner: bool | None = Field(
+        None, description="Ask the Planner for a plan each step (default from agent.name)."
+    )
+    macro: bool | None = Field(
+        None, description="Macro-learning: reflections (default from agent.name)."
+    )
+    micro: bool | None = Field(
+        None, description="Micro-learning: Critic and actor memory (default from agent.name)."
+    )
+    reflection_retrieval: Literal["nearest", "recent"] | None = Field(
+        None,
+        description="'nearest' (BiLLP: FAISS top-K) or 'recent' (Reflexion); default from name.",
+    )
+    gamma: float = Field(0.5, ge=0, le=1, description="Discount in A = r + gamma*V(s') - V(s).")
+    quit_value: float = Field(
+        0.0,
+        description="Reward the learner books for the step on which the user quit (the user "
+        "is lost: nothing more to come). Values are discounted averages of rewards, on the "
+        "rating scale extended down to this value.",
+    )
+    shortlist_size: int = Field(20, ge=2, description="Catalogue candidates shown to the Actor.")
+    genre_hint_count: int = Field(
+        2, ge=0, description="Genres absent from the recent window suggested for exploration."
+    )
+    hint_window: int = Field(
+        4, ge=0, description="Recent recommendations whose genres the exploration hint avoids."
+    )
+    state_window: int = Field(
+        10, ge=1, description="Recent items that describe a state for the Critic and memories."
+    )
+    prompt_history_length: int = Field(
+        15, ge=1, description="History titles shown in prompts (BiLLP: 15)."
+    )
+    free_text: bool = Field(
+        False,
+        description="Ask the Planner and Reflector for a free-text sentence besides their "
+        "structured fields (genres to recommend and avoid, an anchor title). Off by default: "
+        "SmolLM2-135M fills free text with copied titles or prompt text; turn it on for "
+        "7B-class models. Free text that echoes its template is re-asked, then replaced.",
+    )
+    scratchpad_length: int = Field(
+        8, ge=0, description="Most recent steps of the episode kept in the Planner's scratchpad."
+    )
+
+    @model_validator(mode="after")
+    def _resolve_preset(self) -> AgentConfig:
+        preset = policy_spec(self.name).preset
+        # object.__setattr__ avoids re-running this validator through validate_assignment.
+        for field, value in (
+            ("planner", preset.planner),
+            ("macro", preset.macro),
+            ("micro", preset.micro),
+            ("reflection_retrieval", preset.retrieval),
+        ):
+            if getattr(self, field) is None:
+                object.__setattr__(self, field, value)
+        return self
+
+    @property
+    def is_llm(self) -> bool:
+        """Whether this policy talks to a language model."""
+        return policy_spec(self.name).is_llm
