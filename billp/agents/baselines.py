@@ -29,7 +29,7 @@ import numpy as np
 
 from billp.data import Catalogue
 from billp.envs import QuitRule, UserModel
-from billp.policy import MemorylessEpisode, MemoryWrites
+from billp.policy import Decision, MemorylessEpisode, RankedTrace, ScoredChoice, decide
 from billp.policy.build import PolicyInputs
 
 TRACE_SHORTLIST = 10
@@ -54,10 +54,8 @@ class _BaselineEpisode(MemorylessEpisode):
             )
         return mask
 
-    async def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> int:
-        item, trace = self.policy.choose(self, self._unseen())
-        self._trace = trace
-        return item
+    async def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> Decision:
+        return decide(self.policy.choose(self, self._unseen()))
 
 
 def _ranked(scores: np.ndarray, allowed: np.ndarray, k: int) -> list[int]:
@@ -67,37 +65,36 @@ def _ranked(scores: np.ndarray, allowed: np.ndarray, k: int) -> list[int]:
     return [int(i) for i in candidates[order[:k]]]
 
 
+class QuitRuleTrace(RankedTrace):
+    """A ``greedy-diverse`` step: the unseen items the quit rule ruled out, and whether none
+    was left (the choice then ignores the rule)."""
+
+    excluded_by_quit_rule: int
+    no_safe_item: bool
+
+
 class _BaselinePolicy:
-    """Base of the memoryless policies."""
+    """Base of the memoryless policies (no memories: nothing to commit or reload)."""
 
     name = "baseline"
 
     def __init__(self, catalogue: Catalogue) -> None:
         self.catalogue = catalogue
 
-    def choose(self, episode: _BaselineEpisode, unseen: np.ndarray) -> tuple[int, dict[str, Any]]:
-        """The item to recommend and this step's trace."""
+    def choose(self, episode: _BaselineEpisode, unseen: np.ndarray) -> RankedTrace:
+        """This step's trace, whose choice is the item to recommend."""
         raise NotImplementedError
 
     def spawn(self, episode_key: str, seed: int) -> _BaselineEpisode:
         return _BaselineEpisode(self, seed)
 
-    def commit(self, writes: MemoryWrites, episode_key: str) -> None:
-        return None
-
-    def committed_episodes(self) -> set[str]:
-        return set()
-
-    def reload(self) -> None:
-        return None
-
 
 class RandomPolicy(_BaselinePolicy):
     name = "random"
 
-    def choose(self, episode: _BaselineEpisode, unseen: np.ndarray) -> tuple[int, dict[str, Any]]:
+    def choose(self, episode: _BaselineEpisode, unseen: np.ndarray) -> RankedTrace:
         item = int(episode.rng.choice(np.flatnonzero(unseen)))
-        return item, {"choice": {"item_id": item}}
+        return RankedTrace(choice=ScoredChoice(item_id=item))
 
 
 class PopularityPolicy(_BaselinePolicy):
@@ -112,13 +109,13 @@ class PopularityPolicy(_BaselinePolicy):
             )
         self._order = np.argsort(-self.popularity, kind="stable")
 
-    def choose(self, episode: _BaselineEpisode, unseen: np.ndarray) -> tuple[int, dict[str, Any]]:
+    def choose(self, episode: _BaselineEpisode, unseen: np.ndarray) -> RankedTrace:
         ranked = self._order[unseen[self._order]][:TRACE_SHORTLIST]
         item = int(ranked[0])
-        return item, {
-            "choice": {"item_id": item, "popularity": int(self.popularity[item])},
-            "shortlist": [int(i) for i in ranked],
-        }
+        return RankedTrace(
+            choice=ScoredChoice(item_id=item, popularity=int(self.popularity[item])),
+            shortlist=[int(i) for i in ranked],
+        )
 
 
 class GreedyPolicy(_BaselinePolicy):
@@ -139,20 +136,15 @@ class GreedyPolicy(_BaselinePolicy):
             dtype=np.float64,
         )
 
-    def _pick(
-        self, scores: np.ndarray, allowed: np.ndarray, extra: dict[str, Any] | None = None
-    ) -> tuple[int, dict[str, Any]]:
+    def _pick(self, scores: np.ndarray, allowed: np.ndarray) -> RankedTrace:
         ranked = _ranked(scores, allowed, TRACE_SHORTLIST)
         item = ranked[0]
-        trace: dict[str, Any] = {
-            "choice": {"item_id": item, "predicted_reward": round(float(scores[item]), 6)},
-            "shortlist": ranked,
-        }
-        if extra:
-            trace.update(extra)
-        return item, trace
+        return RankedTrace(
+            choice=ScoredChoice(item_id=item, predicted_reward=round(float(scores[item]), 6)),
+            shortlist=ranked,
+        )
 
-    def choose(self, episode: _BaselineEpisode, unseen: np.ndarray) -> tuple[int, dict[str, Any]]:
+    def choose(self, episode: _BaselineEpisode, unseen: np.ndarray) -> RankedTrace:
         return self._pick(self._scores(episode), unseen)
 
 
@@ -194,21 +186,22 @@ class GreedyDiversePolicy(GreedyPolicy):
         ok &= ~(jaccard >= self.quit_rule.similarity_threshold).any(axis=1)
         return ok
 
-    def choose(self, episode: _BaselineEpisode, unseen: np.ndarray) -> tuple[int, dict[str, Any]]:
+    def choose(self, episode: _BaselineEpisode, unseen: np.ndarray) -> RankedTrace:
         ok = self.acceptable(episode.recommended, unseen)
         pool = ok if ok.any() else unseen
-        extra = {
-            "excluded_by_quit_rule": int(unseen.sum() - ok.sum()),
-            "no_safe_item": not ok.any(),
-        }
-        item, trace = self._pick(self._scores(episode), pool, extra)
+        picked = self._pick(self._scores(episode), pool)
+        item = picked.choice.item_id
         decision = self.quit_rule.decide(item, float("inf"), episode.recommended)
         if ok.any() and decision.quit:
             raise RuntimeError(
                 f"greedy-diverse: item {item} passed the vectorised check but the quit rule "
                 f"rejects it ({decision.reason}, similar to {decision.similar_to})"
             )
-        return item, trace
+        return QuitRuleTrace(
+            **dict(picked),
+            excluded_by_quit_rule=int(unseen.sum() - ok.sum()),
+            no_safe_item=not ok.any(),
+        )
 
 
 def build_random(inputs: PolicyInputs) -> RandomPolicy:

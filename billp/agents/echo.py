@@ -69,3 +69,20 @@ class EchoDetector:
         if counts and max(counts.values()) >= REPEAT_COUNT:
             return "repetition"
         return None
+
+
+REPAIRED_TEXT_MAX_CHARS = 200
+"""Longest free text a repair keeps from an unparsable reply (plans and lessons)."""
+
+
+def reject_echo(detector: EchoDetector, text: str, what: str) -> None:
+    """Raise (so the reply is re-asked) when ``text`` echoes its template or loops."""
+    kind = detector.kind(text)
+    if kind is not None:
+        raise ValueError(f"{what} ({kind}): write your own sentence")
+
+
+def own_text(detector: EchoDetector, raw: str) -> str | None:
+    """An unparsable reply's text, kept as free text unless it is empty or an echo."""
+    text = raw.strip()[:REPAIRED_TEXT_MAX_CHARS]
+    return text if text and detector.kind(text) is None else None

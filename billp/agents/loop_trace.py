@@ -58,3 +58,16 @@ class LoopTrace(BaseModel):
     )
     td_target: float | None = None
     advantage: float | None = None
+
+
+class LoopUpdate(BaseModel):
+    """What ``observe`` adds to the step's :class:`LoopTrace`: the values it learnt from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    next_value_source: ValueSource
+    v: float
+    v_next: float
+    reward_booked: float
+    td_target: float
+    advantage: float

@@ -21,6 +21,7 @@ import gymnasium as gym
 from gymnasium.wrappers import RecordEpisodeStatistics
 
 from billp.policy.protocol import EpisodeAgent, EpisodeSummary, MemoryWrites, Transition
+from billp.policy.trace import step_record
 
 T = TypeVar("T")
 
@@ -37,7 +38,8 @@ class PlayedStep:
     env_step_s: float
     """Wall-clock seconds of ``env.step``."""
     trace: dict[str, Any]
-    """The agent's step trace (what it asked, saw and decided)."""
+    """The step's trace as recorded: what the agent's ``act`` and ``observe`` returned
+    (what it asked, saw, decided and learnt), folded by :func:`~billp.policy.trace.step_record`."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class PlayedEpisode:
     writes: MemoryWrites
     """Memory writes the agent buffered (committed, or not, by the caller)."""
     episode_trace: dict[str, Any]
+    """The record of the episode trace ``end_episode`` returned (empty: none)."""
     statistics: dict[str, float]
     """Gymnasium's episode statistics: ``r`` (return), ``l`` (env steps), ``t`` (seconds)."""
 
@@ -86,13 +89,14 @@ async def play_episode(
         steps: list[PlayedStep] = []
         terminated = truncated = False
         while not (terminated or truncated):
-            action = int(await agent.act(obs, info))
+            decision = await agent.act(obs, info)
+            action = int(decision.item_id)
             started = time.perf_counter()
             obs, reward, terminated, truncated, info = await _env_call(
                 threads, recorded.step, action
             )
             elapsed = time.perf_counter() - started
-            await agent.observe(
+            observed = await agent.observe(
                 Transition(
                     action=action,
                     reward=float(reward),
@@ -110,7 +114,7 @@ async def play_episode(
                     truncated=bool(truncated),
                     info=info,
                     env_step_s=elapsed,
-                    trace=agent.step_trace(),
+                    trace=step_record(decision.trace, observed),
                 )
             )
     finally:
@@ -123,12 +127,12 @@ async def play_episode(
         truncated=bool(truncated),
         quit_reason=info.get("quit_reason") if terminated else None,
     )
-    writes = await agent.end_episode(summary)
+    ended = await agent.end_episode(summary)
     statistics = {k: float(v) for k, v in info.get("episode", {}).items()}
     return PlayedEpisode(
         steps=steps,
         summary=summary,
-        writes=writes,
-        episode_trace=agent.episode_trace(),
+        writes=ended.writes,
+        episode_trace=ended.trace.record(),
         statistics=statistics,
     )

@@ -6,7 +6,24 @@ from typing import Any
 
 import numpy as np
 
-from billp.policy.protocol import EpisodeSummary, MemoryWrites, Transition
+from billp.policy.protocol import EpisodeSummary, Transition
+from billp.policy.trace import Decision, EpisodeEnd, TraceRecord
+
+
+class ScoredChoice(TraceRecord):
+    """The recommended item and the score the policy chose it by (the one it has)."""
+
+    item_id: int
+    popularity: int | None = None
+    predicted_reward: float | None = None
+    score: float | None = None
+
+
+class RankedTrace(TraceRecord):
+    """A memoryless step: the choice and the next best candidates, best first."""
+
+    choice: ScoredChoice
+    shortlist: list[int] | None = None
 
 
 class MemorylessEpisode:
@@ -17,24 +34,23 @@ class MemorylessEpisode:
         self.user_id = -1
         self.history: list[int] = []
         self.recommended: list[int] = []
-        self._trace: dict[str, Any] = {}
 
     async def reset(self, info: dict[str, Any]) -> None:
         self.user_id = int(info["user_id"])
         self.history = [int(i) for i in info["history"]]
         self.recommended = []
 
-    async def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> int:
+    async def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> Decision:
         raise NotImplementedError
 
-    async def observe(self, transition: Transition) -> None:
+    async def observe(self, transition: Transition) -> TraceRecord:
         self.recommended.append(int(transition.action))
+        return TraceRecord()
 
-    async def end_episode(self, summary: EpisodeSummary) -> MemoryWrites:
-        return MemoryWrites()
+    async def end_episode(self, summary: EpisodeSummary) -> EpisodeEnd:
+        return EpisodeEnd()
 
-    def step_trace(self) -> dict[str, Any]:
-        return self._trace
 
-    def episode_trace(self) -> dict[str, Any]:
-        return {}
+def decide(trace: RankedTrace) -> Decision:
+    """The decision whose item is ``trace``'s choice."""
+    return Decision(item_id=trace.choice.item_id, trace=trace)

@@ -4,20 +4,41 @@ A :class:`Policy` is shared by all episodes of a run (it owns memories and clien
 :meth:`Policy.spawn` gives an :class:`EpisodeAgent` that holds one episode's state.
 Episodes run concurrently, so nothing per-episode lives on the policy.
 
-An episode's memory writes are buffered and handed back by ``end_episode``; the runner
-records them with the episode and then calls :meth:`Policy.commit`. Buffering keeps
-memories consistent with ``episodes.jsonl`` (a killed run never holds half an episode)
-and matches BiLLP, whose memories change only between batches.
+The agent returns what it did: ``act`` a :class:`~billp.policy.trace.Decision` (the item
+and a typed act trace), ``observe`` a typed observe trace (the values it learnt from, the
+LLM calls it made), ``end_episode`` an :class:`~billp.policy.trace.EpisodeEnd` (memory
+writes and an episode trace). The episode loop records them; it never reads agent state.
+
+A :class:`LearningPolicy` also keeps memories: an episode's writes are buffered and handed
+back by ``end_episode``; the runner records them with the episode and then calls
+:meth:`LearningPolicy.commit`. Buffering keeps memories consistent with ``episodes.jsonl``
+(a killed run never holds half an episode) and matches BiLLP, whose memories change only
+between batches. A memoryless policy (baselines, RL recommenders) has nothing to commit or
+reload, and the runner does neither for it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
-from billp.memory import ReflectionEntry
+from billp.policy.trace import Decision, EpisodeEnd, TraceRecord
+from billp.policy.writes import ActorWrite, CriticWrite, MemoryWrites, ReflectionWrite
+
+__all__ = [
+    "ActorWrite",
+    "CriticWrite",
+    "EpisodeAgent",
+    "EpisodeSummary",
+    "LearningPolicy",
+    "MemoryWrites",
+    "Policy",
+    "ReflectionWrite",
+    "Transition",
+    "learning",
+]
 
 
 class Transition(BaseModel):
@@ -31,33 +52,6 @@ class Transition(BaseModel):
     truncated: bool
     next_obs: dict[str, np.ndarray]
     info: dict[str, Any]
-
-
-class ReflectionWrite(BaseModel):
-    situation: str
-    entry: ReflectionEntry
-
-
-class ActorWrite(BaseModel):
-    state: str
-    item_id: int
-    sign: int
-
-
-class CriticWrite(BaseModel):
-    state: str
-    value: float
-
-
-class MemoryWrites(BaseModel):
-    """Everything one episode adds to the memories."""
-
-    reflections: list[ReflectionWrite] = Field(default_factory=list)
-    actor: list[ActorWrite] = Field(default_factory=list)
-    critic: list[CriticWrite] = Field(default_factory=list)
-
-    def is_empty(self) -> bool:
-        return not (self.reflections or self.actor or self.critic)
 
 
 class EpisodeSummary(BaseModel):
@@ -76,19 +70,16 @@ class EpisodeAgent(Protocol):
 
     async def reset(self, info: dict[str, Any]) -> None: ...
 
-    async def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> int: ...
-
-    async def observe(self, transition: Transition) -> None: ...
-
-    async def end_episode(self, summary: EpisodeSummary) -> MemoryWrites: ...
-
-    def step_trace(self) -> dict[str, Any]:
-        """What the last act/observe did (plans, shortlist, values, LLM calls)."""
+    async def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> Decision:
+        """The item to recommend and what the agent did to choose it (plans, shortlist,
+        values, LLM calls)."""
         ...
 
-    def episode_trace(self) -> dict[str, Any]:
-        """What the episode-level calls did (reflection), after ``end_episode``."""
+    async def observe(self, transition: Transition) -> TraceRecord:
+        """Take in the step's outcome; what that did (values, TD target, LLM calls)."""
         ...
+
+    async def end_episode(self, summary: EpisodeSummary) -> EpisodeEnd: ...
 
 
 class Policy(Protocol):
@@ -98,6 +89,11 @@ class Policy(Protocol):
 
     def spawn(self, episode_key: str, seed: int) -> EpisodeAgent: ...
 
+
+@runtime_checkable
+class LearningPolicy(Policy, Protocol):
+    """A policy with memories that episodes write to (BiLLP and its ablations)."""
+
     def commit(self, writes: MemoryWrites, episode_key: str) -> None: ...
 
     def committed_episodes(self) -> set[str]: ...
@@ -105,3 +101,8 @@ class Policy(Protocol):
     def reload(self) -> None:
         """Re-open persisted memories from disk (the test phase loads what training built)."""
         ...
+
+
+def learning(policy: Policy) -> LearningPolicy | None:
+    """``policy`` as a learning policy, or None when it has no memories to commit."""
+    return policy if isinstance(policy, LearningPolicy) else None

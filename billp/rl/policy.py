@@ -20,9 +20,8 @@ import numpy as np
 from billp.config import validate_recorded
 from billp.data import Catalogue
 from billp.envs import StateModel
-from billp.policy import MemorylessEpisode
+from billp.policy import Decision, MemorylessEpisode, RankedTrace, ScoredChoice, decide
 from billp.policy.build import PolicyInputs
-from billp.policy.protocol import MemoryWrites
 from billp.rl.checkpoint import (
     RLManifest,
     check_catalogue,
@@ -84,11 +83,9 @@ class RLEpisode(MemorylessEpisode):
         super().__init__()
         self.policy = policy
 
-    async def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> int:
+    async def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> Decision:
         full = self.history + self.recommended
-        item, trace = self.policy.choose(self.user_id, full, obs)
-        self._trace = trace
-        return item
+        return decide(self.policy.choose(self.user_id, full, obs))
 
 
 class RLPolicy:
@@ -126,10 +123,8 @@ class RLPolicy:
             )
         return np.asarray(self.state_model.state(user, history), dtype=np.float32)
 
-    def choose(
-        self, user: int, history: list[int], obs: dict[str, np.ndarray]
-    ) -> tuple[int, dict[str, Any]]:
-        """The best unseen item for ``history`` and this step's trace."""
+    def choose(self, user: int, history: list[int], obs: dict[str, np.ndarray]) -> RankedTrace:
+        """This step's trace, whose choice is the best unseen item for ``history``."""
         scorer = self.loaded.scorer
         states = None
         if scorer.le_state_dim:
@@ -143,22 +138,13 @@ class RLPolicy:
         order = np.lexsort((candidates, -scores[candidates]))
         ranked = [int(i) for i in candidates[order[:TRACE_SHORTLIST]]]
         item = ranked[0]
-        return item, {
-            "choice": {"item_id": item, "score": round(float(scores[item]), 6)},
-            "shortlist": ranked,
-        }
+        return RankedTrace(
+            choice=ScoredChoice(item_id=item, score=round(float(scores[item]), 6)),
+            shortlist=ranked,
+        )
 
     def spawn(self, episode_key: str, seed: int) -> RLEpisode:
         return RLEpisode(self)
-
-    def commit(self, writes: MemoryWrites, episode_key: str) -> None:
-        return None
-
-    def committed_episodes(self) -> set[str]:
-        return set()
-
-    def reload(self) -> None:
-        return None
 
 
 def build_rl_policy(

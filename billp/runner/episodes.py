@@ -22,7 +22,7 @@ import numpy as np
 from billp.config import RunConfig
 from billp.envs import World
 from billp.llm import Accounting
-from billp.policy import Policy
+from billp.policy import Policy, learning
 from billp.policy.episode import play_episode
 from billp.records import EpisodeRecord, EpisodeTraceRecord, RunWriter, StepRecord, StepsLine
 from billp.runner.plan import EpisodeSpec, plan_waves
@@ -204,14 +204,18 @@ def commit_wave(
     played: set[str],
 ) -> None:
     """Commit the memory writes of a finished wave, in episode order, skipping episodes the
-    memories already hold (a resume completes a commit that a kill interrupted)."""
-    committed = ctx.policy.committed_episodes()
+    memories already hold (a resume completes a commit that a kill interrupted). A memoryless
+    policy commits nothing."""
+    policy = learning(ctx.policy)
+    if policy is None:
+        return
+    committed = policy.committed_episodes()
     for spec in wave:
         record = finished[spec.key]
         if learns_from(ctx, record) and record.key not in committed:
             if record.key not in played:
                 log.info("committing memory writes of %s (finished before the resume)", spec.key)
-            ctx.policy.commit(record.memory_writes, record.key)
+            policy.commit(record.memory_writes, record.key)
 
 
 def snapshot_memories(memory_root: Path, run_dir: Path, train_done: int) -> None:

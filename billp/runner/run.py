@@ -29,6 +29,7 @@ from billp.atomic_io import write_json_atomic
 from billp.config import RunConfig
 from billp.envs import World, build_world
 from billp.llm import Accounting, make_llm_client
+from billp.policy import learning
 from billp.policy_factory import build_policy
 from billp.preflight import check_inputs
 from billp.records import RunWriter
@@ -146,7 +147,8 @@ async def _execute(
         try:
             async with progress(config.progress) as bars:
                 await run_phase(ctx, train, done, bars, "train episodes", after_train_wave)
-                policy.reload()
+                if (learner := learning(policy)) is not None:
+                    learner.reload()
                 await run_phase(ctx, test, done, bars, "test episodes")
         finally:
             writer.close()

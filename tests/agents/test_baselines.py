@@ -18,6 +18,7 @@ from billp.agents.baselines import (
 from billp.data import Catalogue, Item
 from billp.envs import MatrixUserModel, QuitRule
 from billp.policy.protocol import Transition
+from billp.policy.trace import step_record
 
 GENRES: list[tuple[str, ...]] = [
     ("Action",),
@@ -61,14 +62,15 @@ def play(
         await episode.reset({"user_id": 0, "history": history or []})
         items, traces = [], []
         for _ in range(steps):
-            item = await episode.act({}, {})
-            traces.append(episode.step_trace())
+            decision = await episode.act({}, {})
+            item = decision.item_id
             items.append(item)
-            await episode.observe(
+            observed = await episode.observe(
                 Transition(
                     action=item, reward=3.0, terminated=False, truncated=False, next_obs={}, info={}
                 )
             )
+            traces.append(step_record(decision.trace, observed))
         return items, traces
 
     return asyncio.run(go())

@@ -22,6 +22,7 @@ from billp.data import Catalogue
 from billp.llm import Accounting, LLMRequest, LLMResponse, TokenUsage
 from billp.memory import AgentMemories, HashEmbedderForTests
 from billp.policy.protocol import EpisodeSummary, Transition
+from billp.policy.trace import step_record
 
 CRITIC_VALUE = 2
 
@@ -114,11 +115,11 @@ async def play(policy: BiLLPPolicy, rewards: list[float], quit_last: bool) -> tu
     await episode.reset({"user_id": 1, "history": [0]})
     items = []
     for step, reward in enumerate(rewards):
-        item = await episode.act({}, {})
+        item = (await episode.act({}, {})).item_id
         items.append(item)
         last = step == len(rewards) - 1
         await episode.observe(transition(item, reward, terminated=quit_last and last))
-    writes = await episode.end_episode(
+    ended = await episode.end_episode(
         EpisodeSummary(
             user_id=1,
             items=items,
@@ -128,7 +129,7 @@ async def play(policy: BiLLPPolicy, rewards: list[float], quit_last: bool) -> tu
             quit_reason="too_similar" if quit_last else None,
         )
     )
-    return writes, items
+    return ended.writes, items
 
 
 async def test_advantage_sign_and_td_targets(catalogue: Catalogue, tmp_path: Path) -> None:
@@ -167,8 +168,8 @@ async def test_commit_then_memory_guides_the_next_episode(
     episode = policy.spawn("test-0000", seed=4)
     await episode.reset({"user_id": 2, "history": [0]})
     assert episode.reflections == ["Prefer Drama. vary the genres"]
-    await episode.act({}, {})
-    assert episode.step_trace()["value"]["source"] == "memory"
+    decision = await episode.act({}, {})
+    assert decision.trace.record()["value"]["source"] == "memory"
     assert "critic" not in llm.roles()
 
 
@@ -199,8 +200,9 @@ async def test_free_text_actor_reply_is_grounded(catalogue: Catalogue, tmp_path:
     policy = make_policy(catalogue, tmp_path, "react", llm)
     episode = policy.spawn("e", seed=1)
     await episode.reset({"user_id": 1, "history": [0]})
-    item = await episode.act({}, {})
-    trace = episode.step_trace()
+    decision = await episode.act({}, {})
+    item = decision.item_id
+    trace = decision.trace.record()
     actor_call = next(c for c in trace["calls"] if c["role"] == "actor")
     assert actor_call["stage"] == "repair"
     assert item not in {0}
@@ -286,8 +288,8 @@ async def test_remembered_values_outside_the_scale_are_clipped(
     policy.memories.critic.record("a state unlike any other", remembered)
     episode = policy.spawn("e", seed=1)
     await episode.reset({"user_id": 1, "history": [0]})
-    await episode.act({}, {})
-    value = episode.step_trace()["value"]
+    decision = await episode.act({}, {})
+    value = decision.trace.record()["value"]
     assert value["source"] == "critic" and value["call"]["stage"] == "fallback"
     assert value["value"] == policy.clip_value(remembered)
     assert policy.rules.value_min <= value["value"] <= policy.rules.value_max
@@ -298,9 +300,9 @@ async def test_step_trace_records_the_loop(catalogue: Catalogue, tmp_path: Path)
     policy = make_policy(catalogue, tmp_path, "billp", llm)
     episode = policy.spawn("e", seed=2)
     await episode.reset({"user_id": 1, "history": [0]})
-    item = await episode.act({}, {})
-    await episode.observe(transition(item, 4.0))
-    loop = episode.step_trace()["loop"]
+    decision = await episode.act({}, {})
+    observed = await episode.observe(transition(decision.item_id, 4.0))
+    loop = step_record(decision.trace, observed)["loop"]
     gamma = policy.config.gamma
     assert loop["value_source"] == "critic" and loop["v"] == CRITIC_VALUE
     assert loop["td_target"] == pytest.approx((1 - gamma) * 4.0 + gamma * CRITIC_VALUE)

@@ -100,7 +100,7 @@ async def _play(policy: object, env: object, user: int) -> tuple[list[int], list
     rewards: list[float] = []
     done = False
     while not done:
-        action = await agent.act(observation, info)
+        action = (await agent.act(observation, info)).item_id
         observation, reward, terminated, truncated, info = env.step(action)  # type: ignore[attr-defined]
         await agent.observe(
             Transition(

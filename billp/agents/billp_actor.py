@@ -1,0 +1,175 @@
+"""BiLLP's step: the Planner's plan, the shortlist it and the memories shape, and the
+Actor's choice among the shortlist."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from billp.agents.billp_critic import estimate_value
+from billp.agents.billp_traces import ActTrace, MemoryHits, ValueEstimate
+from billp.agents.echo import own_text, reject_echo
+from billp.agents.loop_trace import HintShown, LoopTrace
+from billp.agents.messages import (
+    ActorChoice,
+    ActorInput,
+    CandidateView,
+    Plan,
+    PlannerInput,
+    actor_schema,
+    plan_schema,
+)
+from billp.agents.roles import CallTrace
+from billp.agents.shortlist import exploration_genres
+from billp.llm import ChatMessage
+from billp.policy import Decision
+
+if TYPE_CHECKING:
+    from billp.agents.billp_episode import BiLLPEpisode
+
+FALLBACK_PLAN = "Recommend a well-liked movie from genres the user has not seen recently."
+"""Plan used when the Planner's reply cannot be used."""
+_INTEGER = re.compile(r"-?\d+")
+
+
+async def act_step(ep: BiLLPEpisode) -> Decision:
+    """Plan, shortlist and choose this step's item; V(s) first when it is not known yet."""
+    p, cfg = ep.p, ep.cfg
+    recent = ep.recent()
+    state = p.state_text(recent)
+    calls: list[CallTrace] = []
+    loop = LoopTrace(reflections=list(ep.retrieved))
+    value: ValueEstimate | None = None
+    if cfg.micro and ep.value is None:
+        value = await estimate_value(ep, recent)
+        ep.value = value.value
+        ep.value_origin = (value.source, value.similarity)
+        if value.call is not None:
+            calls.append(value.call)
+    if ep.value_origin is not None:
+        loop.value_source, loop.value_similarity = ep.value_origin
+    history = p.labels(ep.history[-cfg.prompt_history_length :])
+    genre_hints = exploration_genres(
+        p.catalogue, ep.recommended[-cfg.hint_window :], cfg.genre_hint_count, ep.rng
+    )
+    plan = Plan()
+    planned_plan: Plan | None = None
+    planner_turns: list[ChatMessage] = []
+    if cfg.planner:
+        scratch = ep.steps[-cfg.scratchpad_length :] if cfg.scratchpad_length else []
+        planned = await p.roles.planner(
+            PlannerInput(
+                history=history,
+                reflections=ep.reflections,
+                scratchpad=scratch,
+                genres=list(p.catalogue.genres),
+                step=len(ep.recommended) + 1,
+                rules=p.rules,
+                free_text=cfg.free_text,
+            ),
+            fallback=lambda: Plan(thought=FALLBACK_PLAN, genres=genre_hints),
+            seed=ep.next_seed(),
+            schema=plan_schema(list(p.catalogue.genres), history, cfg.free_text),
+            validate=lambda plan: check_plan(ep, plan),
+            repair=lambda raw: repair_plan(ep, raw),
+        )
+        plan = planned_plan = planned.value
+        planner_turns = planned.turns
+        calls.append(planned.trace)
+    hints_enc: list[int] = []
+    hints_dis: list[int] = []
+    memory_hits: MemoryHits | None = None
+    if cfg.micro and p.memories is not None:
+        hints = p.memories.actor.hints(
+            state, p.memory_config.actor_top_k, p.memory_config.actor_min_similarity
+        )
+        hints_enc, hints_dis = hints.encouraged, hints.discouraged
+        memory_hits = MemoryHits(encouraged=hints_enc, discouraged=hints_dis)
+        shown = hints_enc[: cfg.shortlist_size] + hints_dis[: cfg.shortlist_size]
+        loop.hints = [
+            HintShown(
+                item_id=item,
+                sign=1 if hints.weights.get(item, 0.0) > 0 else -1,
+                weight=hints.weights.get(item, 0.0),
+            )
+            for item in shown
+        ]
+    seen = set(ep.history) | set(ep.recommended)
+    shortlist = p.shortlister.build(
+        size=cfg.shortlist_size,
+        recent=recent,
+        exclude=seen,
+        plan_genres=plan.genres,
+        hint_genres=genre_hints,
+        encouraged=hints_enc,
+        discouraged=hints_dis,
+    )
+    ids = shortlist.item_ids
+    if not ids:
+        raise RuntimeError(f"episode {ep.key}: no unseen catalogue item is left to recommend")
+    allowed = set(ids)
+
+    def check(choice: ActorChoice) -> None:
+        if choice.item_id not in allowed:
+            raise ValueError(f"item_id {choice.item_id} is not one of the candidates")
+
+    def repair(raw: str) -> ActorChoice | None:
+        for match in _INTEGER.findall(raw):
+            if int(match) in allowed:
+                return ActorChoice(item_id=int(match), reason="repaired: id found in free text")
+        grounded = p.item_index.ground(raw, exclude=seen)
+        if grounded is None:
+            return None
+        return ActorChoice(item_id=grounded, reason="grounded: nearest catalogue title")
+
+    chosen = await p.roles.actor(
+        ActorInput(
+            plan=plan.text() or None,
+            history=[] if planner_turns else history,
+            candidates=[
+                CandidateView(
+                    item_id=i, title=p.catalogue[i].label, genres=list(p.catalogue[i].genres)
+                )
+                for i in ids
+            ],
+            encouraged=p.labels(hints_enc[: len(ids)]),
+            discouraged=p.labels(hints_dis[: len(ids)]),
+            genre_hints=genre_hints,
+            rules=p.rules,
+        ),
+        fallback=lambda: ActorChoice(item_id=ids[0], reason="fallback: top candidate"),
+        seed=ep.next_seed(),
+        schema=actor_schema(ids),
+        validate=check,
+        repair=repair,
+        prior=planner_turns,
+    )
+    calls.append(chosen.trace)
+    choice = chosen.value.item_id
+    for hint in loop.hints:
+        if hint.item_id == choice:
+            loop.followed_hint = hint.sign
+    ep.pending_thought = plan.text() or None
+    trace = ActTrace(
+        calls=calls,
+        reflections=ep.reflections if cfg.macro else None,
+        value=value,
+        plan=planned_plan,
+        memory_hits=memory_hits,
+        genre_hints=genre_hints,
+        shortlist=ids,
+        shortlist_sources={str(k): v for k, v in shortlist.sources.items()},
+        choice=chosen.value,
+        loop=loop,
+    )
+    return Decision(item_id=choice, trace=trace)
+
+
+def check_plan(ep: BiLLPEpisode, plan: Plan) -> None:
+    if ep.cfg.free_text:
+        reject_echo(ep.p.planner_echo, plan.thought, "the plan's thought is not a plan")
+
+
+def repair_plan(ep: BiLLPEpisode, raw: str) -> Plan | None:
+    text = own_text(ep.p.planner_echo, raw) if ep.cfg.free_text else None
+    return None if text is None else Plan(thought=text, genres=[])

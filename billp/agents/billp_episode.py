@@ -1,0 +1,104 @@
+"""One episode of a BiLLP-family agent: its state, and the protocol calls that hand each
+job to its module (the step to :mod:`~billp.agents.billp_actor`, the value and TD update to
+:mod:`~billp.agents.billp_critic`, the lesson to :mod:`~billp.agents.billp_reflect`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from billp.agents.billp_actor import act_step
+from billp.agents.billp_critic import td_update
+from billp.agents.billp_reflect import reflect
+from billp.agents.billp_traces import ObserveTrace
+from billp.agents.loop_trace import RetrievedReflection
+from billp.agents.messages import StepView
+from billp.policy import Decision, EpisodeEnd, EpisodeSummary, MemoryWrites, Transition
+
+if TYPE_CHECKING:
+    from billp.agents.billp_agent import BiLLPPolicy
+
+_SEED_MODULUS = 2**31 - 1
+
+
+class BiLLPEpisode:
+    """One episode of a BiLLP-family agent."""
+
+    def __init__(self, policy: BiLLPPolicy, episode_key: str, seed: int) -> None:
+        self.p = policy
+        self.cfg = policy.config
+        self.key = episode_key
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.user_id = -1
+        self.history: list[int] = []
+        self.recommended: list[int] = []
+        self.steps: list[StepView] = []
+        self.reflections: list[str] = []
+        self.retrieved: list[RetrievedReflection] = []
+        self.value: float | None = None
+        """V(s) of the current state, once estimated (micro-learning)."""
+        self.value_origin: tuple[str, float | None] | None = None
+        """Where ``value`` came from: its source and the similarity consulted."""
+        self.writes = MemoryWrites()
+        self.pending_thought: str | None = None
+        """The last plan, shown with its step in later prompts."""
+        self.quit_info: dict[str, Any] = {}
+        self._calls = 0
+
+    def next_seed(self) -> int:
+        """The sampling seed of the episode's next LLM call."""
+        self._calls += 1
+        return (self.seed * 1_000_003 + self._calls) % _SEED_MODULUS
+
+    def recent(self) -> list[int]:
+        """The items that make up the current state."""
+        return (self.history + self.recommended)[-self.cfg.state_window :]
+
+    async def reset(self, info: dict[str, Any]) -> None:
+        self.user_id = int(info["user_id"])
+        self.history = [int(i) for i in info["history"]]
+        memories = self.p.memories
+        if self.cfg.macro and memories is not None and self.p.memory_config.reflections_top_k > 0:
+            situation = self.p.state_text(self.history[-self.cfg.state_window :])
+            scored = memories.reflections.retrieve_scored(
+                situation,
+                self.p.memory_config.reflections_top_k,
+                self.cfg.reflection_retrieval or "nearest",
+            )
+            self.reflections = [entry.text for entry, _ in scored]
+            self.retrieved = [
+                RetrievedReflection(
+                    episode=entry.episode,
+                    similarity=None if score is None else round(score, 6),
+                )
+                for entry, score in scored
+            ]
+
+    async def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> Decision:
+        return await act_step(self)
+
+    async def observe(self, transition: Transition) -> ObserveTrace:
+        item = transition.action
+        previous = self.recent()
+        self.recommended.append(item)
+        if transition.terminated:
+            self.quit_info = {"similar_to": transition.info.get("similar_to")}
+        self.steps.append(
+            StepView(
+                step=len(self.recommended),
+                title=self.p.catalogue[item].label,
+                genres=list(self.p.catalogue[item].genres),
+                reward=round(float(transition.reward), 4),
+                thought=self.pending_thought,
+            )
+        )
+        if not self.cfg.micro:
+            return ObserveTrace()
+        return await td_update(self, previous, transition)
+
+    async def end_episode(self, summary: EpisodeSummary) -> EpisodeEnd:
+        if self.cfg.macro and self.p.memories is not None:
+            return EpisodeEnd(writes=self.writes, trace=await reflect(self, summary))
+        return EpisodeEnd(writes=self.writes)
