@@ -1,0 +1,56 @@
+"""The on-disk cache of LE features: safetensors arrays plus a JSON manifest (never pickle),
+keyed by a sha256 over everything the cached arrays depend on."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+FEATURE_VERSION = "billp-rl-features-1"
+
+
+class FeatureCacheError(RuntimeError):
+    """A cached feature file is unreadable or does not match its manifest."""
+
+
+def cache_key(*parts: object) -> str:
+    """sha256 over the given parts (arrays by their bytes, others by their repr)."""
+    digest = hashlib.sha256(FEATURE_VERSION.encode())
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            digest.update(np.ascontiguousarray(part).tobytes())
+        else:
+            digest.update(repr(part).encode())
+    return digest.hexdigest()
+
+
+def write_cache(
+    folder: Path, key: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]
+) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{key}.safetensors.tmp"
+    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp))
+    tmp.replace(folder / f"{key}.safetensors")
+    (folder / f"{key}.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def read_cache(folder: Path, key: str, expected: Sequence[str]) -> dict[str, np.ndarray] | None:
+    path = folder / f"{key}.safetensors"
+    if not path.is_file():
+        return None
+    try:
+        arrays = load_file(str(path))
+    except Exception as exc:  # safetensors raises several types for a damaged file
+        raise FeatureCacheError(
+            f"feature cache {path} is unreadable ({exc}); delete it to recompute"
+        ) from exc
+    missing = [name for name in expected if name not in arrays]
+    if missing:
+        raise FeatureCacheError(f"feature cache {path} lacks {missing}; delete it to recompute")
+    return arrays
