@@ -40,69 +40,34 @@ import shlex
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 from rich.console import Console
 
 from billp.config import LLM_AGENTS, ConfigError, RunConfig
-from billp.evaluation.bootstrap import (
-    BOOTSTRAP_RESAMPLES,
-    Interval,
-    bootstrap,
-    episode_weights,
-    make_rng,
-    paired_comparison,
-)
 from billp.executors import (
     Executor,
     add_executor_arguments,
     executor_problem,
     running,
 )
-from billp.policy_registry import names, policy_spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from paper_table import (
-    cluster_server_problem,
-    resolve,
-    run_one,
-    shared_server,
-    start_executor,
-)
+# The curves' numbers and output live in curve_results and curve_report; the names marked
+# "as" stay importable from this script.
+from curve_report import LABELS as LABELS
+from curve_report import LOOP_COLUMNS as LOOP_COLUMNS
+from curve_report import markdown, plot
+from curve_results import AGENTS, MEMORYLESS, Curve, paired_gain, point_numbers, train_loop
+from curve_results import METRICS as METRICS
+from curve_results import mean_interval as mean_interval
+from curve_results import test_episodes as test_episodes
+from paper_table import cluster_server_problem, start_executor
+from table_runs import resolve, run_one, shared_server
 
-AGENTS: tuple[str, ...] = names("llm")
 WORLDS = ("matrix", "le")
 POINTS = (0, 8, 24, 48)
-MEMORYLESS = frozenset(
-    spec.name for spec in map(policy_spec, AGENTS) if not (spec.preset.macro or spec.preset.micro)
-)
-"""Agents that keep no memories: their curve is flat by construction."""
-METRICS = ("length", "total_reward")
-LABELS = {"length": "Len", "total_reward": "R_traj"}
-LOOP_COLUMNS = (
-    ("reflection_retrieval_rate", "refl."),
-    ("hint_rate", "hints"),
-    ("hint_follow_rate", "follow"),
-    ("critic_reuse_rate", "V reuse"),
-    ("minority_advantage_share", "A minority"),
-    ("critic_spearman", "V~G rho"),
-)
 EXIT_BAD_INPUT = 2
-
-
-@dataclass
-class Curve:
-    """One (world, agent, seed): the train pass and the test run of each point."""
-
-    world: str
-    agent: str
-    seed: int
-    train_run: Path | None = None
-    tests: dict[int, Path] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
 
 
 def _flags(world: str, agent: str, seed: int, out_dir: Path, passthrough: list[str]) -> list[str]:
@@ -207,211 +172,6 @@ def play_curve(
     if flat and 0 in curve.tests:
         curve.tests = {point: curve.tests[0] for point in points}
     return curve
-
-
-# ------------------------------------------------------------------ numbers
-def test_episodes(run_dir: Path) -> dict[int, dict[str, float]]:
-    """user id -> Len and R_traj of the run's test episodes."""
-    out = {}
-    for line in (run_dir / "episodes.jsonl").read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            record = json.loads(line)
-            if record["phase"] == "test":
-                out[int(record["user_id"])] = {m: float(record[m]) for m in METRICS}
-    return out
-
-
-def _mean_stat(values: np.ndarray):  # type: ignore[no-untyped-def]
-    def statistic(weights: np.ndarray) -> np.ndarray:
-        return (weights @ values) / weights.sum(axis=1)
-
-    return statistic
-
-
-def mean_interval(values: list[float]) -> Interval:
-    """Mean over users with its 95 % bootstrap interval."""
-    array = np.asarray(values, dtype=np.float64)
-    weights = episode_weights(len(array), BOOTSTRAP_RESAMPLES, make_rng())
-    return bootstrap(_mean_stat(array), weights, len(array))
-
-
-def point_numbers(curve: Curve) -> dict[int, dict[str, Any]]:
-    """Per point: metric intervals and the test run's loop statistics."""
-    out: dict[int, dict[str, Any]] = {}
-    for point, run in sorted(curve.tests.items()):
-        episodes = test_episodes(run)
-        summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
-        entry: dict[str, Any] = {"run": str(run), "users": len(episodes)}
-        for metric in METRICS:
-            entry[metric] = mean_interval([e[metric] for e in episodes.values()]).as_dict()
-        entry["loop"] = summary.get("loop", {}).get("test", {})
-        out[point] = entry
-    return out
-
-
-def paired_gain(curve: Curve, low: int, high: int) -> dict[str, Any]:
-    """Paired difference (high - low) per metric over the users both runs played."""
-    if low not in curve.tests or high not in curve.tests:
-        return {}
-    a, b = test_episodes(curve.tests[low]), test_episodes(curve.tests[high])
-    users = sorted(set(a) & set(b))
-    out = {}
-    for metric in METRICS:
-        joint = np.asarray([a[u][metric] for u in users] + [b[u][metric] for u in users])
-        out[metric] = paired_comparison(_mean_stat(joint), len(users)).as_dict()
-    return out
-
-
-def train_loop(curve: Curve) -> dict[str, Any]:
-    if curve.train_run is None:
-        return {}
-    summary = json.loads((curve.train_run / "summary.json").read_text(encoding="utf-8"))
-    return summary.get("loop", {}).get("train", {})
-
-
-# ------------------------------------------------------------------ output
-def _fmt(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def _cell(interval: dict[str, Any]) -> str:
-    mean, low, high = interval["mean"], interval["ci_low"], interval["ci_high"]
-    if mean is None:
-        return "-"
-    if low is None or high is None:
-        return f"{mean:.2f}"
-    return f"{mean:.2f} [{low:.2f}, {high:.2f}]"
-
-
-def _loop_header() -> str:
-    return " | ".join(label for _, label in LOOP_COLUMNS) + " |"
-
-
-def _loop_cells(loop: dict[str, Any]) -> str:
-    return " | ".join(_fmt(loop.get(key)) for key, _ in LOOP_COLUMNS) + " |"
-
-
-def markdown(results: list[dict[str, Any]], command: str, caption: str) -> str:
-    lines = [
-        "# Learning curves (test phase vs train users seen)",
-        "",
-        "Produced by:",
-        "",
-        "```",
-        command,
-        "```",
-        "",
-        caption,
-        "",
-        "## Test Len and R_traj after N train users (mean [95 % CI] over the same test users)",
-        "",
-        "| world | agent | seed | N | Len | R_traj | " + _loop_header(),
-        "|---|---|---:|---:|---:|---:|" + "---:|" * len(LOOP_COLUMNS),
-    ]
-    for result in results:
-        for point, entry in result["points"].items():
-            loop = entry["loop"]
-            lines.append(
-                f"| {result['world']} | {result['agent']} | {result['seed']} | {point} | "
-                f"{_cell(entry['length'])} | {_cell(entry['total_reward'])} | " + _loop_cells(loop)
-            )
-    lines += [
-        "",
-        "## Paired difference N_max - 0 over the same test users",
-        "",
-        "| world | agent | seed | users | ΔLen [95 % CI] | p | ΔR_traj [95 % CI] | p |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for result in results:
-        gain = result["gain"]
-        if not gain:
-            continue
-        cells = []
-        for metric in METRICS:
-            g = gain[metric]
-            cells.append(
-                f"{_fmt(g['diff'])} [{_fmt(g['diff_ci_low'])}, {_fmt(g['diff_ci_high'])}] | "
-                f"{_fmt(g['p_value'], 3)}"
-            )
-        lines.append(
-            f"| {result['world']} | {result['agent']} | {result['seed']} | "
-            f"{gain['length']['pairs']} | " + " | ".join(cells) + " |"
-        )
-    lines += [
-        "",
-        "## The learning loop during each train pass",
-        "",
-        "| world | agent | seed | episodes | steps | " + _loop_header(),
-        "|---|---|---:|---:|---:|" + "---:|" * len(LOOP_COLUMNS),
-    ]
-    for result in results:
-        loop = result["train_loop"]
-        if loop:
-            lines.append(
-                f"| {result['world']} | {result['agent']} | {result['seed']} | "
-                f"{loop.get('episodes')} | {loop.get('steps')} | " + _loop_cells(loop)
-            )
-    lines += [
-        "",
-        "Loop columns: refl. = share of episodes whose Planner saw a reflection; hints = share "
-        "of steps with an actor-memory hint; follow = share of hinted steps whose choice was "
-        "an encouraged item; V reuse = share of V(s) taken from critic memory; A minority = "
-        "share of the rarer advantage sign; V~G rho = Spearman of V(s) with the realised "
-        "discounted-average return.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def _or(value: float | None, default: float) -> float:
-    return default if value is None else value
-
-
-def plot(results: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    worlds = sorted({r["world"] for r in results})
-    fig, axes = plt.subplots(
-        len(worlds), 2, figsize=(11, 4 * len(worlds)), squeeze=False, constrained_layout=True
-    )
-    for row, world in enumerate(worlds):
-        for col, metric in enumerate(METRICS):
-            ax = axes[row][col]
-            for result in (r for r in results if r["world"] == world):
-                points = sorted(result["points"])
-                means = [result["points"][p][metric]["mean"] for p in points]
-                lows = [
-                    _or(result["points"][p][metric]["ci_low"], m)
-                    for p, m in zip(points, means, strict=True)
-                ]
-                highs = [
-                    _or(result["points"][p][metric]["ci_high"], m)
-                    for p, m in zip(points, means, strict=True)
-                ]
-                yerr = [
-                    [m - lo for m, lo in zip(means, lows, strict=True)],
-                    [hi - m for m, hi in zip(means, highs, strict=True)],
-                ]
-                style = "--" if result["agent"] in MEMORYLESS else "-"
-                ax.errorbar(
-                    points,
-                    means,
-                    yerr=yerr,
-                    fmt=style + "o",
-                    capsize=3,
-                    label=f"{result['agent']} (seed {result['seed']})",
-                )
-            ax.set_title(f"{world}: test {LABELS[metric]}")
-            ax.set_xlabel("train users seen (N)")
-            ax.set_ylabel(LABELS[metric])
-            ax.grid(alpha=0.3)
-        axes[row][0].legend(fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 # ------------------------------------------------------------------ CLI

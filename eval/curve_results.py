@@ -1,0 +1,99 @@
+"""The curves of eval/learning_curve.py and their numbers: each point's test metrics with
+bootstrap intervals, the paired gain between two points, and the train pass's loop statistics."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from billp.evaluation.bootstrap import (
+    BOOTSTRAP_RESAMPLES,
+    Interval,
+    bootstrap,
+    episode_weights,
+    make_rng,
+    paired_comparison,
+)
+from billp.policy_registry import names, policy_spec
+
+AGENTS: tuple[str, ...] = names("llm")
+MEMORYLESS = frozenset(
+    spec.name for spec in map(policy_spec, AGENTS) if not (spec.preset.macro or spec.preset.micro)
+)
+"""Agents that keep no memories: their curve is flat by construction."""
+METRICS = ("length", "total_reward")
+
+
+@dataclass
+class Curve:
+    """One (world, agent, seed): the train pass and the test run of each point."""
+
+    world: str
+    agent: str
+    seed: int
+    train_run: Path | None = None
+    tests: dict[int, Path] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+def test_episodes(run_dir: Path) -> dict[int, dict[str, float]]:
+    """user id -> Len and R_traj of the run's test episodes."""
+    out = {}
+    for line in (run_dir / "episodes.jsonl").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            record = json.loads(line)
+            if record["phase"] == "test":
+                out[int(record["user_id"])] = {m: float(record[m]) for m in METRICS}
+    return out
+
+
+def _mean_stat(values: np.ndarray):  # type: ignore[no-untyped-def]
+    def statistic(weights: np.ndarray) -> np.ndarray:
+        return (weights @ values) / weights.sum(axis=1)
+
+    return statistic
+
+
+def mean_interval(values: list[float]) -> Interval:
+    """Mean over users with its 95 % bootstrap interval."""
+    array = np.asarray(values, dtype=np.float64)
+    weights = episode_weights(len(array), BOOTSTRAP_RESAMPLES, make_rng())
+    return bootstrap(_mean_stat(array), weights, len(array))
+
+
+def point_numbers(curve: Curve) -> dict[int, dict[str, Any]]:
+    """Per point: metric intervals and the test run's loop statistics."""
+    out: dict[int, dict[str, Any]] = {}
+    for point, run in sorted(curve.tests.items()):
+        episodes = test_episodes(run)
+        summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+        entry: dict[str, Any] = {"run": str(run), "users": len(episodes)}
+        for metric in METRICS:
+            entry[metric] = mean_interval([e[metric] for e in episodes.values()]).as_dict()
+        entry["loop"] = summary.get("loop", {}).get("test", {})
+        out[point] = entry
+    return out
+
+
+def paired_gain(curve: Curve, low: int, high: int) -> dict[str, Any]:
+    """Paired difference (high - low) per metric over the users both runs played."""
+    if low not in curve.tests or high not in curve.tests:
+        return {}
+    a, b = test_episodes(curve.tests[low]), test_episodes(curve.tests[high])
+    users = sorted(set(a) & set(b))
+    out = {}
+    for metric in METRICS:
+        joint = np.asarray([a[u][metric] for u in users] + [b[u][metric] for u in users])
+        out[metric] = paired_comparison(_mean_stat(joint), len(users)).as_dict()
+    return out
+
+
+def train_loop(curve: Curve) -> dict[str, Any]:
+    if curve.train_run is None:
+        return {}
+    summary = json.loads((curve.train_run / "summary.json").read_text(encoding="utf-8"))
+    return summary.get("loop", {}).get("train", {})
