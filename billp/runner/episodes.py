@@ -124,10 +124,10 @@ async def run_episode(ctx: RunContext, spec: EpisodeSpec) -> EpisodeRecord:
 
 
 def learns_from(ctx: RunContext, record: EpisodeRecord) -> bool:
-    """Whether ``record``'s memory writes are committed (train, or test while learning)."""
-    return ctx.config.agent.is_llm and (
-        record.phase == "train" or ctx.config.memory.learn_during_test
-    )
+    """Whether a learning policy commits ``record``'s memory writes: train episodes always,
+    test episodes only with ``memory.learn_during_test`` (memoryless policies commit nothing,
+    see :func:`commit_wave`)."""
+    return record.phase == "train" or ctx.config.memory.learn_during_test
 
 
 class WaveSequencer:
