@@ -2,7 +2,8 @@
 
 ``json_repair`` does the repairs (prose around the object, single-quoted strings, trailing
 commas, Python's ``True``/``False``/``None``, bare identifier keys, a reply cut off mid-object).
-This module only decides what it sees: ```-fenced blocks first, then the whole text, each from
+A valid object inside prose is taken as written, before any repair. This module only
+decides what it sees: ```-fenced blocks first, then the whole text, each from
 its first ``{``, and only a bounded prefix of each, since the library's worst case grows
 quadratically with its input. When the library finds several top-level values (prose with two
 objects) the first is kept. Anything else that is not a JSON object is refused.
@@ -10,6 +11,7 @@ objects) the first is kept. Anything else that is not a JSON object is refused.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import json_repair
@@ -30,8 +32,12 @@ def repair_json_object(text: str) -> dict[str, Any] | None:
         start = candidate.find("{")
         if start < 0:
             continue
+        window = candidate[start : start + MAX_OBJECT_CHARS]
+        exact = _strict_object(window)
+        if exact is not None:
+            return exact
         try:
-            value = json_repair.loads(candidate[start : start + MAX_OBJECT_CHARS])
+            value = json_repair.loads(window)
         except (ValueError, RecursionError):  # e.g. nesting deeper than the library allows
             continue
         if isinstance(value, list) and value:  # several top-level values: the first one
@@ -39,6 +45,16 @@ def repair_json_object(text: str) -> dict[str, Any] | None:
         if isinstance(value, dict):
             return value
     return None
+
+
+def _strict_object(window: str) -> dict[str, Any] | None:
+    """The valid JSON object ``window`` starts with, exactly as written (json-repair may
+    rewrite some escapes, e.g. a lone backslash string), or ``None``."""
+    try:
+        value, _ = json.JSONDecoder().raw_decode(window)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _fenced_blocks(text: str) -> list[str]:

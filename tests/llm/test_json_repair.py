@@ -91,3 +91,9 @@ def test_only_a_bounded_prefix_is_read() -> None:
 def test_never_raises(text: str) -> None:
     result = repair_json_object(text)
     assert result is None or isinstance(result, dict)
+
+
+def test_a_valid_object_in_prose_is_taken_as_written() -> None:
+    # Found by hypothesis: json-repair rewrote the string "\\" (one backslash) around prose.
+    text = '? {"item_id": 0, "reason": "\\\\", "mood": "fun"} ?'
+    assert repair_json_object(text) == {"item_id": 0, "reason": "\\", "mood": "fun"}
