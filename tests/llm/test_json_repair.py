@@ -94,6 +94,7 @@ def test_never_raises(text: str) -> None:
 
 
 def test_a_valid_object_in_prose_is_taken_as_written() -> None:
-    # Found by hypothesis: json-repair rewrote the string "\\" (one backslash) around prose.
-    text = '? {"item_id": 0, "reason": "\\\\", "mood": "fun"} ?'
+    assert repair_json_object('? {"reason": "\\\\", "id": 0} ?') == {"reason": "\\", "id": 0}
+    # Found by hypothesis: json-repair read a Python repr's '\\\\' (one backslash) as a quote.
+    text = "? {'item_id': 0, 'reason': '\\\\', 'mood': 'fun'} ?"
     assert repair_json_object(text) == {"item_id": 0, "reason": "\\", "mood": "fun"}
