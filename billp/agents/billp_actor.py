@@ -4,7 +4,8 @@ Actor's choice among the shortlist."""
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 from billp.agents.billp_critic import estimate_value
 from billp.agents.billp_traces import ActTrace, MemoryHits, ValueEstimate
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 FALLBACK_PLAN = "Recommend a well-liked movie from genres the user has not seen recently."
 """Plan used when the Planner's reply cannot be used."""
 _INTEGER = re.compile(r"-?\d+")
+T = TypeVar("T")
 
 
 async def act_step(ep: BiLLPEpisode) -> Decision:
@@ -56,7 +58,7 @@ async def act_step(ep: BiLLPEpisode) -> Decision:
     planned_plan: Plan | None = None
     planner_turns: list[ChatMessage] = []
     if cfg.planner:
-        scratch = ep.steps[-cfg.scratchpad_length :] if cfg.scratchpad_length else []
+        scratch = scratchpad_window(ep.steps, cfg.scratchpad_length)
         planned = await p.roles.planner(
             PlannerInput(
                 history=history,
@@ -125,10 +127,13 @@ async def act_step(ep: BiLLPEpisode) -> Decision:
     chosen = await p.roles.actor(
         ActorInput(
             plan=plan.text() or None,
-            history=[] if planner_turns else history,
+            history=[] if planner_turns and cfg.actor_follows_planner else history,
             candidates=[
                 CandidateView(
-                    item_id=i, title=p.catalogue[i].label, genres=list(p.catalogue[i].genres)
+                    item_id=i,
+                    title=p.catalogue[i].title,
+                    year=p.catalogue[i].year,
+                    genres=list(p.catalogue[i].genres),
                 )
                 for i in ids
             ],
@@ -142,7 +147,7 @@ async def act_step(ep: BiLLPEpisode) -> Decision:
         schema=actor_schema(ids),
         validate=check,
         repair=repair,
-        prior=planner_turns,
+        prior=planner_turns if cfg.actor_follows_planner else None,
     )
     calls.append(chosen.trace)
     choice = chosen.value.item_id
@@ -163,6 +168,21 @@ async def act_step(ep: BiLLPEpisode) -> Decision:
         loop=loop,
     )
     return Decision(item_id=choice, trace=trace)
+
+
+def scratchpad_window(steps: Sequence[T], length: int) -> list[T]:
+    """The last ``length`` steps at most, the window moving in jumps of ``length // 2``.
+
+    A window that slid by one step would change the Planner's prompt right after its
+    fixed head at every step; jumping keeps each prompt an extension of the previous one
+    (served from the prefix cache) except once per jump, and shows between
+    ``length - max(length // 2, 1) + 1`` and ``length`` steps once the episode is longer.
+    """
+    if length <= 0:
+        return []
+    jump = max(length // 2, 1)
+    start = -(-max(len(steps) - length, 0) // jump) * jump
+    return list(steps[start:])
 
 
 def check_plan(ep: BiLLPEpisode, plan: Plan) -> None:

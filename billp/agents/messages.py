@@ -66,10 +66,12 @@ class RoleModel(BaseModel):
 
 
 class CandidateView(RoleModel):
-    """One catalogue item as the Actor sees it."""
+    """One catalogue item as the Actor sees it: its title without the year (the year is a
+    separate field, so a template shows it only if it asks: fewer tokens per line)."""
 
     item_id: int
     title: str
+    year: int | None = None
     genres: list[str]
 
 
@@ -155,7 +157,8 @@ class ActorInput(RoleModel):
 
     plan: str | None = Field(description="The Planner's thought, if the agent plans.")
     history: list[str] = Field(
-        description="History titles; empty when the Actor continues the Planner's turn, "
+        description="History titles; empty when the Actor continues the Planner's turn "
+        "(agent.actor_follows_planner), "
         "which already shows them (sending them twice only costs uncached prefill)."
     )
     candidates: list[CandidateView]

@@ -91,9 +91,10 @@ class Role(Generic[OutT]):
     ) -> RoleResult[OutT]:
         """Render ``data``, ask the LLM, and return the validated (or fallback) value.
 
-        ``prior`` turns are sent before this role's prompt: the Actor continues the
-        Planner's conversation, as BiLLP's Action follows its Thought, so the server's
-        prefix cache reuses everything the Planner's call already computed.
+        ``prior`` turns are sent before this role's prompt: with
+        ``agent.actor_follows_planner`` the Actor continues the Planner's conversation, as
+        BiLLP's Action follows its Thought, and the server's prefix cache reuses everything
+        the Planner's call already computed.
         """
         prompt = self._prompts.render(self.name, data)
         messages = [*(prior or []), ChatMessage(role="user", content=prompt.text)]

@@ -43,7 +43,12 @@ class AgentConfig(Section):
         "is lost: nothing more to come). Values are discounted averages of rewards, on the "
         "rating scale extended down to this value.",
     )
-    shortlist_size: int = Field(20, ge=2, description="Catalogue candidates shown to the Actor.")
+    shortlist_size: int = Field(
+        10,
+        ge=2,
+        description="Catalogue candidates shown to the Actor. Each line costs ~16 uncached "
+        "prompt tokens per step (the list is new at every step); BiLLP showed 20.",
+    )
     genre_hint_count: int = Field(
         2, ge=0, description="Genres absent from the recent window suggested for exploration."
     )
@@ -64,7 +69,18 @@ class AgentConfig(Section):
         "7B-class models. Free text that echoes its template is re-asked, then replaced.",
     )
     scratchpad_length: int = Field(
-        8, ge=0, description="Most recent steps of the episode kept in the Planner's scratchpad."
+        8,
+        ge=0,
+        description="Most recent steps of the episode kept in the Planner's scratchpad, at "
+        "most. The window moves in jumps of half its length, so between jumps each Planner "
+        "prompt extends the last one and the server's prefix cache keeps it.",
+    )
+    actor_follows_planner: bool = Field(
+        False,
+        description="Send the Actor's prompt as the next turn of the Planner's conversation "
+        "(one thread, as BiLLP's Action follows its Thought). Off: the Actor has its own "
+        "conversation, whose instructions and history stay the same through an episode and "
+        "are served from the prefix cache; the plan reaches it as text either way.",
     )
 
     @model_validator(mode="after")

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from billp.agents.billp_actor import scratchpad_window
 from billp.agents.billp_agent import BiLLPPolicy, BiLLPRoles
 from billp.agents.item_index import ItemIndex
 from billp.agents.messages import ActorChoice, CriticValue, Plan, Reflection
@@ -67,6 +68,7 @@ def make_policy(
     name: str,
     llm: FakeRoleLLMForTests,
     memory_config: MemoryConfig | None = None,
+    **agent_fields: Any,
 ) -> BiLLPPolicy:
     embedder = HashEmbedderForTests()
     index = ItemIndex(catalogue, embedder, cache_dir=tmp_path / "cache")
@@ -77,7 +79,7 @@ def make_policy(
     def role(role_name: str, out: type) -> Role:
         return Role(role_name, out, llm, prompts, accounting, settings)
 
-    config = AgentConfig(name=name)  # type: ignore[arg-type]
+    config = AgentConfig(name=name, **agent_fields)  # type: ignore[arg-type]
     memories = (
         AgentMemories.open(tmp_path / "mem", embedder) if config.macro or config.micro else None
     )
@@ -251,12 +253,33 @@ async def test_malformed_replies_never_crash_an_episode(
         assert role_stats["repairs"] + role_stats["fallbacks"] == failed_calls, role
 
 
-async def test_actor_continues_the_planner_conversation(
+async def test_actor_has_its_own_conversation_by_default(
     catalogue: Catalogue, tmp_path: Path
 ) -> None:
-    """As BiLLP's Action follows its Thought: the Actor's request starts with the Planner's."""
+    """The Actor's request is one message that starts with its fixed instructions and the
+    history, the same at every step of an episode (a cached prefix); the plan is text."""
     llm = FakeRoleLLMForTests()
     policy = make_policy(catalogue, tmp_path, "react", llm)
+    episode = policy.spawn("e", seed=1)
+    await episode.reset({"user_id": 1, "history": [0]})
+    await episode.act({}, {})
+    await episode.observe(transition(5, 4.0))
+    await episode.act({}, {})
+    actors = [r for r in llm.requests if r.role == "actor"]
+    assert [len(r.messages) for r in actors] == [1, 1]
+    first, second = (r.messages[0].content for r in actors)
+    assert first.startswith("You are the Actor") and "Plan: Recommend Drama" in first
+    head = first[: first.index("Plan:")]
+    assert catalogue[0].label in head and second.startswith(head)
+
+
+async def test_actor_can_continue_the_planner_conversation(
+    catalogue: Catalogue, tmp_path: Path
+) -> None:
+    """As BiLLP's Action follows its Thought: with ``actor_follows_planner`` the Actor's
+    request starts with the Planner's, and the history is not sent twice."""
+    llm = FakeRoleLLMForTests()
+    policy = make_policy(catalogue, tmp_path, "react", llm, actor_follows_planner=True)
     episode = policy.spawn("e", seed=1)
     await episode.reset({"user_id": 1, "history": [0]})
     await episode.act({}, {})
@@ -266,13 +289,46 @@ async def test_actor_continues_the_planner_conversation(
     assert actor.messages[0] == planner.messages[0]
     assert actor.messages[1].role == "assistant" and "try a drama" in actor.messages[1].content
     assert actor.messages[2].content.startswith("You are the Actor")
+    assert "history is in the Planner's turn above" in actor.messages[2].content
 
     solo_llm = FakeRoleLLMForTests()
-    solo = make_policy(catalogue, tmp_path / "solo", "actonly", solo_llm)
+    solo = make_policy(
+        catalogue, tmp_path / "solo", "actonly", solo_llm, actor_follows_planner=True
+    )
     solo_episode = solo.spawn("e", seed=1)
     await solo_episode.reset({"user_id": 1, "history": [0]})
     await solo_episode.act({}, {})
     assert [len(r.messages) for r in solo_llm.requests] == [1]
+
+
+@pytest.mark.parametrize(
+    ("steps", "length", "shown"),
+    [
+        (0, 8, []),
+        (5, 8, [0, 1, 2, 3, 4]),
+        (8, 8, list(range(8))),
+        (9, 8, [4, 5, 6, 7, 8]),
+        (12, 8, list(range(4, 12))),
+        (13, 8, [8, 9, 10, 11, 12]),
+        (4, 1, [3]),
+        (4, 0, []),
+    ],
+)
+def test_scratchpad_window_jumps(steps: int, length: int, shown: list[int]) -> None:
+    assert scratchpad_window(list(range(steps)), length) == shown
+
+
+@given(st.integers(0, 60), st.integers(1, 20))
+def test_scratchpad_window_bounds_and_prefixes(steps: int, length: int) -> None:
+    """At most ``length`` recent steps, ending with the last; and the next step's window
+    extends this one unless the window jumped."""
+    shown = scratchpad_window(list(range(steps)), length)
+    assert len(shown) <= length and shown == list(range(steps - len(shown), steps))
+    if steps:
+        assert len(shown) >= min(steps, length - max(length // 2, 1) + 1)
+    after = scratchpad_window(list(range(steps + 1)), length)
+    jumped = after[:1] != shown[:1]
+    assert jumped or after[: len(shown)] == shown
 
 
 @pytest.mark.parametrize("remembered", [9.0, -7.5])
