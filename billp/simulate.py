@@ -132,6 +132,13 @@ def print_summary(run_dir: Path, summary: dict[str, Any]) -> None:
         calls = sum(r["calls"] for r in llm.values())
         fallbacks = sum(r["fallbacks"] for r in llm.values())
         console.print(f"LLM calls: {calls} (fallbacks: {fallbacks}); details in summary.json")
+    tokens = summary.get("tokens_per_step") or {}
+    if tokens.get("env_steps"):
+        console.print(
+            f"prompt tokens per env step: {tokens['prompt_tokens']:.0f}, "
+            f"{tokens['uncached_prompt_tokens']:.0f} of them uncached "
+            f"({tokens['cached_share']:.0%} from the server's prefix cache)"
+        )
     speed = summary.get("throughput") or {}
     if speed.get("episodes_played"):
         console.print(

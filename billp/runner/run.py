@@ -39,6 +39,7 @@ from billp.runner.plan import EpisodeSpec, plan_episodes, run_name
 from billp.runner.progress import progress
 from billp.summary.episodes import summarize_episodes, throughput
 from billp.summary.loop_stats import loop_stats_by_phase
+from billp.summary.tokens import tokens_per_step
 
 
 class RunResult(BaseModel):
@@ -164,6 +165,9 @@ async def _execute(
         summary["loop"] = {phase: stats.model_dump() for phase, stats in loop.items()}
     if accounting is not None:
         summary["llm"] = accounting.snapshot()
+        recovered = {r.key for r in finished}
+        steps = sum(r.steps for r in episodes if r.key not in recovered)
+        summary["tokens_per_step"] = tokens_per_step(summary["llm"], steps)
     if metrics_before is not None and metrics_after is not None:
         summary["server"] = server_summary(metrics_before, metrics_after)
     summary["throughput"] = throughput(len(episodes) - len(finished), time.monotonic() - started)

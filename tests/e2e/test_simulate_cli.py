@@ -36,6 +36,10 @@ def test_tiny_run_matches_the_golden_episodes(tmp_path: Path, shared_cache: Path
     assert speed["episodes_played"] == 6 and speed["wall_s"] > 0
     assert speed["users_per_hour"] == pytest.approx(6 * 3600 / speed["wall_s"], abs=0.006)
     assert "simulated users/hour" in result.stdout
+    tokens = summary["tokens_per_step"]
+    episodes = [json.loads(line) for line in (run_dir / "episodes.jsonl").read_text().splitlines()]
+    assert tokens["env_steps"] == sum(e["steps"] for e in episodes)
+    assert f"prompt tokens per env step: {tokens['prompt_tokens']:.0f}" in result.stdout
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert set(manifest["templates"]) == {"actor.j2", "critic.j2", "planner.j2", "reflector.j2"}
     steps = [json.loads(line) for line in (run_dir / "steps.jsonl").read_text().splitlines()]
