@@ -271,6 +271,8 @@ async def test_actor_has_its_own_conversation_by_default(
     assert first.startswith("You are the Actor") and "Plan: Recommend Drama" in first
     head = first[: first.index("Plan:")]
     assert catalogue[0].label in head and second.startswith(head)
+    candidates = first[first.index("Candidates:") :]
+    assert "(19" not in candidates, "candidate lines show the title without the year"
 
 
 async def test_actor_can_continue_the_planner_conversation(
