@@ -34,7 +34,7 @@ class RunFileError(ValueError):
     """A run file is damaged in a way no interrupted write explains; the message names it."""
 
 
-class RunDirInUse(ValueError):
+class RunDirInUseError(ValueError):
     """Another process holds the run directory's lock."""
 
 
@@ -118,12 +118,12 @@ def create_run_dir(parent: Path, name: str, config_text: str) -> Path:
 
 @contextlib.contextmanager
 def locked_run_dir(run_dir: Path) -> Iterator[Path]:
-    """Hold the run directory's exclusive lock, or raise :class:`RunDirInUse` at once."""
+    """Hold the run directory's exclusive lock, or raise :class:`RunDirInUseError` at once."""
     lock = FileLock(str(Path(run_dir) / LOCK_FILE), timeout=0)
     try:
         lock.acquire()
     except Timeout:
-        raise RunDirInUse(
+        raise RunDirInUseError(
             f"run directory {run_dir} is in use by another billp process (it holds "
             f"{Path(run_dir) / LOCK_FILE}); wait for that run to end or stop it, then resume"
         ) from None

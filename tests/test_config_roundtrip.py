@@ -47,7 +47,7 @@ def strategy_for(annotation: Any, metadata: list[Any]) -> st.SearchStrategy[Any]
     if origin is list:
         return st.lists(strategy_for(get_args(annotation)[0], []), max_size=3)
     if origin is dict:
-        key, value = get_args(annotation)
+        _key, value = get_args(annotation)
         return st.dictionaries(TEXT, strategy_for(value, []), max_size=2)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return model_strategy(annotation)

@@ -11,7 +11,7 @@ import pytest
 from billp.records import read_jsonl_repairing
 from billp.run_files import (
     JsonlAppender,
-    RunDirInUse,
+    RunDirInUseError,
     RunFileError,
     create_run_dir,
     locked_run_dir,
@@ -43,7 +43,7 @@ def test_a_damaged_line_before_the_last_is_an_error(tmp_path: Path) -> None:
 
 def test_a_second_holder_of_the_run_lock_is_refused(tmp_path: Path) -> None:
     with locked_run_dir(tmp_path):
-        with pytest.raises(RunDirInUse, match="in use by another billp process"):
+        with pytest.raises(RunDirInUseError, match="in use by another billp process"):
             with locked_run_dir(tmp_path):
                 pass
     with locked_run_dir(tmp_path):  # released
