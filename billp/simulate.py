@@ -135,9 +135,9 @@ def print_summary(run_dir: Path, summary: dict[str, Any]) -> None:
     tokens = summary.get("tokens_per_step") or {}
     if tokens.get("env_steps"):
         console.print(
-            f"prompt tokens per env step: {tokens['prompt_tokens']:.0f}, "
-            f"{tokens['uncached_prompt_tokens']:.0f} of them uncached "
-            f"({tokens['cached_share']:.0%} from the server's prefix cache)"
+            f"prompt tokens per env step: {tokens['prompt_tokens']:.0f} "
+            f"({tokens['uncached_prompt_tokens']:.0f} uncached; "
+            f"{tokens['cached_share']:.0%} from the prefix cache)"
         )
     speed = summary.get("throughput") or {}
     if speed.get("episodes_played"):
