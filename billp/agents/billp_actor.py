@@ -124,10 +124,11 @@ async def act_step(ep: BiLLPEpisode) -> Decision:
             return None
         return ActorChoice(item_id=grounded, reason="grounded: nearest catalogue title")
 
+    prior = planner_turns if cfg.actor_follows_planner else []
     chosen = await p.roles.actor(
         ActorInput(
             plan=plan.text() or None,
-            history=[] if planner_turns and cfg.actor_follows_planner else history,
+            history=[] if prior else history,
             candidates=[
                 CandidateView(
                     item_id=i,
@@ -147,7 +148,7 @@ async def act_step(ep: BiLLPEpisode) -> Decision:
         schema=actor_schema(ids),
         validate=check,
         repair=repair,
-        prior=planner_turns if cfg.actor_follows_planner else None,
+        prior=prior,
     )
     calls.append(chosen.trace)
     choice = chosen.value.item_id

@@ -157,6 +157,8 @@ async def _execute(
                 threads.shutdown(wait=True, cancel_futures=True)
         metrics_after = connection.server_metrics() if metrics_before is not None else None
     episodes = records.read_episodes(run_dir)
+    recovered = {r.key for r in finished}
+    played = [r for r in episodes if r.key not in recovered]  # by this invocation
     summary = summarize_episodes(
         [r.model_dump() for r in episodes], n_items=len(world.dataset.catalogue)
     )
@@ -165,12 +167,10 @@ async def _execute(
         summary["loop"] = {phase: stats.model_dump() for phase, stats in loop.items()}
     if accounting is not None:
         summary["llm"] = accounting.snapshot()
-        recovered = {r.key for r in finished}
-        steps = sum(r.steps for r in episodes if r.key not in recovered)
-        summary["tokens_per_step"] = tokens_per_step(summary["llm"], steps)
+        summary["tokens_per_step"] = tokens_per_step(summary["llm"], sum(r.steps for r in played))
     if metrics_before is not None and metrics_after is not None:
         summary["server"] = server_summary(metrics_before, metrics_after)
-    summary["throughput"] = throughput(len(episodes) - len(finished), time.monotonic() - started)
+    summary["throughput"] = throughput(len(played), time.monotonic() - started)
     write_json_atomic(run_dir / records.SUMMARY_FILE, summary)
     return RunResult(run_dir=run_dir, summary=summary)
 
