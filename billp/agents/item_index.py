@@ -1,7 +1,9 @@
 """Embeddings of the catalogue, for grounding free text and ranking candidates.
 
-The catalogue is embedded once per (catalogue, embedder) pair and cached on disk as a
-plain ``.npy`` array (loaded with ``allow_pickle=False``), so later runs start at once.
+The catalogue is embedded once per (catalogue, embedder, numeric environment) and cached on
+disk as a plain ``.npy`` array (loaded with ``allow_pickle=False``), so later runs start at
+once; an embedding computed under another SIMD level or torch version is never read (see
+:mod:`billp.numerics`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 from billp.atomic_io import write_bytes_atomic
 from billp.data import Catalogue
 from billp.memory import Embedder
+from billp.numerics import numeric_fingerprint
 from billp.paths import user_cache_dir
 
 log = logging.getLogger(__name__)
@@ -47,7 +50,8 @@ class ItemIndex:
 
     def _load_or_embed(self, cache_dir: Path) -> np.ndarray:
         key = hashlib.sha256(
-            f"{self.catalogue.fingerprint}|{self.embedder.name}|{self.embedder.dim}".encode()
+            f"{self.catalogue.fingerprint}|{self.embedder.name}|{self.embedder.dim}|"
+            f"{numeric_fingerprint()}".encode()
         ).hexdigest()[:24]
         path = cache_dir / "item_embeddings" / f"{key}.npy"
         if path.is_file():

@@ -7,8 +7,15 @@ RMSE. Prediction: ``mean + b_user + b_item + p_user . q_item``, clipped to [1, 5
 Training: full-batch Adam on ``MSE + weight_decay * (|P|^2 + |Q|^2)`` (biases unpenalised),
 computed through the dense prediction matrix, which the simulator needs anyway.
 
-The fitted factors are cached as safetensors under
-``<cache_dir>/rating_models/<sha256(format, dataset fingerprint, config)>.safetensors``.
+Everything is computed in float64. The fit is a few hundred full-batch steps, and in float32
+the rounding differences between SIMD levels and BLAS kernels (summation order, fused
+multiply-add) grew through them into rewards that differed in the 7th digit from one processor
+to another; in float64 they stay some 10 orders of magnitude below the 6 decimals rewards are
+written with (``python -m tests.e2e.numeric_spread`` measures it).
+
+The fitted factors are cached as safetensors under ``<cache_dir>/rating_models/<sha256(format,
+dataset fingerprint, config, numeric environment)>.safetensors``: a cache made under another
+SIMD level or library version is never read (see :mod:`billp.numerics`).
 """
 
 from __future__ import annotations
@@ -28,12 +35,13 @@ import torch
 from billp.atomic_io import write_bytes_atomic
 from billp.config import RatingModelConfig
 from billp.data.dataset import RATING_MAX, RATING_MIN, Dataset, Interactions
+from billp.numerics import numeric_environment, numeric_fingerprint
 from billp.paths import user_cache_dir
 from billp.torch_threads import torch_threads
 
 logger = logging.getLogger(__name__)
 
-CACHE_FORMAT = "billp-mf-2"
+CACHE_FORMAT = "billp-mf-3"
 """Part of the cache key and file metadata; bump it when the model or its fitting changes."""
 CACHE_SUBDIR = "rating_models"
 INIT_STD = 0.1
@@ -49,7 +57,7 @@ TENSOR_NAMES = ("user_factors", "item_factors", "user_bias", "item_bias", "globa
 
 @dataclass(frozen=True)
 class RatingFactors:
-    """A fitted model: factors, biases and the global mean (float32 arrays)."""
+    """A fitted model: factors, biases and the global mean (float64 arrays)."""
 
     user_factors: np.ndarray
     item_factors: np.ndarray
@@ -59,7 +67,8 @@ class RatingFactors:
     train_rmse: float
 
     def matrix(self) -> np.ndarray:
-        """Predicted ratings ``[n_users, n_items]`` (float32), clipped to [1, 5]."""
+        """Predicted ratings ``[n_users, n_items]``, computed in float64, clipped to [1, 5]
+        and rounded to float32 (the simulator's dtype)."""
         full = self.user_factors @ self.item_factors.T
         full += self.user_bias[:, None]
         full += self.item_bias[None, :]
@@ -74,7 +83,8 @@ default_cache_dir = user_cache_dir
 def cache_path(dataset: Dataset, config: RatingModelConfig, cache_dir: Path | None) -> Path:
     """Where the model for this dataset and config is cached."""
     key = hashlib.sha256(
-        f"{CACHE_FORMAT}\n{dataset.fingerprint}\n{config.model_dump_json()}".encode()
+        f"{CACHE_FORMAT}\n{dataset.fingerprint}\n{config.model_dump_json()}\n"
+        f"{numeric_fingerprint()}".encode()
     ).hexdigest()
     return (cache_dir or default_cache_dir()) / CACHE_SUBDIR / f"{key}.safetensors"
 
@@ -120,17 +130,19 @@ def fit_rating_model(dataset: Dataset, config: RatingModelConfig) -> RatingFacto
 def _fit(
     train: Interactions, n_users: int, n_items: int, config: RatingModelConfig
 ) -> RatingFactors:
-    """Full-batch Adam on the dense prediction matrix; ``train_rmse`` is left unset (NaN)."""
+    """Full-batch Adam on the dense prediction matrix, in float64; ``train_rmse`` is left unset
+    (NaN)."""
     generator = torch.Generator().manual_seed(config.seed)
+    dtype = torch.float64
     user_factors = (
-        torch.randn(n_users, config.dim, generator=generator) * INIT_STD
+        torch.randn(n_users, config.dim, generator=generator, dtype=dtype) * INIT_STD
     ).requires_grad_()
     item_factors = (
-        torch.randn(n_items, config.dim, generator=generator) * INIT_STD
+        torch.randn(n_items, config.dim, generator=generator, dtype=dtype) * INIT_STD
     ).requires_grad_()
-    user_bias = torch.zeros(n_users, requires_grad=True)
-    item_bias = torch.zeros(n_items, requires_grad=True)
-    ratings = torch.as_tensor(np.asarray(train.ratings, dtype=np.float32))
+    user_bias = torch.zeros(n_users, dtype=dtype, requires_grad=True)
+    item_bias = torch.zeros(n_items, dtype=dtype, requires_grad=True)
+    ratings = torch.as_tensor(np.asarray(train.ratings, dtype=np.float64))
     global_mean = ratings.mean()
     cells = torch.as_tensor(np.asarray(train.users) * n_items + np.asarray(train.items))
     optimizer = torch.optim.Adam([user_factors, item_factors, user_bias, item_bias], lr=config.lr)
@@ -154,7 +166,7 @@ def _fit(
 
 
 def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
-    return tensor.detach().numpy().astype(np.float32)
+    return tensor.detach().numpy().astype(np.float64)
 
 
 def save_factors(
@@ -168,6 +180,7 @@ def save_factors(
         "dataset_fingerprint": dataset.fingerprint,
         "config": config.model_dump_json(),
         "train_rmse": repr(factors.train_rmse),
+        **{f"numeric_{k}": v for k, v in numeric_environment().items()},
     }
     write_bytes_atomic(path, safetensors.numpy.save(tensors, metadata=metadata))
 
@@ -202,7 +215,7 @@ def load_factors(path: Path, n_users: int, n_items: int, dim: int) -> RatingFact
                 f"expected {shape}"
             )
     return RatingFactors(
-        **{name: tensors[name].astype(np.float32) for name in TENSOR_NAMES},
+        **{name: tensors[name].astype(np.float64) for name in TENSOR_NAMES},
         train_rmse=float(metadata.get("train_rmse", "nan")),
     )
 
@@ -212,7 +225,8 @@ def load_or_fit_rating_matrix(
 ) -> np.ndarray:
     """The predicted-rating matrix ``[n_users, n_items]`` (float32, in [1, 5]).
 
-    Loads the cached factors for (dataset fingerprint, config) when present and valid;
+    Loads the cached factors for (dataset fingerprint, config, numeric environment) when
+    present and valid;
     otherwise fits them, logs train and held-out RMSE, and caches them (a corrupt cache file
     is reported and replaced).
     """

@@ -1,5 +1,6 @@
 """The on-disk cache of LE features: safetensors arrays plus a JSON manifest (never pickle),
-keyed by a sha256 over everything the cached arrays depend on."""
+keyed by a sha256 over everything the cached arrays depend on, the numeric environment
+(:mod:`billp.numerics`: library versions, SIMD level) included."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from billp.numerics import numeric_environment, numeric_fingerprint
+
 FEATURE_VERSION = "billp-rl-features-1"
 
 
@@ -20,8 +23,9 @@ class FeatureCacheError(RuntimeError):
 
 
 def cache_key(*parts: object) -> str:
-    """sha256 over the given parts (arrays by their bytes, others by their repr)."""
-    digest = hashlib.sha256(FEATURE_VERSION.encode())
+    """sha256 over the given parts (arrays by their bytes, others by their repr) and the
+    numeric environment."""
+    digest = hashlib.sha256(f"{FEATURE_VERSION}\n{numeric_fingerprint()}".encode())
     for part in parts:
         if isinstance(part, np.ndarray):
             digest.update(np.ascontiguousarray(part).tobytes())
@@ -37,6 +41,7 @@ def write_cache(
     tmp = folder / f".{key}.safetensors.tmp"
     save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp))
     tmp.replace(folder / f"{key}.safetensors")
+    meta = {**meta, "numeric_environment": numeric_environment()}
     (folder / f"{key}.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 

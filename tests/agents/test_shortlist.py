@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from billp.agents import item_index as item_index_module
 from billp.agents.item_index import ItemIndex
 from billp.agents.shortlist import ShortlistBuilder, exploration_genres
 from billp.data import Catalogue
@@ -87,3 +88,12 @@ def test_item_embeddings_are_cached(catalogue: Catalogue, tmp_path: Path) -> Non
     second = ItemIndex(catalogue, Counting(), cache_dir=tmp_path)
     assert Counting.calls == calls
     np.testing.assert_array_equal(first.vectors, second.vectors)
+
+
+def test_item_embeddings_of_another_numeric_environment_are_not_read(
+    catalogue: Catalogue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ItemIndex(catalogue, HashEmbedderForTests(), cache_dir=tmp_path)
+    monkeypatch.setattr(item_index_module, "numeric_fingerprint", lambda: "another machine")
+    ItemIndex(catalogue, HashEmbedderForTests(), cache_dir=tmp_path)
+    assert len(list((tmp_path / "item_embeddings").glob("*.npy"))) == 2

@@ -19,8 +19,8 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("billp-cache")
 
 
-def cli_env(cache: Path) -> dict[str, str]:
-    env = dict(os.environ)
+def cli_env(cache: Path, environment: dict[str, str] | None = None) -> dict[str, str]:
+    env = {**os.environ, **(environment or {})}
     env["XDG_CACHE_HOME"] = str(cache)
     env["HF_HUB_OFFLINE"] = "1"
     env.setdefault("PYTHONHASHSEED", "0")
@@ -44,9 +44,20 @@ def simulate_cmd(out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "billp.simulate", *tiny_run_args(out, *extra)]
 
 
-def run_cli(cmd: list[str], cache: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    cmd: list[str],
+    cache: Path,
+    timeout: float = 300,
+    environment: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd`` with ``cache`` as its cache folder and ``environment`` added."""
     return subprocess.run(
-        cmd, env=cli_env(cache), capture_output=True, text=True, timeout=timeout, cwd=REPO
+        cmd,
+        env=cli_env(cache, environment),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
     )
 
 

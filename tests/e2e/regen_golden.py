@@ -5,8 +5,10 @@ LLM), then review ``git diff tests/e2e/golden`` and commit. The comparing tests 
 golden files. ``--check`` compares instead of writing (exit 1 on a difference).
 
 Each golden run is the CLI on ``tests/e2e/tiny.toml`` plus its extra flags. Files per run:
-``<name>_episodes.jsonl`` (byte for byte), ``<name>_steps.jsonl`` and ``<name>_summary.json``
-(timings, the keys ending in ``_s``, removed).
+``<name>_episodes.jsonl``, ``<name>_steps.jsonl`` and ``<name>_summary.json`` (timings, the keys
+ending in ``_s``, removed). They are compared as ``tests/e2e/golden_compare.py`` says: discrete
+content exactly, floats at its stated precision; a file that matches at that precision is not
+rewritten.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.conftest import REPO, only_run_dir, run_cli, simulate_cmd
+from tests.e2e.golden_compare import differences
 
 GOLDEN_DIR = REPO / "tests" / "e2e" / "golden"
 GOLDEN_RUNS: dict[str, list[str]] = {
@@ -60,9 +63,12 @@ def golden_outputs(name: str, run_dir: Path) -> dict[str, bytes]:
     }
 
 
-def produce(name: str, out: Path, cache: Path) -> dict[str, bytes]:
-    """Run golden run ``name`` in ``out`` and return its golden files."""
-    result = run_cli(simulate_cmd(out, *GOLDEN_RUNS[name]), cache)
+def produce(
+    name: str, out: Path, cache: Path, environment: dict[str, str] | None = None
+) -> dict[str, bytes]:
+    """Run golden run ``name`` in ``out`` (with ``environment`` added to the process's
+    variables) and return its golden files."""
+    result = run_cli(simulate_cmd(out, *GOLDEN_RUNS[name]), cache, environment=environment)
     if result.returncode != 0:
         raise RuntimeError(f"golden run {name} failed:\n{result.stderr[-3000:]}")
     return golden_outputs(name, only_run_dir(out))
@@ -80,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.names or GOLDEN_RUNS:
             for file, data in produce(name, Path(tmp) / name, Path(tmp) / "cache").items():
                 path = GOLDEN_DIR / file
-                same = path.is_file() and path.read_bytes() == data
+                same = path.is_file() and not differences(data, path.read_bytes())
                 if args.check:
                     differing += [] if same else [file]
                 elif not same:

@@ -87,3 +87,25 @@ def test_default_cache_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert default_cache_dir() == tmp_path / "billp"
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert default_cache_dir() == Path.home() / ".cache" / "billp"
+
+
+def test_cache_is_keyed_on_and_records_the_numeric_environment(
+    toy_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model fitted under another SIMD level or torch version is never read."""
+    import safetensors
+
+    load_or_fit_rating_matrix(toy_dataset, TOY_RATING_MODEL, tmp_path)
+    path = cache_path(toy_dataset, TOY_RATING_MODEL, tmp_path)
+    with safetensors.safe_open(str(path), framework="numpy") as handle:
+        metadata = handle.metadata()
+    assert metadata["numeric_torch"] == torch.__version__
+    assert metadata["numeric_torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    monkeypatch.setattr(rating_model_module, "numeric_fingerprint", lambda: "another machine")
+    assert cache_path(toy_dataset, TOY_RATING_MODEL, tmp_path) != path
+
+
+def test_fit_is_float64_and_the_simulator_matrix_float32(toy_dataset: Dataset) -> None:
+    factors = fit_rating_model(toy_dataset, TOY_RATING_MODEL)
+    assert factors.user_factors.dtype == np.float64 == factors.item_factors.dtype
+    assert factors.matrix().dtype == np.float32

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from billp.data import Dataset
+from billp.numerics import numeric_environment
 from billp.rl.features import (
     NO_ITEM,
     FakeLE,
@@ -72,6 +74,9 @@ def test_features_are_cached_and_a_damaged_cache_is_reported(
     first = load_or_compute_features(transitions, fake, 2, 6, tmp_path, "fp", progress=False)
     files = sorted(tmp_path.glob("*.safetensors"))
     assert len(files) == 1 and files[0].with_suffix(".json").is_file()
+    # A cache computed under another SIMD level or torch version is never read.
+    recorded = json.loads(files[0].with_suffix(".json").read_text())["numeric_environment"]
+    assert recorded == numeric_environment()
     again = load_or_compute_features(transitions, fake, 2, 6, tmp_path, "fp", progress=False)
     for name, array in first.arrays().items():
         np.testing.assert_array_equal(array, again.arrays()[name])
