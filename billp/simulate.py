@@ -137,13 +137,22 @@ def print_summary(run_dir: Path, summary: dict[str, Any]) -> None:
         console.print(
             f"prompt tokens per env step: {tokens['prompt_tokens']:.0f} "
             f"({tokens['uncached_prompt_tokens']:.0f} uncached; "
-            f"{tokens['cached_share']:.0%} from the prefix cache)"
+            f"{tokens['cached_share']:.0%} from the prefix cache); "
+            f"output tokens: {tokens['output_tokens']:.0f}"
         )
     speed = summary.get("throughput") or {}
     if speed.get("episodes_played"):
         console.print(
             f"throughput: {speed['users_per_hour']:.0f} simulated users/hour "
             f"({speed['episodes_played']} episodes in {speed['wall_s']:.0f} s)"
+        )
+    phases = summary.get("phases") or {}
+    first, idle = phases.get("to_first_request_s"), phases.get("engine_idle_share")
+    if first is not None and idle is not None:
+        console.print(
+            f"start-up: first LLM request {first:.0f} s after start (world "
+            f"{phases.get('prepare_s', 0):.0f} s, server {phases.get('server_start_s', 0):.0f} s);"
+            f" no LLM request in flight {idle:.0%} of the time"
         )
 
 

@@ -12,12 +12,14 @@ from billp.config import RunConfig
 from billp.envs import World
 from billp.records import EpisodeRecord
 from billp.runner import (
+    RunContext,
     WaveSequencer,
     derive_seed,
     env_threads,
     plan_episodes,
     plan_waves,
 )
+from billp.runner.episodes import phase_learns
 
 TRAIN = [3, 5, 8, 13]
 TEST = [100, 101, 102, 103, 104, 105, 106]
@@ -122,8 +124,47 @@ def test_slow_envs_get_a_thread_per_episode_in_flight() -> None:
     assert pool is not None
     assert pool._max_workers == 32
     pool.shutdown()
+    # Small waves: a phase that learns nothing is one wave, with `concurrency` episodes.
     small = env_threads(
         RunConfig(concurrency=32, wave_size=4), cast(World, SimpleNamespace(slow_steps=True))
     )
-    assert small is not None and small._max_workers == 4
+    assert small is not None and small._max_workers == 32
     small.shutdown()
+
+
+class _MemorylessForTests:
+    name = "memoryless"
+
+    def spawn(self, episode_key: str, seed: int) -> None:
+        return None
+
+
+class _LearnerForTests(_MemorylessForTests):
+    def commit(self, writes: object, episode_key: str) -> None:
+        return None
+
+    def committed_episodes(self) -> set[str]:
+        return set()
+
+    def reload(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("policy", "learn_during_test", "train", "test"),
+    [
+        (_LearnerForTests(), True, True, True),
+        (_LearnerForTests(), False, True, False),
+        (_MemorylessForTests(), True, False, False),
+    ],
+)
+def test_only_phases_that_commit_memories_play_in_waves(
+    policy: object, learn_during_test: bool, train: bool, test: bool
+) -> None:
+    """Waves exist so that episodes learn from earlier waves; a phase that commits nothing
+    plays as one wave (no episode waits for the slowest of its wave)."""
+    config = RunConfig(train_users=4, test_users=3, memory={"learn_during_test": learn_during_test})
+    ctx = cast(RunContext, SimpleNamespace(policy=policy, config=config))
+    specs = plan_episodes(config, TRAIN, TEST)
+    assert phase_learns(ctx, [s for s in specs if s.phase == "train"]) is train
+    assert phase_learns(ctx, [s for s in specs if s.phase == "test"]) is test

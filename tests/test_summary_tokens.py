@@ -1,4 +1,4 @@
-"""Prompt tokens per env step in summary.json."""
+"""Prompt and output tokens per env step in summary.json."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from billp.summary.tokens import tokens_per_step
 
 def test_tokens_per_step_divides_by_env_steps() -> None:
     llm = {
-        "planner": {"prompt_tokens": 400, "cached_tokens": 300},
-        "actor": {"prompt_tokens": 1000, "cached_tokens": 500},
+        "planner": {"prompt_tokens": 400, "cached_tokens": 300, "completion_tokens": 60},
+        "actor": {"prompt_tokens": 1000, "cached_tokens": 500, "completion_tokens": 40},
     }
     out = tokens_per_step(llm, env_steps=4)
     assert out == {
@@ -17,6 +17,8 @@ def test_tokens_per_step_divides_by_env_steps() -> None:
         "uncached_prompt_tokens": 150.0,
         "cached_share": 0.5714,
         "uncached_by_role": {"actor": 125.0, "planner": 25.0},
+        "output_tokens": 25.0,
+        "output_by_role": {"actor": 10.0, "planner": 15.0},
     }
 
 

@@ -3,8 +3,10 @@ Actor's choice among the shortlist."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from billp.agents.billp_critic import estimate_value
@@ -34,50 +36,83 @@ _INTEGER = re.compile(r"-?\d+")
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class PlannedStep:
+    """The Planner's part of a step: the plan (its anchor a title), the Planner's turns for an
+    Actor that continues them, the call's trace, and the shown history and genre hints."""
+
+    plan: Plan
+    planned: Plan | None
+    """The Planner's plan as traced; None when the agent does not plan."""
+    turns: list[ChatMessage]
+    call: CallTrace | None
+    history: list[str]
+    genre_hints: list[str]
+
+
+async def plan_step(ep: BiLLPEpisode) -> PlannedStep:
+    """Ask the Planner for the coming step's plan (nothing to ask without a Planner). It
+    depends only on what the episode has seen, so :meth:`BiLLPEpisode.observe` may start it
+    while the Critic values the state the last step left."""
+    p, cfg = ep.p, ep.cfg
+    history = p.labels(ep.history[-cfg.prompt_history_length :])
+    genre_hints = exploration_genres(
+        p.catalogue, ep.recommended[-cfg.hint_window :], cfg.genre_hint_count, ep.rng
+    )
+    if not cfg.planner:
+        return PlannedStep(Plan(), None, [], None, history, genre_hints)
+    planned = await p.roles.planner(
+        PlannerInput(
+            history=history,
+            reflections=ep.reflections,
+            scratchpad=scratchpad_window(ep.steps, cfg.scratchpad_length),
+            genres=list(p.catalogue.genres),
+            step=len(ep.recommended) + 1,
+            rules=p.rules,
+            free_text=cfg.free_text,
+            anchor=cfg.plan_anchor,
+        ),
+        fallback=lambda: Plan(thought=FALLBACK_PLAN, genres=genre_hints),
+        seed=ep.next_seed(),
+        schema=plan_schema(list(p.catalogue.genres), history, cfg.free_text, cfg.plan_anchor),
+        validate=lambda plan: check_plan(ep, plan),
+        repair=lambda raw: repair_plan(ep, raw),
+    )
+    plan = planned.value.with_anchor_title(history)
+    return PlannedStep(plan, plan, planned.turns, planned.trace, history, genre_hints)
+
+
 async def act_step(ep: BiLLPEpisode) -> Decision:
-    """Plan, shortlist and choose this step's item; V(s) first when it is not known yet."""
+    """Plan, shortlist and choose this step's item; V(s) first when it is not known yet.
+
+    The plan comes from the request :meth:`BiLLPEpisode.observe` started, if any; V(s) and the
+    plan do not depend on each other, so their requests go out together
+    (``agent.concurrent_calls``).
+    """
     p, cfg = ep.p, ep.cfg
     recent = ep.recent()
     state = p.state_text(recent)
     calls: list[CallTrace] = []
     loop = LoopTrace(reflections=list(ep.retrieved))
     value: ValueEstimate | None = None
+    planning = ep.take_prefetched_plan() or plan_step(ep)
     if cfg.micro and ep.value is None:
-        value = await estimate_value(ep, recent)
+        if cfg.concurrent_calls:
+            value, step_plan = await asyncio.gather(estimate_value(ep, recent), planning)
+        else:
+            value = await estimate_value(ep, recent)
+            step_plan = await planning
         ep.value = value.value
         ep.value_origin = (value.source, value.similarity)
         if value.call is not None:
             calls.append(value.call)
+    else:
+        step_plan = await planning
     if ep.value_origin is not None:
         loop.value_source, loop.value_similarity = ep.value_origin
-    history = p.labels(ep.history[-cfg.prompt_history_length :])
-    genre_hints = exploration_genres(
-        p.catalogue, ep.recommended[-cfg.hint_window :], cfg.genre_hint_count, ep.rng
-    )
-    plan = Plan()
-    planned_plan: Plan | None = None
-    planner_turns: list[ChatMessage] = []
-    if cfg.planner:
-        scratch = scratchpad_window(ep.steps, cfg.scratchpad_length)
-        planned = await p.roles.planner(
-            PlannerInput(
-                history=history,
-                reflections=ep.reflections,
-                scratchpad=scratch,
-                genres=list(p.catalogue.genres),
-                step=len(ep.recommended) + 1,
-                rules=p.rules,
-                free_text=cfg.free_text,
-            ),
-            fallback=lambda: Plan(thought=FALLBACK_PLAN, genres=genre_hints),
-            seed=ep.next_seed(),
-            schema=plan_schema(list(p.catalogue.genres), history, cfg.free_text),
-            validate=lambda plan: check_plan(ep, plan),
-            repair=lambda raw: repair_plan(ep, raw),
-        )
-        plan = planned_plan = planned.value
-        planner_turns = planned.turns
-        calls.append(planned.trace)
+    history, genre_hints, plan = step_plan.history, step_plan.genre_hints, step_plan.plan
+    if step_plan.call is not None:
+        calls.append(step_plan.call)
     hints_enc: list[int] = []
     hints_dis: list[int] = []
     memory_hits: MemoryHits | None = None
@@ -124,7 +159,7 @@ async def act_step(ep: BiLLPEpisode) -> Decision:
             return None
         return ActorChoice(item_id=grounded, reason="grounded: nearest catalogue title")
 
-    prior = planner_turns if cfg.actor_follows_planner else []
+    prior = step_plan.turns if cfg.actor_follows_planner else []
     chosen = await p.roles.actor(
         ActorInput(
             plan=plan.text() or None,
@@ -142,10 +177,11 @@ async def act_step(ep: BiLLPEpisode) -> Decision:
             discouraged=p.labels(hints_dis[: len(ids)]),
             genre_hints=genre_hints,
             rules=p.rules,
+            reason=cfg.actor_reason,
         ),
         fallback=lambda: ActorChoice(item_id=ids[0], reason="fallback: top candidate"),
         seed=ep.next_seed(),
-        schema=actor_schema(ids),
+        schema=actor_schema(ids, cfg.actor_reason),
         validate=check,
         repair=repair,
         prior=prior,
@@ -160,7 +196,7 @@ async def act_step(ep: BiLLPEpisode) -> Decision:
         calls=calls,
         reflections=ep.reflections if cfg.macro else None,
         value=value,
-        plan=planned_plan,
+        plan=step_plan.planned,
         memory_hits=memory_hits,
         genre_hints=genre_hints,
         shortlist=ids,

@@ -4,6 +4,7 @@ the value scale)."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -12,7 +13,8 @@ import numpy as np
 
 from billp.agents.billp_traces import CriticStep, ObserveTrace, ValueEstimate
 from billp.agents.loop_trace import LoopUpdate
-from billp.agents.messages import CriticInput, CriticValue, critic_schema
+from billp.agents.messages import CriticInput, CriticValue, critic_schema, digit_scale
+from billp.llm.messages import TokenLogprobs
 from billp.policy import Transition
 from billp.policy.writes import ActorWrite, CriticWrite
 
@@ -20,6 +22,10 @@ if TYPE_CHECKING:
     from billp.agents.billp_episode import BiLLPEpisode
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+DIGIT_TOP_LOGPROBS = 20
+"""Alternatives asked for at each token of a digit-scale Critic's reply: the most vLLM
+returns by default, so that every digit of the scale is among them unless its probability
+is negligible."""
 
 
 async def estimate_value(ep: BiLLPEpisode, items: list[int]) -> ValueEstimate:
@@ -36,6 +42,7 @@ async def estimate_value(ep: BiLLPEpisode, items: list[int]) -> ValueEstimate:
     remembered = p.clip_value(hit[1]) if hit is not None else None
     rules = p.rules
     mean = mean_reward(ep)
+    scale = ep.cfg.critic_scale
     result = await p.roles.critic(
         CriticInput(
             history=p.labels(ep.history[-ep.cfg.prompt_history_length :]),
@@ -43,19 +50,46 @@ async def estimate_value(ep: BiLLPEpisode, items: list[int]) -> ValueEstimate:
             mean_reward=None if mean is None else round(mean, 2),
             remembered_value=remembered,
             rules=rules,
+            scale=scale,
         ),
         fallback=lambda: CriticValue(value=fallback_value(ep, remembered, mean)),
         seed=ep.next_seed(),
-        schema=critic_schema(rules),
+        schema=critic_schema(rules, scale),
         validate=lambda value: check_value(ep, value),
         repair=lambda raw: repair_critic(raw, p.clip_value),
+        top_logprobs=DIGIT_TOP_LOGPROBS if scale == "digit" else None,
     )
+    value = result.value.value
+    distribution = None
+    if scale == "digit" and result.logprobs:
+        read = digit_distribution(result.logprobs, digit_scale(rules))
+        if read is not None:
+            distribution = [round(q, 4) for q in read]
+            value = sum(q * d for q, d in zip(read, digit_scale(rules), strict=True))
     return ValueEstimate(
         source="critic",
-        value=round(p.clip_value(result.value.value), 4),
+        value=round(p.clip_value(value), 4),
         call=result.trace,
         similarity=None if hit is None else round(hit[0], 6),
+        distribution=distribution,
     )
+
+
+def digit_distribution(logprobs: list[TokenLogprobs], digits: list[int]) -> list[float] | None:
+    """The probability of each of ``digits`` at the first generated digit, renormalised over
+    them, from the top log-probabilities there; None when no generated token is a digit or
+    none of ``digits`` is among the alternatives (a negative scale is not one token each)."""
+    for position in logprobs:
+        if not position.token.strip().isdigit():
+            continue
+        mass = dict.fromkeys(digits, 0.0)
+        for token, logprob in position.top.items():
+            text = token.strip()
+            if text.isdigit() and int(text) in mass:
+                mass[int(text)] += math.exp(logprob)
+        total = sum(mass.values())
+        return [mass[d] / total for d in digits] if total > 0 else None
+    return None
 
 
 def mean_reward(ep: BiLLPEpisode) -> float | None:

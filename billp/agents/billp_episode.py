@@ -4,11 +4,12 @@ job to its module (the step to :mod:`~billp.agents.billp_actor`, the value and T
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from billp.agents.billp_actor import act_step
+from billp.agents.billp_actor import PlannedStep, act_step, plan_step
 from billp.agents.billp_critic import td_update
 from billp.agents.billp_reflect import reflect
 from billp.agents.billp_traces import ObserveTrace
@@ -46,6 +47,8 @@ class BiLLPEpisode:
         """The last plan, shown with its step in later prompts."""
         self.quit_info: dict[str, Any] = {}
         self._calls = 0
+        self._next_plan: asyncio.Task[PlannedStep] | None = None
+        """The coming step's Planner request, started by :meth:`observe`."""
 
     def next_seed(self) -> int:
         """The sampling seed of the episode's next LLM call."""
@@ -79,6 +82,11 @@ class BiLLPEpisode:
     async def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> Decision:
         return await act_step(self)
 
+    def take_prefetched_plan(self) -> asyncio.Task[PlannedStep] | None:
+        """The Planner request :meth:`observe` started for this step, if any (handed over once)."""
+        task, self._next_plan = self._next_plan, None
+        return task
+
     async def observe(self, transition: Transition) -> ObserveTrace:
         item = transition.action
         previous = self.recent()
@@ -94,11 +102,27 @@ class BiLLPEpisode:
                 thought=self.pending_thought,
             )
         )
+        ends = transition.terminated or transition.truncated
+        if self.cfg.concurrent_calls and self.cfg.planner and not ends:
+            # The next plan needs only what the episode has now seen: its request goes out
+            # while the Critic values the new state (engine busy, fewer sequential calls).
+            self._next_plan = asyncio.ensure_future(plan_step(self))
         if not self.cfg.micro:
             return ObserveTrace()
-        return await td_update(self, previous, transition)
+        try:
+            return await td_update(self, previous, transition)
+        except BaseException:
+            self._drop_prefetched_plan()
+            raise
+
+    def _drop_prefetched_plan(self) -> None:
+        """Cancel a Planner request no step will take (the episode failed or was cancelled)."""
+        task = self.take_prefetched_plan()
+        if task is not None:
+            task.cancel()
 
     async def end_episode(self, summary: EpisodeSummary) -> EpisodeEnd:
+        self._drop_prefetched_plan()
         if self.cfg.macro and self.p.memories is not None:
             return EpisodeEnd(writes=self.writes, trace=await reflect(self, summary))
         return EpisodeEnd(writes=self.writes)

@@ -26,6 +26,9 @@ class ValueEstimate(BaseModel):
     similarity: float | None = None
     """Similarity of the critic-memory state consulted, if any."""
     call: CallTrace | None = None
+    distribution: list[float] | None = None
+    """With a digit-scale Critic: the probability of each whole value of the scale, lowest
+    first, read from the reply's token log-probabilities; ``value`` is their mean."""
 
     @model_serializer
     def _record(self) -> dict[str, Any]:
@@ -38,6 +41,8 @@ class ValueEstimate(BaseModel):
             record["call"] = self.call.model_dump()
         if self.source != "memory" and self.similarity is not None:
             record["similarity"] = self.similarity
+        if self.distribution is not None:
+            record["distribution"] = self.distribution
         return record
 
 

@@ -7,9 +7,15 @@ structured decoding, so their field bounds are the contract the server enforces.
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+AnchorMode = Literal["number", "title", "none"]
+"""How the Planner names its anchor movie (``agent.plan_anchor``)."""
+CriticScale = Literal["digit", "number"]
+"""How the Critic writes its value (``agent.critic_scale``)."""
 
 THOUGHT_MAX_CHARS = 200
 """Longest plan text accepted from a model (short plans keep decoding cheap)."""
@@ -96,6 +102,7 @@ class PlannerInput(RoleModel):
     step: int
     rules: UserRules = Field(default_factory=UserRules)
     free_text: bool = Field(False, description="Whether a free-text thought is asked for.")
+    anchor: AnchorMode = Field("number", description="How the plan's anchor is named.")
 
 
 class Plan(BaseModel):
@@ -107,7 +114,11 @@ class Plan(BaseModel):
     text, asked for only when ``agent.free_text`` is on (see :func:`plan_schema`).
     """
 
-    anchor: str = Field("", description="A movie from the user's history the plan builds on.")
+    anchor: str | int = Field(
+        "",
+        description="A movie from the user's history the plan builds on: its title, or its "
+        "number in the numbered history (see :meth:`with_anchor_title`).",
+    )
     genres: list[str] = Field(
         default_factory=list, max_length=2, description="Up to two genres to recommend from."
     )
@@ -117,6 +128,13 @@ class Plan(BaseModel):
     )
 
     _unique_genres = field_validator("genres", "avoid")(_unique)
+
+    def with_anchor_title(self, history: list[str]) -> Plan:
+        """This plan with a numbered anchor replaced by its title in ``history`` (1-based)."""
+        if isinstance(self.anchor, int):
+            title = history[self.anchor - 1] if 1 <= self.anchor <= len(history) else ""
+            return self.model_copy(update={"anchor": title})
+        return self
 
     def text(self) -> str:
         """The plan as the Actor, the scratchpad and the Reflector read it."""
@@ -135,14 +153,18 @@ class Plan(BaseModel):
         return " ".join(parts)
 
 
-def plan_schema(genres: list[str], anchors: list[str], free_text: bool) -> dict[str, Any]:
+def plan_schema(
+    genres: list[str], anchors: list[str], free_text: bool, anchor: AnchorMode = "number"
+) -> dict[str, Any]:
     """The Plan schema: genre lists restricted to the catalogue's genres, ``anchor`` to the
-    titles shown, and ``thought`` only with free text on."""
+    titles shown (or their numbers, 1-based), and ``thought`` only with free text on."""
     schema = genre_enum_schema(Plan, ["genres", "avoid"], genres)
     props = schema["properties"]
     props["genres"]["minItems"] = 1
-    if anchors:
+    if anchors and anchor == "title":
         props["anchor"] = {"type": "string", "enum": list(dict.fromkeys(anchors))}
+    elif anchors and anchor == "number":
+        props["anchor"] = {"type": "integer", "enum": list(range(1, len(anchors) + 1))}
     else:
         props.pop("anchor")
     if not free_text:
@@ -166,6 +188,7 @@ class ActorInput(RoleModel):
     discouraged: list[str] = Field(description="Titles that failed in similar states.")
     genre_hints: list[str] = Field(description="Genres absent from the recent recommendations.")
     rules: UserRules = Field(default_factory=UserRules)
+    reason: bool = Field(False, description="Whether a short reason is asked for.")
 
 
 class ActorChoice(BaseModel):
@@ -175,10 +198,14 @@ class ActorChoice(BaseModel):
     reason: str = Field(default="", max_length=REASON_MAX_CHARS)
 
 
-def actor_schema(candidate_ids: list[int]) -> dict[str, Any]:
-    """JSON schema of :class:`ActorChoice` whose ``item_id`` admits only the shortlist."""
+def actor_schema(candidate_ids: list[int], reason: bool = False) -> dict[str, Any]:
+    """JSON schema of :class:`ActorChoice` whose ``item_id`` admits only the shortlist, with
+    ``reason`` only when asked for."""
     schema = ActorChoice.model_json_schema()
     schema["properties"]["item_id"]["enum"] = list(candidate_ids)
+    if not reason:
+        schema["properties"].pop("reason")
+        schema["required"] = ["item_id"]
     return schema
 
 
@@ -196,6 +223,7 @@ class CriticInput(RoleModel):
     mean_reward: float | None = Field(None, description="Mean reward of the session so far.")
     remembered_value: float | None = None
     rules: UserRules = Field(default_factory=UserRules)
+    scale: CriticScale = Field("digit", description="Whole numbers only, or any number.")
 
 
 class CriticValue(BaseModel):
@@ -205,13 +233,22 @@ class CriticValue(BaseModel):
     value: float = Field(allow_inf_nan=False)
 
 
-def critic_schema(rules: UserRules) -> dict[str, Any]:
-    """JSON schema of :class:`CriticValue` bounded to the run's value scale."""
+def critic_schema(rules: UserRules, scale: CriticScale = "digit") -> dict[str, Any]:
+    """JSON schema of :class:`CriticValue` bounded to the run's value scale: any number in
+    it, or (``digit``) one of its whole numbers."""
     schema = CriticValue.model_json_schema()
-    schema["properties"]["value"].update(
-        {"type": "number", "minimum": rules.value_min, "maximum": rules.value_max}
-    )
+    if scale == "digit":
+        schema["properties"]["value"].update({"type": "integer", "enum": digit_scale(rules)})
+    else:
+        schema["properties"]["value"].update(
+            {"type": "number", "minimum": rules.value_min, "maximum": rules.value_max}
+        )
     return schema
+
+
+def digit_scale(rules: UserRules) -> list[int]:
+    """The whole values of the Critic's scale, lowest first."""
+    return list(range(math.ceil(rules.value_min), math.floor(rules.value_max) + 1))
 
 
 # ---------------------------------------------------------------- Reflector

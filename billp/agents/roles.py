@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from billp.agents.prompts import PromptLibrary
 from billp.llm import Accounting, ChatMessage, LLMClient, SamplingParams, call_structured
+from billp.llm.messages import TokenLogprobs
 
 OutT = TypeVar("OutT", bound=BaseModel)
 
@@ -43,6 +44,8 @@ class RoleResult(BaseModel, Generic[OutT]):
     trace: CallTrace
     turns: list[ChatMessage]
     """The request's messages followed by the reply, to continue from (e.g. Planner → Actor)."""
+    logprobs: list[TokenLogprobs] | None = None
+    """Per generated token of a valid reply, when the call asked for them."""
 
 
 class RoleSettings(BaseModel):
@@ -88,13 +91,15 @@ class Role(Generic[OutT]):
         validate: Callable[[OutT], None] | None = None,
         repair: Callable[[str], OutT | None] | None = None,
         prior: list[ChatMessage] | None = None,
+        top_logprobs: int | None = None,
     ) -> RoleResult[OutT]:
         """Render ``data``, ask the LLM, and return the validated (or fallback) value.
 
         ``prior`` turns are sent before this role's prompt: with
         ``agent.actor_follows_planner`` the Actor continues the Planner's conversation, as
         BiLLP's Action follows its Thought, and the server's prefix cache reuses everything
-        the Planner's call already computed.
+        the Planner's call already computed. ``top_logprobs`` asks for the log-probabilities
+        of that many most likely tokens at each generated position (the result's ``logprobs``).
         """
         prompt = self._prompts.render(self.name, data)
         messages = [*(prior or []), ChatMessage(role="user", content=prompt.text)]
@@ -102,6 +107,7 @@ class Role(Generic[OutT]):
             temperature=self._settings.temperature,
             max_tokens=self._settings.max_tokens,
             seed=seed,
+            top_logprobs=top_logprobs,
         )
         outcome = await call_structured(
             self._client,
@@ -137,5 +143,5 @@ class Role(Generic[OutT]):
             ChatMessage(role="assistant", content=reply or outcome.value.model_dump_json()),
         ]
         return RoleResult[self.output_type](  # type: ignore[name-defined]
-            value=outcome.value, trace=trace, turns=turns
+            value=outcome.value, trace=trace, turns=turns, logprobs=outcome.logprobs
         )

@@ -75,6 +75,31 @@ class AgentConfig(Section):
         "most. The window moves in jumps of half its length, so between jumps each Planner "
         "prompt extends the last one and the server's prefix cache keeps it.",
     )
+    actor_reason: bool = Field(
+        False,
+        description="Ask the Actor for a short reason besides the item id. Off by default: "
+        "nothing reads it, and SmolLM2-135M fills it with the id again or repeated genre "
+        "words (about 20 output tokens per step).",
+    )
+    plan_anchor: Literal["number", "title", "none"] = Field(
+        "number",
+        description="How the Planner names the history movie its plan builds on: 'number' "
+        "(its position in the numbered history: one or two output tokens), 'title' (the "
+        "title copied out of the history: about 15), or 'none' (no anchor).",
+    )
+    critic_scale: Literal["digit", "number"] = Field(
+        "digit",
+        description="How the Critic answers: 'digit' (a whole number of the value scale, one "
+        "output token; the value is the mean of the scale under the model's probabilities of "
+        "each digit, read from the server's token log-probabilities, else the digit itself) "
+        "or 'number' (any decimal number, as many tokens as digits written).",
+    )
+    concurrent_calls: bool = Field(
+        True,
+        description="Send LLM requests that do not depend on each other together: the "
+        "Critic's V(s') with the next step's plan, and V(s) with the first plan. Off: one "
+        "request at a time, in the same order (the same seeds and replies).",
+    )
     actor_follows_planner: bool = Field(
         False,
         description="Send the Actor's prompt as the next turn of the Planner's conversation "

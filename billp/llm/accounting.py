@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -69,12 +70,61 @@ COUNTER_FIELDS: frozenset[str] = frozenset(
 """Names that :meth:`Accounting.count` accepts."""
 
 
+class Activity(BaseModel):
+    """When the run had LLM requests in flight (monotonic clock)."""
+
+    first_request_at: float | None = Field(
+        None, description="time.monotonic() when the first request went out."
+    )
+    last_reply_at: float | None = Field(
+        None, description="time.monotonic() when the last reply came back."
+    )
+    busy_s: float = Field(0.0, description="Seconds with at least one request in flight.")
+
+    @property
+    def idle_share(self) -> float | None:
+        """Share of the time from the first request to the last reply with none in flight:
+        time the server could have been computing for this run but had nothing to do."""
+        if self.first_request_at is None or self.last_reply_at is None:
+            return None
+        span = self.last_reply_at - self.first_request_at
+        return max(0.0, 1.0 - self.busy_s / span) if span > 0 else 0.0
+
+
 class Accounting:
-    """Per-role :class:`RoleStats`, safe to update from several threads or tasks."""
+    """Per-role :class:`RoleStats`, safe to update from several threads or tasks, and the
+    run's request :class:`Activity`."""
 
     def __init__(self) -> None:
         self._roles: dict[str, RoleStats] = {}
         self._lock = threading.Lock()
+        self._activity = Activity()
+        self._in_flight = 0
+        self._busy_since = 0.0
+
+    def request_started(self) -> None:
+        """A request goes out (pair with :meth:`request_ended`)."""
+        now = time.monotonic()
+        with self._lock:
+            if self._activity.first_request_at is None:
+                self._activity.first_request_at = now
+            if self._in_flight == 0:
+                self._busy_since = now
+            self._in_flight += 1
+
+    def request_ended(self) -> None:
+        """A request came back (or failed)."""
+        now = time.monotonic()
+        with self._lock:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._activity.busy_s += now - self._busy_since
+            self._activity.last_reply_at = now
+
+    def activity(self) -> Activity:
+        """A copy of the request activity so far."""
+        with self._lock:
+            return self._activity.model_copy()
 
     def stats(self, role: str) -> RoleStats:
         """A copy of ``role``'s counters (zeros for a role never seen)."""

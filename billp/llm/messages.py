@@ -25,6 +25,13 @@ class SamplingParams(BaseModel):
     max_tokens: int = Field(default=256, ge=1, description="Completion token limit.")
     top_p: float = Field(default=1.0, gt=0, le=1, description="Nucleus sampling mass.")
     seed: int | None = Field(default=None, description="Per-request sampling seed, if any.")
+    top_logprobs: int | None = Field(
+        default=None,
+        ge=1,
+        le=20,
+        description="Also return the log-probabilities of this many most likely tokens at each "
+        "generated position (None: none).",
+    )
 
 
 class LLMRequest(BaseModel):
@@ -57,6 +64,13 @@ class TokenUsage(BaseModel):
         )
 
 
+class TokenLogprobs(BaseModel):
+    """One generated token and the most likely tokens at its position, with log-probabilities."""
+
+    token: str
+    top: dict[str, float] = Field(default_factory=dict)
+
+
 class LLMResponse(BaseModel):
     """The text of one completion and what it cost."""
 
@@ -68,3 +82,6 @@ class LLMResponse(BaseModel):
     model: str
     attempts: int = Field(default=1, ge=1, description="HTTP attempts made (1 + retries).")
     from_cache: bool = False
+    logprobs: list[TokenLogprobs] | None = Field(
+        default=None, description="Per generated token, when the request asked for them."
+    )

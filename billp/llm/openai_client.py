@@ -35,7 +35,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from billp.config import LLMConfig
 from billp.llm.client import LLMRequestError, LLMServerError
 from billp.llm.endpoints import ENDPOINT_COOLDOWN_S, EndpointBalancer, redact_url
-from billp.llm.messages import LLMRequest, LLMResponse, TokenUsage
+from billp.llm.messages import LLMRequest, LLMResponse, TokenLogprobs, TokenUsage
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +178,9 @@ class OpenAICompatibleClient:
         }
         if sampling.seed is not None and self.send_seed:
             body["seed"] = sampling.seed
+        if sampling.top_logprobs is not None:
+            body["logprobs"] = True
+            body["top_logprobs"] = sampling.top_logprobs
         if request.response_schema is not None:
             body["response_format"] = {
                 "type": "json_schema",
@@ -337,6 +340,7 @@ class OpenAICompatibleClient:
             latency_s=latency_s,
             model=str(payload.get("model") or request.model or self.model),
             attempts=attempts,
+            logprobs=_logprobs(payload) if request.sampling.top_logprobs else None,
         )
 
 
@@ -350,6 +354,22 @@ def _failure(state: RetryCallState) -> _RetryableError:
     error = state.outcome.exception() if state.outcome is not None else None
     assert isinstance(error, _RetryableError)
     return error
+
+
+def _logprobs(payload: Any) -> list[TokenLogprobs] | None:
+    """``choices[0].logprobs.content`` as :class:`TokenLogprobs` (None when absent or
+    unreadable: a server without log-probabilities is no error)."""
+    try:
+        content = payload["choices"][0]["logprobs"]["content"]
+        return [
+            TokenLogprobs(
+                token=str(entry["token"]),
+                top={str(t["token"]): float(t["logprob"]) for t in entry.get("top_logprobs", [])},
+            )
+            for entry in content
+        ]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
 
 
 def _mapping(value: Any) -> dict[str, Any]:

@@ -25,7 +25,14 @@ from pydantic import BaseModel, ValidationError
 from billp.llm.accounting import Accounting
 from billp.llm.client import LLMClient
 from billp.llm.json_repair import repair_json_object
-from billp.llm.messages import ChatMessage, LLMRequest, LLMResponse, SamplingParams, TokenUsage
+from billp.llm.messages import (
+    ChatMessage,
+    LLMRequest,
+    LLMResponse,
+    SamplingParams,
+    TokenLogprobs,
+    TokenUsage,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +64,9 @@ class StructuredOutcome(BaseModel, Generic[T]):
     usage: TokenUsage
     latency_s: float
     calls: int
+    logprobs: list[TokenLogprobs] | None = None
+    """Per generated token of the reply the value was read from, when the request asked for
+    them and the value came from a valid reply (not a repair or a fallback)."""
 
 
 def schema_name_for(output_type: type[BaseModel]) -> str:
@@ -156,7 +166,11 @@ class _Calls:
         self.count = 0
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
-        response = await self.client.complete(request)
+        self.accounting.request_started()
+        try:
+            response = await self.client.complete(request)
+        finally:
+            self.accounting.request_ended()
         self.accounting.record_response(self.role, response)
         self.usage = self.usage + response.usage
         self.latency_s += response.latency_s
@@ -164,7 +178,12 @@ class _Calls:
         return response
 
     def outcome(
-        self, value: T, stage: Stage, raw: str | None, error: str | None
+        self,
+        value: T,
+        stage: Stage,
+        raw: str | None,
+        error: str | None,
+        logprobs: list[TokenLogprobs] | None = None,
     ) -> StructuredOutcome[T]:
         return StructuredOutcome(
             value=value,
@@ -174,6 +193,7 @@ class _Calls:
             usage=self.usage,
             latency_s=self.latency_s,
             calls=self.count,
+            logprobs=logprobs,
         )
 
 
@@ -212,7 +232,7 @@ async def call_structured(
     first = await calls.complete(request)
     value, error = parse_reply(first.text, output_type, validate)
     if value is not None:
-        return calls.outcome(value, "valid", first.text, None)
+        return calls.outcome(value, "valid", first.text, None, first.logprobs)
     accounting.count(role, "schema_failures")
     raws = [first.text]
 
@@ -233,7 +253,7 @@ async def call_structured(
         second = await calls.complete(retry)
         value, second_error = parse_reply(second.text, output_type, validate)
         if value is not None:
-            return calls.outcome(value, "reask", second.text, error)
+            return calls.outcome(value, "reask", second.text, error, second.logprobs)
         accounting.count(role, "schema_failures")
         error = second_error
         raws.insert(0, second.text)

@@ -62,10 +62,11 @@ def _count_fallbacks(trace: dict[str, Any]) -> int:
 
 def env_threads(config: RunConfig, world: World) -> ThreadPoolExecutor | None:
     """A thread per episode that can be in flight when ``world`` steps slowly (asyncio's
-    default pool has ``cpu_count + 4`` threads, which would cap the LE's step batches)."""
+    default pool has ``cpu_count + 4`` threads, which would cap the LE's step batches); a
+    phase that learns nothing runs as one wave, with up to ``concurrency`` episodes."""
     if not world.slow_steps:
         return None
-    workers = min(config.concurrency, config.wave_size)
+    workers = config.concurrency
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="billp-env")
 
 
@@ -128,6 +129,13 @@ def learns_from(ctx: RunContext, record: EpisodeRecord) -> bool:
     test episodes only with ``memory.learn_during_test`` (memoryless policies commit nothing,
     see :func:`commit_wave`)."""
     return record.phase == "train" or ctx.config.memory.learn_during_test
+
+
+def phase_learns(ctx: RunContext, specs: list[EpisodeSpec]) -> bool:
+    """Whether any episode of ``specs`` (one phase) may commit memory writes."""
+    if learning(ctx.policy) is None:
+        return False
+    return any(spec.phase == "train" for spec in specs) or ctx.config.memory.learn_during_test
 
 
 class WaveSequencer:
@@ -240,6 +248,11 @@ async def run_phase(
 ) -> None:
     """Play the unfinished episodes of ``specs`` (one phase) wave by wave.
 
+    Waves exist for learning: a phase that commits nothing (a memoryless policy, or the test
+    phase without ``memory.learn_during_test``) is one wave, so that no episode waits for the
+    slowest of its wave while the LLM server idles; every episode reads the same memories
+    either way, and the episode lines keep the plan's order.
+
     ``scheduling = "async"``: within a wave, at most ``concurrency`` episodes in flight, a
     new one starting as soon as another ends. ``"lockstep"``: BiLLP's scheme, batches of
     ``concurrency`` episodes where the next batch starts only when the slowest episode of
@@ -253,7 +266,8 @@ async def run_phase(
         if progress is not None and task_id is not None:
             progress.advance(task_id)
 
-    for wave in plan_waves(specs, ctx.config.wave_size):
+    waves = plan_waves(specs, ctx.config.wave_size) if phase_learns(ctx, specs) else [specs]
+    for wave in waves:
         await run_wave(ctx, wave, finished, advance)
         if after_wave is not None:
             after_wave(sum(1 for spec in specs if spec.key in finished))

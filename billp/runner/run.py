@@ -39,6 +39,7 @@ from billp.runner.plan import EpisodeSpec, plan_episodes, run_name
 from billp.runner.progress import progress
 from billp.summary.episodes import summarize_episodes, throughput
 from billp.summary.loop_stats import loop_stats_by_phase
+from billp.summary.phases import PhaseClock
 from billp.summary.tokens import tokens_per_step
 
 
@@ -86,17 +87,20 @@ class _Prepared(BaseModel):
     world: Any
     prompts: PromptLibrary
     specs: list[EpisodeSpec]
+    clock: PhaseClock
 
 
 def _prepare(config: RunConfig, fresh: bool = True) -> _Prepared:
     """Load and check templates, model paths, memory.init (``fresh`` runs) and data, and plan
     the episodes: fails fast on bad input, before a run directory or server exists."""
-    prompts = PromptLibrary(config.prompts_dir)
-    check_inputs(config, prompts, memory_init=fresh)
-    world = build_world(config.env, config.data)
-    split = world.dataset.split
-    specs = plan_episodes(config, split.train_users, split.test_users)
-    return _Prepared(world=world, prompts=prompts, specs=specs)
+    clock = PhaseClock()
+    with clock.phase("prepare"):
+        prompts = PromptLibrary(config.prompts_dir)
+        check_inputs(config, prompts, memory_init=fresh)
+        world = build_world(config.env, config.data)
+        split = world.dataset.split
+        specs = plan_episodes(config, split.train_users, split.test_users)
+    return _Prepared(world=world, prompts=prompts, specs=specs, clock=clock)
 
 
 async def _execute(
@@ -117,7 +121,10 @@ async def _execute(
 
     finished = records.recover(run_dir, {spec.key for spec in specs}) if resume else []
     accounting = Accounting() if config.agent.is_llm else None
+    clock = prepared.clock
+    connecting = time.monotonic()
     async with make_llm_client(config, run_dir) as connection:
+        clock.add("server_start", time.monotonic() - connecting)
         metrics_before = connection.server_metrics() if config.agent.is_llm else None
         policy = build_policy(
             config,
@@ -147,10 +154,12 @@ async def _execute(
             snapshot_memories(memory_root, run_dir, 0)
         try:
             async with progress(config.progress) as bars:
-                await run_phase(ctx, train, done, bars, "train episodes", after_train_wave)
+                with clock.phase("train"):
+                    await run_phase(ctx, train, done, bars, "train episodes", after_train_wave)
                 if (learner := learning(policy)) is not None:
                     learner.reload()
-                await run_phase(ctx, test, done, bars, "test episodes")
+                with clock.phase("test"):
+                    await run_phase(ctx, test, done, bars, "test episodes")
         finally:
             writer.close()
             if threads is not None:
@@ -171,6 +180,10 @@ async def _execute(
     if metrics_before is not None and metrics_after is not None:
         summary["server"] = server_summary(metrics_before, metrics_after)
     summary["throughput"] = throughput(len(played), time.monotonic() - started)
+    activity = accounting.activity() if accounting is not None else None
+    summary["phases"] = clock.summary(
+        activity.first_request_at if activity else None, activity.idle_share if activity else None
+    )
     write_json_atomic(run_dir / records.SUMMARY_FILE, summary)
     return RunResult(run_dir=run_dir, summary=summary)
 

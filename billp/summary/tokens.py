@@ -1,5 +1,5 @@
-"""Prompt tokens per env step: what each step costs the server, and how much of it the
-server's prefix cache served."""
+"""Tokens per env step: what each step costs the server (prompt tokens to prefill, output
+tokens to decode), and how much of the prompts the server's prefix cache served."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ from typing import Any
 
 
 def tokens_per_step(llm: Mapping[str, Mapping[str, Any]], env_steps: int) -> dict[str, Any]:
-    """Prompt and uncached prompt tokens per env step, overall and by role.
+    """Prompt, uncached prompt and output tokens per env step, overall and by role.
 
     ``llm`` is the accounting snapshot (``summary.json``'s ``llm``) of the calls this
     process made; ``env_steps`` the env steps of the episodes it played (a quit step
-    counts: its call was made). Uncached = prompt tokens the server had to prefill.
+    counts: its call was made). Uncached = prompt tokens the server had to prefill; output
+    tokens are decoded one forward pass each, which on a CPU makes them the larger cost.
     """
     prompt = sum(int(stats["prompt_tokens"]) for stats in llm.values())
+    output = sum(int(stats["completion_tokens"]) for stats in llm.values())
     cached = sum(int(stats["cached_tokens"]) for stats in llm.values())
 
     def per_step(value: int) -> float:
@@ -28,5 +30,9 @@ def tokens_per_step(llm: Mapping[str, Mapping[str, Any]], env_steps: int) -> dic
         "uncached_by_role": {
             role: per_step(int(stats["prompt_tokens"]) - int(stats["cached_tokens"]))
             for role, stats in sorted(llm.items())
+        },
+        "output_tokens": per_step(output),
+        "output_by_role": {
+            role: per_step(int(stats["completion_tokens"])) for role, stats in sorted(llm.items())
         },
     }

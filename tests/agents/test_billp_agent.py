@@ -13,14 +13,25 @@ from hypothesis import strategies as st
 
 from billp.agents.billp_actor import scratchpad_window
 from billp.agents.billp_agent import BiLLPPolicy, BiLLPRoles
+from billp.agents.billp_critic import DIGIT_TOP_LOGPROBS, digit_distribution
 from billp.agents.item_index import ItemIndex
-from billp.agents.messages import ActorChoice, CriticValue, Plan, Reflection
+from billp.agents.messages import (
+    ActorChoice,
+    CriticValue,
+    Plan,
+    Reflection,
+    UserRules,
+    actor_schema,
+    critic_schema,
+    plan_schema,
+)
 from billp.agents.prompts import PromptLibrary
 from billp.agents.roles import Role, RoleSettings
 from billp.agents.shortlist import ShortlistBuilder
 from billp.config import AgentConfig, MemoryConfig
 from billp.data import Catalogue
 from billp.llm import Accounting, LLMRequest, LLMResponse, TokenUsage
+from billp.llm.messages import TokenLogprobs
 from billp.memory import AgentMemories, HashEmbedderForTests
 from billp.policy.protocol import EpisodeSummary, Transition
 from billp.policy.trace import step_record
@@ -366,3 +377,110 @@ async def test_step_trace_records_the_loop(catalogue: Catalogue, tmp_path: Path)
     assert loop["td_target"] == pytest.approx((1 - gamma) * 4.0 + gamma * CRITIC_VALUE)
     assert loop["advantage"] == pytest.approx(loop["td_target"] - CRITIC_VALUE)
     assert loop["reward_booked"] == 4.0 and loop["hints"] == []
+
+
+class LogprobCriticLLMForTests(FakeRoleLLMForTests):
+    """A Critic that answers 4 and reports the digits' probabilities; the Planner answers with
+    a numbered anchor. Records which requests were in flight at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight: list[str] = []
+        self.overlaps: list[tuple[str, ...]] = []
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        import asyncio
+
+        self.in_flight.append(request.role)
+        self.overlaps.append(tuple(sorted(self.in_flight)))
+        await asyncio.sleep(0.01)
+        self.in_flight.remove(request.role)
+        if request.role == "planner":
+            self.requests.append(request)
+            return LLMResponse(
+                text=json.dumps({"anchor": 1, "genres": ["Drama"], "avoid": []}), model="fake"
+            )
+        response = await super().complete(request)
+        if request.role != "critic":
+            return response
+        probabilities = {"3": 0.25, "4": 0.5, "5": 0.25, "}": 1e-9}
+        top = {token: float(np.log(q)) for token, q in probabilities.items()}
+        return response.model_copy(
+            update={
+                "text": '{"value":4}',
+                "logprobs": [
+                    TokenLogprobs(token='{"', top={'{"': 0.0}),
+                    TokenLogprobs(token="value", top={"value": 0.0}),
+                    TokenLogprobs(token='":', top={'":': 0.0}),
+                    TokenLogprobs(token="4", top=top),
+                    TokenLogprobs(token="}", top={"}": 0.0}),
+                ],
+            }
+        )
+
+
+async def test_digit_critic_value_is_the_mean_under_the_token_probabilities(
+    catalogue: Catalogue, tmp_path: Path
+) -> None:
+    llm = LogprobCriticLLMForTests()
+    policy = make_policy(catalogue, tmp_path, "billp", llm)
+    episode = policy.spawn("train-0000", seed=3)
+    await episode.reset({"user_id": 1, "history": [0]})
+    decision = await episode.act({}, {})
+    value = decision.trace.value
+    assert value is not None and value.source == "critic"
+    assert value.value == pytest.approx(4.0)  # 0.25 * 3 + 0.5 * 4 + 0.25 * 5
+    assert value.distribution == pytest.approx([0, 0, 0, 0.25, 0.5, 0.25])
+    critic = next(r for r in llm.requests if r.role == "critic")
+    assert critic.sampling.top_logprobs == DIGIT_TOP_LOGPROBS
+    assert critic.response_schema["properties"]["value"]["enum"] == [0, 1, 2, 3, 4, 5]
+    assert decision.trace.plan is not None and decision.trace.plan.anchor == catalogue[0].label
+
+
+def test_digit_distribution_without_a_digit_or_its_alternatives_is_none() -> None:
+    assert digit_distribution([TokenLogprobs(token="x", top={"x": 0.0})], [0, 1]) is None
+    assert digit_distribution([TokenLogprobs(token="7", top={"7": 0.0})], [0, 1]) is None
+    found = digit_distribution([TokenLogprobs(token="1", top={"1": -0.1, " 0": -2.0})], [0, 1])
+    assert found is not None and found[1] > found[0] and sum(found) == pytest.approx(1.0)
+
+
+async def test_the_next_plan_is_asked_while_the_critic_values_the_new_state(
+    catalogue: Catalogue, tmp_path: Path
+) -> None:
+    llm = LogprobCriticLLMForTests()
+    policy = make_policy(catalogue, tmp_path, "billp", llm)
+    episode = policy.spawn("train-0000", seed=3)
+    await episode.reset({"user_id": 1, "history": [0]})
+    first = await episode.act({}, {})
+    assert ("critic", "planner") in llm.overlaps  # V(s) and the first plan went out together
+    llm.overlaps.clear()
+    await episode.observe(transition(first.item_id, 4.0))
+    assert ("critic", "planner") in llm.overlaps  # V(s') and the next plan
+    second = await episode.act({}, {})
+    assert [c.role for c in second.trace.calls] == ["planner", "actor"]
+    planner_requests = [r for r in llm.requests if r.role == "planner"]
+    assert len(planner_requests) == 2  # the prefetched plan was used, not asked again
+
+
+async def test_no_plan_is_asked_after_the_last_step(catalogue: Catalogue, tmp_path: Path) -> None:
+    llm = LogprobCriticLLMForTests()
+    policy = make_policy(catalogue, tmp_path, "billp", llm)
+    episode = policy.spawn("train-0000", seed=3)
+    await episode.reset({"user_id": 1, "history": [0]})
+    first = await episode.act({}, {})
+    await episode.observe(transition(first.item_id, 1.0, terminated=True))
+    assert [r.role for r in llm.requests].count("planner") == 1
+
+
+def test_compact_replies_and_the_old_formats() -> None:
+    assert actor_schema([3, 4])["required"] == ["item_id"]
+    assert "reason" not in actor_schema([3, 4])["properties"]
+    assert "reason" in actor_schema([3, 4], reason=True)["properties"]
+    genres, titles = ["Drama", "Comedy"], ["A (1990)", "B (1991)"]
+    assert plan_schema(genres, titles, False)["properties"]["anchor"]["enum"] == [1, 2]
+    assert plan_schema(genres, titles, False, "title")["properties"]["anchor"]["enum"] == titles
+    assert "anchor" not in plan_schema(genres, titles, False, "none")["properties"]
+    assert Plan(anchor=2).with_anchor_title(titles).anchor == "B (1991)"
+    assert Plan(anchor=9).with_anchor_title(titles).anchor == ""
+    rules = UserRules()
+    assert critic_schema(rules, "number")["properties"]["value"]["type"] == "number"

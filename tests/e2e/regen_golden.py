@@ -31,8 +31,9 @@ GOLDEN_RUNS: dict[str, list[str]] = {
 }
 
 
-WALL_CLOCK_KEYS = frozenset({"throughput"})
-"""Keys whose values all follow from wall-clock time (users per hour)."""
+WALL_CLOCK_KEYS = frozenset({"throughput", "engine_idle_share"})
+"""Keys whose values all follow from wall-clock time (users per hour, the share of time
+with no LLM request in flight)."""
 
 
 def without_timings(node: Any) -> Any:

@@ -125,7 +125,9 @@ def test_golden_floats_compare_at_the_stated_precision_not_bytewise() -> None:
     moved = {name: _shifted(data, 10 * GOLDEN_FLOAT_TOLERANCE.rel) for name, data in golden.items()}
     with pytest.raises(AssertionError, match="differs from the golden file"):
         assert_matches_golden(moved)
-    other_item = golden["tiny_episodes.jsonl"].replace(b'"items": [530,', b'"items": [531,', 1)
+    episodes = documents(golden["tiny_episodes.jsonl"])
+    episodes[0]["items"][0] += 1
+    other_item = "".join(json.dumps(e) + "\n" for e in episodes).encode()
     with pytest.raises(AssertionError, match="items"):
         assert_matches_golden({"tiny_episodes.jsonl": other_item})
 

@@ -474,3 +474,30 @@ def test_seed_is_withheld_when_send_seed_is_off() -> None:
     )
     run(client, make_request(sampling=SamplingParams(seed=7)))
     assert "seed" not in bodies[0]
+
+
+def test_top_logprobs_are_asked_for_and_read() -> None:
+    bodies: list[dict[str, Any]] = []
+    payload = completion('{"value":4}')
+    payload["choices"][0]["logprobs"] = {
+        "content": [
+            {
+                "token": "4",
+                "logprob": -0.4,
+                "top_logprobs": [{"token": "4", "logprob": -0.4}, {"token": "3", "logprob": -1.2}],
+            },
+        ]
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        return httpx.Response(200, json=payload)
+
+    asked = make_request(sampling=SamplingParams(top_logprobs=5))
+    response = run(make_client(handler), asked)
+    assert bodies[0]["logprobs"] is True and bodies[0]["top_logprobs"] == 5
+    assert response.logprobs is not None
+    assert response.logprobs[0].token == "4" and response.logprobs[0].top == {"4": -0.4, "3": -1.2}
+    assert run(make_client(handler), make_request()).logprobs is None
+    del payload["choices"][0]["logprobs"]
+    assert run(make_client(handler), asked).logprobs is None  # a server without them: no error
