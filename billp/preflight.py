@@ -123,6 +123,10 @@ def check_model_paths(config: RunConfig) -> None:
         for role, adapter in llm.server.lora.items():
             if not Path(adapter).expanduser().exists():
                 raise ConfigError(f"llm.server.lora.{role}: adapter folder not found: {adapter}")
+        from billp.llm.server.command import find_preload_library
+
+        for library in llm.server.preload:
+            find_preload_library(library)  # a missing library: ValueError naming the field
     checkpoint = config.env.le.checkpoint
     if config.env.name == "le" and checkpoint is not None and not Path(checkpoint).is_dir():
         raise ConfigError(f"env.le.checkpoint: checkpoint folder not found: {checkpoint}")

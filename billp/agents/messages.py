@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-AnchorMode = Literal["number", "title", "none"]
+AnchorMode = Literal["none", "number", "title"]
 """How the Planner names its anchor movie (``agent.plan_anchor``)."""
 CriticScale = Literal["digit", "number"]
 """How the Critic writes its value (``agent.critic_scale``)."""
@@ -102,7 +102,7 @@ class PlannerInput(RoleModel):
     step: int
     rules: UserRules = Field(default_factory=UserRules)
     free_text: bool = Field(False, description="Whether a free-text thought is asked for.")
-    anchor: AnchorMode = Field("number", description="How the plan's anchor is named.")
+    anchor: AnchorMode = Field("none", description="Whether and how the plan's anchor is named.")
 
 
 class Plan(BaseModel):
@@ -154,7 +154,7 @@ class Plan(BaseModel):
 
 
 def plan_schema(
-    genres: list[str], anchors: list[str], free_text: bool, anchor: AnchorMode = "number"
+    genres: list[str], anchors: list[str], free_text: bool, anchor: AnchorMode = "none"
 ) -> dict[str, Any]:
     """The Plan schema: genre lists restricted to the catalogue's genres, ``anchor`` to the
     titles shown (or their numbers, 1-based), and ``thought`` only with free text on."""

@@ -81,11 +81,13 @@ class AgentConfig(Section):
         "nothing reads it, and SmolLM2-135M fills it with the id again or repeated genre "
         "words (about 20 output tokens per step).",
     )
-    plan_anchor: Literal["number", "title", "none"] = Field(
-        "number",
-        description="How the Planner names the history movie its plan builds on: 'number' "
-        "(its position in the numbered history: one or two output tokens), 'title' (the "
-        "title copied out of the history: about 15), or 'none' (no anchor).",
+    plan_anchor: Literal["none", "number", "title"] = Field(
+        "none",
+        description="Whether and how the Planner names a movie of the history its plan builds "
+        "on (shown to the Actor as 'for the fan of ...'): 'none' (by default: SmolLM2-135M "
+        "names the first title shown, whatever the user), 'number' (its position in the "
+        "numbered history, about 4 output tokens) or 'title' (copied out of the history, "
+        "about 15).",
     )
     critic_scale: Literal["digit", "number"] = Field(
         "digit",

@@ -50,6 +50,13 @@ class ServerConfig(Section):
         description="VLLM_CPU_OMP_THREADS_BIND: 'auto' binds all cores of this machine (0-N) and "
         "reserves none; 'vllm' keeps vLLM's own default; or an explicit list like '0-1'.",
     )
+    preload: list[Literal["tcmalloc", "iomp"]] = Field(
+        default_factory=list,
+        description="Libraries preloaded into the CPU server (LD_PRELOAD), as vLLM's CPU guide "
+        "suggests: 'tcmalloc' (libtcmalloc_minimal, e.g. Debian's libtcmalloc-minimal4) and "
+        "'iomp' (Intel OpenMP, libiomp5 from the Python environment). Empty by default: on 2 "
+        "cores neither made billp faster (eval/results/bench_throughput_cpu.md).",
+    )
     block_size: int | None = Field(
         32,
         ge=1,

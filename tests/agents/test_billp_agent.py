@@ -423,7 +423,7 @@ async def test_digit_critic_value_is_the_mean_under_the_token_probabilities(
     catalogue: Catalogue, tmp_path: Path
 ) -> None:
     llm = LogprobCriticLLMForTests()
-    policy = make_policy(catalogue, tmp_path, "billp", llm)
+    policy = make_policy(catalogue, tmp_path, "billp", llm, plan_anchor="number")
     episode = policy.spawn("train-0000", seed=3)
     await episode.reset({"user_id": 1, "history": [0]})
     decision = await episode.act({}, {})
@@ -477,9 +477,9 @@ def test_compact_replies_and_the_old_formats() -> None:
     assert "reason" not in actor_schema([3, 4])["properties"]
     assert "reason" in actor_schema([3, 4], reason=True)["properties"]
     genres, titles = ["Drama", "Comedy"], ["A (1990)", "B (1991)"]
-    assert plan_schema(genres, titles, False)["properties"]["anchor"]["enum"] == [1, 2]
+    assert "anchor" not in plan_schema(genres, titles, False)["properties"]
+    assert plan_schema(genres, titles, False, "number")["properties"]["anchor"]["enum"] == [1, 2]
     assert plan_schema(genres, titles, False, "title")["properties"]["anchor"]["enum"] == titles
-    assert "anchor" not in plan_schema(genres, titles, False, "none")["properties"]
     assert Plan(anchor=2).with_anchor_title(titles).anchor == "B (1991)"
     assert Plan(anchor=9).with_anchor_title(titles).anchor == ""
     rules = UserRules()

@@ -639,3 +639,18 @@ def test_server_root_and_prometheus_parsing() -> None:
     counters = parse_prometheus(text)
     assert counters["vllm:generation_tokens_total"] == 7.5
     assert counters["vllm:prompt_tokens_total"] == 0.0
+
+
+def test_preloaded_libraries_are_found_or_named_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from billp.llm.server import command
+
+    monkeypatch.setattr(
+        command, "PRELOAD_LIBRARIES", {"tcmalloc": ("c",), "iomp": ("billp-no-such-lib",)}
+    )
+    env = server_env(
+        ServerConfig(preload=["tcmalloc"]), cpu=True, offline=True, base={"LD_PRELOAD": "x.so"}
+    )
+    assert env["LD_PRELOAD"].startswith("libc.so") and env["LD_PRELOAD"].endswith(":x.so")
+    assert "LD_PRELOAD" not in server_env(ServerConfig(), cpu=True, offline=True, base={})
+    with pytest.raises(ValueError, match=r"llm.server.preload names 'iomp'"):
+        server_env(ServerConfig(preload=["iomp"]), cpu=True, offline=True, base={})

@@ -63,6 +63,33 @@ def kv_cache_space(config: ServerConfig) -> str:
     return str(config.kv_cache_gib)  # the config only admits whole GiB
 
 
+PRELOAD_LIBRARIES = {"tcmalloc": ("tcmalloc_minimal", "tcmalloc"), "iomp": ("iomp5",)}
+"""``server.preload`` names and the library names looked up for each, in order."""
+
+
+def find_preload_library(name: str) -> Path:
+    """The shared library ``server.preload`` names: in this Python environment's ``lib``
+    folder first (where the intel-openmp wheel puts libiomp5), then the system's.
+
+    Raises:
+        ValueError: none is installed.
+    """
+    import ctypes.util
+
+    for library in PRELOAD_LIBRARIES[name]:
+        local = sorted((Path(sys.prefix) / "lib").glob(f"lib{library}.so*"))
+        if local:
+            return local[0]
+        found = ctypes.util.find_library(library)
+        if found:  # a soname: the dynamic linker finds it by that name
+            return Path(found)
+    raise ValueError(
+        f"llm.server.preload names {name!r}, but no lib{PRELOAD_LIBRARIES[name][0]}.so is "
+        "installed "
+        "(tcmalloc: apt-get install libtcmalloc-minimal4; iomp: pip install intel-openmp)"
+    )
+
+
 def server_env(
     config: ServerConfig,
     *,
@@ -72,7 +99,8 @@ def server_env(
 ) -> dict[str, str]:
     """The child's environment: ``base`` (default ``os.environ``) plus vLLM settings.
 
-    On CPU: VLLM_CPU_KVCACHE_SPACE from ``kv_cache_gib``; ``cpu_threads_bind == "auto"`` binds
+    On CPU: VLLM_CPU_KVCACHE_SPACE from ``kv_cache_gib``; LD_PRELOAD from ``preload``;
+    ``cpu_threads_bind == "auto"`` binds
     every available core and reserves none, ``"vllm"`` leaves vLLM's default, anything else is
     passed as VLLM_CPU_OMP_THREADS_BIND. ``offline`` forbids hub downloads.
     """
@@ -88,6 +116,9 @@ def server_env(
         env["TRANSFORMERS_OFFLINE"] = "1"
     if cpu:
         env["VLLM_CPU_KVCACHE_SPACE"] = kv_cache_space(config)
+        preload = [str(find_preload_library(name)) for name in config.preload]
+        if preload:
+            env["LD_PRELOAD"] = ":".join([*preload, *filter(None, [env.get("LD_PRELOAD")])])
         if config.cpu_threads_bind == "auto":
             env["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
             env["VLLM_CPU_OMP_THREADS_BIND"] = format_cpu_list(available_cpus())
