@@ -88,7 +88,7 @@ def _llm(
         _BILLP,
         description,
         preset,
-        quit_rule=f"in its {prompts}",
+        quit_rule=f"informed: in its {prompts}; uninformed: not told",
         genre_hints=True,
         chooses_from="shortlist",
         learns_from=learns_from,

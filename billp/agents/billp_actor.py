@@ -23,7 +23,7 @@ from billp.agents.messages import (
     plan_schema,
 )
 from billp.agents.roles import CallTrace
-from billp.agents.shortlist import exploration_genres
+from billp.agents.shortlist import exploration_genres, genres_by_frequency
 from billp.llm import ChatMessage
 from billp.policy import Decision
 
@@ -61,20 +61,23 @@ async def plan_step(ep: BiLLPEpisode) -> PlannedStep:
     )
     if not cfg.planner:
         return PlannedStep(Plan(), None, [], None, history, genre_hints)
+    genres = list(p.catalogue.genres)
+    if cfg.genre_order == "history":
+        genres = genres_by_frequency(p.catalogue, ep.history[-cfg.prompt_history_length :])
     planned = await p.roles.planner(
         PlannerInput(
             history=history,
             reflections=ep.reflections,
             scratchpad=scratchpad_window(ep.steps, cfg.scratchpad_length),
-            genres=list(p.catalogue.genres),
+            genres=genres,
             step=len(ep.recommended) + 1,
             rules=p.rules,
             free_text=cfg.free_text,
             anchor=cfg.plan_anchor,
         ),
         fallback=lambda: Plan(thought=FALLBACK_PLAN, genres=genre_hints),
-        seed=ep.next_seed(),
-        schema=plan_schema(list(p.catalogue.genres), history, cfg.free_text, cfg.plan_anchor),
+        seed=ep.call_seed("planner"),
+        schema=plan_schema(genres, history, cfg.free_text, cfg.plan_anchor),
         validate=lambda plan: check_plan(ep, plan),
         repair=lambda raw: repair_plan(ep, raw),
     )
@@ -180,7 +183,7 @@ async def act_step(ep: BiLLPEpisode) -> Decision:
             reason=cfg.actor_reason,
         ),
         fallback=lambda: ActorChoice(item_id=ids[0], reason="fallback: top candidate"),
-        seed=ep.next_seed(),
+        seed=ep.call_seed("actor"),
         schema=actor_schema(ids, cfg.actor_reason),
         validate=check,
         repair=repair,

@@ -51,6 +51,7 @@ def user_rules(config: RunConfig, world: World | None = None) -> UserRules:
         if train.any():
             typical = round(float(logged.ratings[train].mean()), 2)
     return UserRules(
+        knowledge=config.agent.knowledge,
         typical_rating=typical,
         quit_threshold=config.env.quit_reward_threshold,
         quit_window=config.env.quit_window,

@@ -53,7 +53,7 @@ async def estimate_value(ep: BiLLPEpisode, items: list[int]) -> ValueEstimate:
             scale=scale,
         ),
         fallback=lambda: CriticValue(value=fallback_value(ep, remembered, mean)),
-        seed=ep.next_seed(),
+        seed=ep.call_seed("critic"),
         schema=critic_schema(rules, scale),
         validate=lambda value: check_value(ep, value),
         repair=lambda raw: repair_critic(raw, p.clip_value),

@@ -5,6 +5,7 @@ job to its module (the step to :mod:`~billp.agents.billp_actor`, the value and T
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -46,14 +47,23 @@ class BiLLPEpisode:
         self.pending_thought: str | None = None
         """The last plan, shown with its step in later prompts."""
         self.quit_info: dict[str, Any] = {}
-        self._calls = 0
+        self._role_calls: dict[tuple[int, str], int] = {}
         self._next_plan: asyncio.Task[PlannedStep] | None = None
         """The coming step's Planner request, started by :meth:`observe`."""
 
-    def next_seed(self) -> int:
-        """The sampling seed of the episode's next LLM call."""
-        self._calls += 1
-        return (self.seed * 1_000_003 + self._calls) % _SEED_MODULUS
+    def call_seed(self, role: str) -> int:
+        """The sampling seed of this episode's next call of ``role``, from the episode's seed,
+        the step (recommendations made so far) and the role.
+
+        Common random numbers: a user's episode draws the same seed for the same step and role
+        in every run with the same seed, whatever calls other steps skipped (a critic-memory
+        hit) or added, so two arms of a paired comparison share their sampling noise where
+        their prompts agree.
+        """
+        step = len(self.recommended)
+        count = self._role_calls[(step, role)] = self._role_calls.get((step, role), -1) + 1
+        digest = hashlib.sha256(f"{self.seed}|{step}|{role}|{count}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") % _SEED_MODULUS
 
     def recent(self) -> list[int]:
         """The items that make up the current state."""

@@ -6,7 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 from billp.agents.billp_traces import ReflectionTrace
 from billp.agents.echo import own_text, reject_echo
-from billp.agents.messages import Reflection, ReflectorInput, reflection_schema
+from billp.agents.messages import (
+    Knowledge,
+    Reflection,
+    ReflectorInput,
+    StepView,
+    reflection_schema,
+)
 from billp.data import Catalogue
 from billp.memory import ReflectionEntry
 from billp.policy import EpisodeSummary
@@ -16,13 +22,22 @@ if TYPE_CHECKING:
     from billp.agents.billp_episode import BiLLPEpisode
 
 
-def describe_outcome(summary: EpisodeSummary, catalogue: Catalogue, info: dict[str, Any]) -> str:
-    """A sentence saying why the episode ended, for the Reflector."""
+def describe_outcome(
+    summary: EpisodeSummary,
+    catalogue: Catalogue,
+    info: dict[str, Any],
+    knowledge: Knowledge = "informed",
+) -> str:
+    """A sentence saying how the episode ended, for the Reflector: with the reason the
+    simulator gave when the agent is ``informed``, else only where the user left (the
+    Reflector sees the session's movies, genres and ratings, and must find the reason)."""
     if summary.truncated and not summary.terminated:
         return f"the session reached the step cap after {len(summary.items)} recommendations"
     if not summary.items:
         return "the session ended before any recommendation"
     last = catalogue[summary.items[-1]].label
+    if knowledge == "uninformed":
+        return f"the user left right after recommendation {len(summary.items)}, {last}"
     reason = summary.quit_reason
     if reason == "low_reward":
         return f"the user left because they disliked {last} (reward {summary.rewards[-1]:.1f})"
@@ -34,10 +49,43 @@ def describe_outcome(summary: EpisodeSummary, catalogue: Catalogue, info: dict[s
     return f"the user left after {last}"
 
 
+LESSON_GENRES = 2
+"""Genres named among the highest and among the lowest rated in a lesson's facts."""
+
+
+def session_facts(steps: list[StepView], left: bool) -> str:
+    """What the episode measured, in words, for the lesson: the genres its movies were rated
+    highest and lowest in (mean rating per genre) and, when the user left, the last movie and
+    the one before it with their genres and ratings. Facts, not the model's prior: they let
+    later Planners see why users stayed and left, whatever the Reflector's model writes."""
+    ratings: dict[str, list[float]] = {}
+    for step in steps:
+        for genre in step.genres:
+            ratings.setdefault(genre, []).append(step.reward)
+    means = sorted(
+        ((sum(r) / len(r), genre) for genre, r in ratings.items()), key=lambda m: (-m[0], m[1])
+    )
+    parts = []
+    if means:
+        best = means[:LESSON_GENRES]
+        parts.append("Rated highest: " + ", ".join(f"{g} {m:.1f}" for m, g in best) + ".")
+        worst = [m for m in means[::-1][:LESSON_GENRES] if m not in best]
+        if worst:
+            parts.append("Rated lowest: " + ", ".join(f"{g} {m:.1f}" for m, g in worst) + ".")
+    if left and steps:
+        last = steps[-1]
+        sentence = f"Left after {last.title} ({', '.join(last.genres)}) rated {last.reward:.1f}"
+        if len(steps) > 1:
+            before = steps[-2]
+            sentence += f", which followed {before.title} ({', '.join(before.genres)})"
+        parts.append(sentence + ".")
+    return " ".join(parts)
+
+
 async def reflect(ep: BiLLPEpisode, summary: EpisodeSummary) -> ReflectionTrace:
     """Ask the Reflector for the episode's lesson and buffer it as a reflection write."""
     p, cfg = ep.p, ep.cfg
-    outcome = describe_outcome(summary, p.catalogue, ep.quit_info)
+    outcome = describe_outcome(summary, p.catalogue, ep.quit_info, p.rules.knowledge)
     accepted = ep.steps[:-1] if summary.terminated else ep.steps
     total_reward = round(sum(s.reward for s in accepted), 4)
     result = await p.roles.reflector(
@@ -54,16 +102,19 @@ async def reflect(ep: BiLLPEpisode, summary: EpisodeSummary) -> ReflectionTrace:
         fallback=lambda: Reflection(
             reflection=f"Last time {outcome}; vary genres and follow the user's tastes."
         ),
-        seed=ep.next_seed(),
+        seed=ep.call_seed("reflector"),
         schema=reflection_schema(list(p.catalogue.genres), cfg.free_text),
         validate=lambda reflection: check_reflection(ep, reflection),
         repair=lambda raw: repair_reflection(ep, raw),
     )
+    lesson = result.value.lesson()
+    if cfg.lesson_facts:
+        lesson = " ".join(filter(None, [lesson, session_facts(ep.steps, summary.terminated)]))
     ep.writes.reflections.append(
         ReflectionWrite(
             situation=p.state_text(ep.history[-cfg.state_window :]),
             entry=ReflectionEntry(
-                text=result.value.lesson(),
+                text=lesson,
                 user_id=ep.user_id,
                 episode=ep.key,
                 length=len(accepted),
@@ -71,7 +122,7 @@ async def reflect(ep: BiLLPEpisode, summary: EpisodeSummary) -> ReflectionTrace:
             ),
         )
     )
-    return ReflectionTrace(outcome=outcome, reflection=result.value.lesson(), calls=[result.trace])
+    return ReflectionTrace(outcome=outcome, reflection=lesson, calls=[result.trace])
 
 
 def check_reflection(ep: BiLLPEpisode, reflection: Reflection) -> None:

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 AnchorMode = Literal["none", "number", "title"]
 """How the Planner names its anchor movie (``agent.plan_anchor``)."""
+Knowledge = Literal["informed", "uninformed"]
+"""What the prompts tell the agent about why users leave (``agent.knowledge``)."""
 CriticScale = Literal["digit", "number"]
 """How the Critic writes its value (``agent.critic_scale``)."""
 
@@ -42,6 +44,11 @@ class UserRules(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    knowledge: Knowledge = Field(
+        "informed",
+        description="'informed': prompts state the quit rule below; 'uninformed': they only "
+        "say that an unsatisfied user may leave (``agent.knowledge``).",
+    )
     quit_threshold: float = Field(2.0, description="Users quit after a reward below this.")
     quit_window: int = Field(
         2, ge=0, description="Recent recommendations a new one must differ from."

@@ -36,6 +36,14 @@ class AgentConfig(Section):
         None,
         description="'nearest' (BiLLP: FAISS top-K) or 'recent' (Reflexion); default from name.",
     )
+    knowledge: Literal["informed", "uninformed"] = Field(
+        "informed",
+        description="What the prompts tell the agent about the user: 'informed' states the quit "
+        "rule with its threshold and window and says to change genres from step to step; "
+        "'uninformed' (BiLLP's framing) only says that an unsatisfied user may leave, so the "
+        "agent has to learn why users leave from its reflections. Exploration genre hints are "
+        "offered in both (BiLLP's category tool).",
+    )
     gamma: float = Field(0.5, ge=0, le=1, description="Discount in A = r + gamma*V(s') - V(s).")
     quit_value: float = Field(
         0.0,
@@ -60,6 +68,19 @@ class AgentConfig(Section):
     )
     prompt_history_length: int = Field(
         15, ge=1, description="History titles shown in prompts (BiLLP: 15)."
+    )
+    genre_order: Literal["catalogue", "history"] = Field(
+        "catalogue",
+        description="Order of the genre list the Planner chooses from: the catalogue's "
+        "(alphabetical for MovieLens) or 'history' (the genres of the user's shown history, "
+        "most frequent first, then the rest). A 135M Planner picks the first genres it is shown "
+        "more often than any other.",
+    )
+    lesson_facts: bool = Field(
+        True,
+        description="Add what the episode measured to each lesson: the genres rated highest "
+        "and lowest, and the last movies before the user left (a 135M Reflector's own genre "
+        "picks follow the order of the genre list more than the session).",
     )
     free_text: bool = Field(
         False,

@@ -58,7 +58,9 @@ class RunConfig(Section):
         "memories as they were at the wave's start; the wave's writes are committed at its "
         "end, in episode order. Smaller waves let learning transfer sooner (episode 5 sees the "
         "lessons of episodes 1-4); larger ones keep more episodes in flight. At most "
-        "min(concurrency, wave_size) episodes run at once.",
+        "min(concurrency, wave_size) episodes run at once; a phase that commits no memory "
+        "(a memoryless policy, or the test phase without memory.learn_during_test) is one "
+        "wave of up to `concurrency`.",
     )
     scheduling: Literal["async", "lockstep"] = Field(
         "async",

@@ -14,12 +14,14 @@ from hypothesis import strategies as st
 from billp.agents.billp_actor import scratchpad_window
 from billp.agents.billp_agent import BiLLPPolicy, BiLLPRoles
 from billp.agents.billp_critic import DIGIT_TOP_LOGPROBS, digit_distribution
+from billp.agents.billp_reflect import describe_outcome, session_facts
 from billp.agents.item_index import ItemIndex
 from billp.agents.messages import (
     ActorChoice,
     CriticValue,
     Plan,
     Reflection,
+    StepView,
     UserRules,
     actor_schema,
     critic_schema,
@@ -27,7 +29,7 @@ from billp.agents.messages import (
 )
 from billp.agents.prompts import PromptLibrary
 from billp.agents.roles import Role, RoleSettings
-from billp.agents.shortlist import ShortlistBuilder
+from billp.agents.shortlist import ShortlistBuilder, genres_by_frequency
 from billp.config import AgentConfig, MemoryConfig
 from billp.data import Catalogue
 from billp.llm import Accounting, LLMRequest, LLMResponse, TokenUsage
@@ -180,7 +182,8 @@ async def test_commit_then_memory_guides_the_next_episode(
     llm.requests.clear()
     episode = policy.spawn("test-0000", seed=4)
     await episode.reset({"user_id": 2, "history": [0]})
-    assert episode.reflections == ["Prefer Drama. vary the genres"]
+    (lesson,) = episode.reflections
+    assert lesson.startswith("Prefer Drama. vary the genres Rated highest: ")  # + the facts
     decision = await episode.act({}, {})
     assert decision.trace.record()["value"]["source"] == "memory"
     assert "critic" not in llm.roles()
@@ -484,3 +487,35 @@ def test_compact_replies_and_the_old_formats() -> None:
     assert Plan(anchor=9).with_anchor_title(titles).anchor == ""
     rules = UserRules()
     assert critic_schema(rules, "number")["properties"]["value"]["type"] == "number"
+
+
+def test_lesson_facts_name_the_best_and_worst_genres_and_where_the_user_left() -> None:
+    steps = [
+        StepView(step=1, title="A", genres=["Drama"], reward=4.5),
+        StepView(step=2, title="B", genres=["Action", "Sci-Fi"], reward=3.2),
+        StepView(step=3, title="C", genres=["Action", "Thriller"], reward=1.5),
+    ]
+    assert session_facts(steps, left=True) == (
+        "Rated highest: Drama 4.5, Sci-Fi 3.2. Rated lowest: Thriller 1.5, Action 2.4. "
+        "Left after C (Action, Thriller) rated 1.5, which followed B (Action, Sci-Fi)."
+    )
+    assert "Left after" not in session_facts(steps, left=False)
+    assert session_facts([], left=False) == ""
+
+
+def test_uninformed_outcome_says_where_the_user_left_not_why(catalogue: Catalogue) -> None:
+    quit = EpisodeSummary(
+        user_id=1, items=[1, 2], rewards=[4.0, 1.0], terminated=True, truncated=False,
+        quit_reason="low_reward",
+    )  # fmt: skip
+    informed = describe_outcome(quit, catalogue, {}, "informed")
+    uninformed = describe_outcome(quit, catalogue, {}, "uninformed")
+    assert "disliked" in informed
+    assert uninformed == f"the user left right after recommendation 2, {catalogue[2].label}"
+
+
+def test_genres_by_frequency_put_the_users_genres_first(catalogue: Catalogue) -> None:
+    order = genres_by_frequency(catalogue, [0, 1])
+    assert sorted(order) == sorted(catalogue.genres)
+    shown = set().union(*(catalogue.genre_sets[i] for i in (0, 1)))
+    assert set(order[: len(shown)]) == shown

@@ -14,6 +14,7 @@ from billp.agents.messages import (
     PlannerInput,
     ReflectorInput,
     StepView,
+    UserRules,
 )
 from billp.agents.prompts import ROLE_TEMPLATES, PromptError, PromptLibrary, shipped_prompts_dir
 
@@ -130,3 +131,27 @@ def test_syntax_error_and_missing_folder_are_clear(tmp_path: Path) -> None:
 def test_shipped_templates_exist() -> None:
     for name in ROLE_TEMPLATES.values():
         assert (shipped_prompts_dir() / name).is_file()
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_TEMPLATES))
+def test_uninformed_prompts_tell_no_quit_rule(role: str) -> None:
+    """BiLLP's framing: an unsatisfied user may leave; no threshold, window or 'change
+    genres'. The informed prompts state all three."""
+    library = PromptLibrary()
+    data = role_inputs(1)[role]
+    uninformed = data.model_copy(  # type: ignore[attr-defined]
+        update={"rules": UserRules(knowledge="uninformed")}
+    )
+    informed_text = library.render(role, data).text  # type: ignore[arg-type]
+    text = library.render(role, uninformed).text
+    assert "may leave" in text
+    for told in (
+        "rated below",
+        "too similar",
+        "change genres",
+        "not recommended recently",
+        "repeated",
+        "last recommendations",
+    ):
+        assert told not in text
+    assert "rated below" in informed_text or "below 2" in informed_text
