@@ -60,6 +60,10 @@ LEVERS: dict[str, list[str]] = {
         "--agent.critic-scale", "number",
     ],
     "no concurrent calls": ["--agent.concurrent-calls", "false"],
+    "bfloat16 (no native support here)": ["--llm.server.dtype", "bfloat16"],
+    "chunked prefill, no seeds": [
+        "--llm.server.chunked-prefill", "true", "--llm.send-seed", "false",
+    ],
     "preload tcmalloc": ["--llm.server.preload", "tcmalloc"],
     "preload Intel OpenMP": ["--llm.server.preload", "iomp"],
     "vLLM's own thread binding": ["--llm.server.cpu-threads-bind", "vllm"],

