@@ -88,6 +88,7 @@ def baseline_tree(out: Path, ref: str) -> Path:
     """A git worktree of ``ref`` under ``out`` (made once)."""
     tree = out / f"baseline-{ref}"
     if not (tree / "billp").is_dir():
+        git("worktree", "prune")  # a folder deleted by hand leaves its registration behind
         git("worktree", "add", "--detach", str(tree), ref)
     return tree
 
