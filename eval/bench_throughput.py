@@ -4,9 +4,9 @@ of each lever alone, in one invocation on one machine (a benchmark, not a test).
 Every run is the real CLI in a fresh process (``python -m billp.simulate``, its own vLLM server,
 the default LE world and model), so start-up counts as a user sees it. Runs, in order:
 
-1. for each repeat and each workload, the baseline (``--baseline-ref``, checked out in a git
-   worktree and run from there, so it is exactly that commit's code and defaults) and today's
-   tree, back to back, with the same users and seed;
+1. for each repeat and each workload, the baseline (``--baseline-ref``) and today's commit
+   (``HEAD``), each checked out in a git worktree and run from there (exactly that commit's
+   code and defaults), back to back, with the same users and seed;
 2. once, today's defaults with one lever changed (the levers below), on the default workload.
 
 Workloads: ``default`` is the README's run (8 train and 8 test users, cap 20); ``cap10`` is a
@@ -84,9 +84,10 @@ def git(*args: str, cwd: Path = REPO) -> str:
     ).stdout.strip()
 
 
-def baseline_tree(out: Path, ref: str) -> Path:
-    """A git worktree of ``ref`` under ``out`` (made once)."""
-    tree = out / f"baseline-{ref}"
+def checkout(out: Path, ref: str) -> Path:
+    """A git worktree of ``ref`` under ``out`` (made once), so that edits to the working tree
+    while the benchmark runs change neither arm."""
+    tree = out / f"tree-{ref}"
     if not (tree / "billp").is_dir():
         git("worktree", "prune")  # a folder deleted by hand leaves its registration behind
         git("worktree", "add", "--detach", str(tree), ref)
@@ -320,14 +321,16 @@ def main(argv: list[str] | None = None) -> int:
     state_path = args.out / "state.json"
     state = json.loads(state_path.read_text()) if state_path.is_file() else {"runs": {}}
     started = time.monotonic()
-    baseline = baseline_tree(args.out.resolve(), args.baseline_ref)
+    commit = git("rev-parse", "--short", "HEAD")
+    baseline = checkout(args.out.resolve(), args.baseline_ref)
+    new = checkout(args.out.resolve(), commit)
     plan = [
         (f"{w}-{arm}-{r}", tree, WORKLOADS[w])
         for r in range(args.repeats)
         for w in args.workloads
-        for arm, tree in (("baseline", baseline), ("new", REPO))
+        for arm, tree in (("baseline", baseline), ("new", new))
     ]
-    plan += [(f"lever-{lever}", REPO, LEVERS[lever]) for lever in args.levers]
+    plan += [(f"lever-{lever}", new, LEVERS[lever]) for lever in args.levers]
     for run_id, tree, flags in plan:
         if run_id in state["runs"]:
             continue
@@ -337,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {state['runs'][run_id]['users_per_hour']:.0f} users/hour", file=sys.stderr)
     report = {
         "command": "python eval/bench_throughput.py " + shlex.join(argv or sys.argv[1:]),
-        "commit": git("rev-parse", "--short", "HEAD"),
+        "commit": commit,
         "baseline_ref": args.baseline_ref,
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M"),
         "machine": machine(),
