@@ -14,9 +14,9 @@ TINY = REPO / "tests" / "e2e" / "tiny.toml"
 
 
 @pytest.fixture(scope="session")
-def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One model/embedding cache for every e2e test of the session."""
-    return tmp_path_factory.mktemp("billp-cache")
+def shared_cache(billp_cache: Path) -> Path:
+    """The session's billp cache (``tests/conftest.py``), for the e2e CLI runs."""
+    return billp_cache
 
 
 def cli_env(cache: Path, environment: dict[str, str] | None = None) -> dict[str, str]:

@@ -124,8 +124,9 @@ def simulate(out: Path, cache: Path, *extra: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def eval_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("eval-cache")
+def eval_cache(billp_cache: Path) -> Path:
+    """The session's billp cache (``tests/conftest.py``), for the evaluation CLI runs."""
+    return billp_cache
 
 
 @pytest.fixture(scope="session")

@@ -56,8 +56,10 @@ def test_executor_ray_without_ray_exits_2_before_any_run(
 
 
 @pytest.mark.slow
-def test_tiny_curve_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+def test_tiny_curve_end_to_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, billp_cache: Path
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(billp_cache))
     out = tmp_path / "out"
     code = learning_curve.main(
         [

@@ -107,8 +107,8 @@ class ForkServer:
 
 
 @pytest.fixture(scope="session")
-def forkserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ForkServer]:
-    server = ForkServer(tmp_path_factory.mktemp("fork-io"), tmp_path_factory.mktemp("fault-cache"))
+def forkserver(tmp_path_factory: pytest.TempPathFactory, billp_cache: Path) -> Iterator[ForkServer]:
+    server = ForkServer(tmp_path_factory.mktemp("fork-io"), billp_cache)
     yield server
     server.close()
 
