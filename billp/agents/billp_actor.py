@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from billp.agents.billp_critic import estimate_value
-from billp.agents.billp_traces import ActTrace, MemoryHits, ValueEstimate
+from billp.agents.billp_state import EpisodeState
+from billp.agents.billp_traces import ActTrace, MemoryHits, PlannedStep, ValueEstimate
 from billp.agents.echo import own_text, reject_echo
 from billp.agents.loop_trace import HintShown, LoopTrace
 from billp.agents.messages import (
@@ -24,11 +24,7 @@ from billp.agents.messages import (
 )
 from billp.agents.roles import CallTrace
 from billp.agents.shortlist import exploration_genres, genres_by_frequency
-from billp.llm import ChatMessage
 from billp.policy import Decision
-
-if TYPE_CHECKING:
-    from billp.agents.billp_episode import BiLLPEpisode
 
 FALLBACK_PLAN = "Recommend a well-liked movie from genres the user has not seen recently."
 """Plan used when the Planner's reply cannot be used."""
@@ -36,24 +32,10 @@ _INTEGER = re.compile(r"-?\d+")
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class PlannedStep:
-    """The Planner's part of a step: the plan (its anchor a title), the Planner's turns for an
-    Actor that continues them, the call's trace, and the shown history and genre hints."""
-
-    plan: Plan
-    planned: Plan | None
-    """The Planner's plan as traced; None when the agent does not plan."""
-    turns: list[ChatMessage]
-    call: CallTrace | None
-    history: list[str]
-    genre_hints: list[str]
-
-
-async def plan_step(ep: BiLLPEpisode) -> PlannedStep:
+async def plan_step(ep: EpisodeState) -> PlannedStep:
     """Ask the Planner for the coming step's plan (nothing to ask without a Planner). It
-    depends only on what the episode has seen, so :meth:`BiLLPEpisode.observe` may start it
-    while the Critic values the state the last step left."""
+    depends only on what the episode has seen, so the episode may start it as soon as a step
+    is observed, while the Critic values the state that step left."""
     p, cfg = ep.p, ep.cfg
     history = p.labels(ep.history[-cfg.prompt_history_length :])
     genre_hints = exploration_genres(
@@ -85,11 +67,11 @@ async def plan_step(ep: BiLLPEpisode) -> PlannedStep:
     return PlannedStep(plan, plan, planned.turns, planned.trace, history, genre_hints)
 
 
-async def act_step(ep: BiLLPEpisode) -> Decision:
+async def act_step(ep: EpisodeState) -> Decision:
     """Plan, shortlist and choose this step's item; V(s) first when it is not known yet.
 
-    The plan comes from the request :meth:`BiLLPEpisode.observe` started, if any; V(s) and the
-    plan do not depend on each other, so their requests go out together
+    The plan comes from the request started when the last step was observed, if any; V(s)
+    and the plan do not depend on each other, so their requests go out together
     (``agent.concurrent_calls``).
     """
     p, cfg = ep.p, ep.cfg
@@ -225,11 +207,11 @@ def scratchpad_window(steps: Sequence[T], length: int) -> list[T]:
     return list(steps[start:])
 
 
-def check_plan(ep: BiLLPEpisode, plan: Plan) -> None:
+def check_plan(ep: EpisodeState, plan: Plan) -> None:
     if ep.cfg.free_text:
         reject_echo(ep.p.planner_echo, plan.thought, "the plan's thought is not a plan")
 
 
-def repair_plan(ep: BiLLPEpisode, raw: str) -> Plan | None:
+def repair_plan(ep: EpisodeState, raw: str) -> Plan | None:
     text = own_text(ep.p.planner_echo, raw) if ep.cfg.free_text else None
     return None if text is None else Plan(thought=text, genres=[])

@@ -27,51 +27,31 @@ the same scale as the rewards it sees. The TD target is then
 ``(1 - gamma) * r + gamma * V(s')``: the textbook ``r + gamma * V(s')`` times
 ``(1 - gamma)``, so the advantage ``A = target - V(s)`` has the textbook sign.
 
-This module holds the policy (what all episodes share, and the memory commits); one
-episode is :mod:`~billp.agents.billp_episode`, its step :mod:`~billp.agents.billp_actor`,
-its values and TD update :mod:`~billp.agents.billp_critic`, its lesson
-:mod:`~billp.agents.billp_reflect`, and the traces they return
-:mod:`~billp.agents.billp_traces`.
+Module by module, in the order they build on each other (no loop): the state the steps
+share (:mod:`~billp.agents.billp_state`), the Critic's values and TD update
+(:mod:`~billp.agents.billp_critic`), the Planner and the Actor
+(:mod:`~billp.agents.billp_actor`), the Reflector (:mod:`~billp.agents.billp_reflect`), one
+episode calling them in protocol order (:mod:`~billp.agents.billp_episode`), and here the
+policy that spawns episodes and commits their memory writes.
 """
 
 from __future__ import annotations
 
-from billp.agents.billp_actor import FALLBACK_PLAN
 from billp.agents.billp_episode import BiLLPEpisode
-from billp.agents.billp_reflect import describe_outcome
-from billp.agents.echo import EchoDetector
+from billp.agents.billp_state import BiLLPCore, BiLLPRoles
 from billp.agents.item_index import ItemIndex
-from billp.agents.messages import ActorChoice, CriticValue, Plan, Reflection, UserRules
-from billp.agents.roles import Role
+from billp.agents.messages import UserRules
 from billp.agents.shortlist import ShortlistBuilder
 from billp.config import AgentConfig, MemoryConfig
 from billp.data import Catalogue
 from billp.memory import AgentMemories, Embedder
 from billp.policy import MemoryWrites
 
-__all__ = ["FALLBACK_PLAN", "BiLLPEpisode", "BiLLPPolicy", "BiLLPRoles", "describe_outcome"]
 
-
-class BiLLPRoles:
-    """The four roles of one run, bound to their clients and templates."""
-
-    def __init__(
-        self,
-        planner: Role[Plan],
-        actor: Role[ActorChoice],
-        critic: Role[CriticValue],
-        reflector: Role[Reflection],
-    ) -> None:
-        self.planner = planner
-        self.actor = actor
-        self.critic = critic
-        self.reflector = reflector
-
-
-class BiLLPPolicy:
-    """The shared part of BiLLP and its ablations: config, roles, memories, shortlists. A
-    learning policy (:class:`billp.policy.LearningPolicy`): episodes' writes are committed
-    to its memories, which the test phase reloads."""
+class BiLLPPolicy(BiLLPCore):
+    """BiLLP and its ablations: what all episodes share (:class:`BiLLPCore`), and the memory
+    commits. A learning policy (:class:`billp.policy.LearningPolicy`): episodes' writes are
+    committed to its memories, which the test phase reloads."""
 
     def __init__(
         self,
@@ -85,26 +65,10 @@ class BiLLPPolicy:
         embedder: Embedder | None = None,
         rules: UserRules | None = None,
     ) -> None:
-        self.name = config.name
-        self.config = config
-        self.memory_config = memory_config
-        self.catalogue = catalogue
-        self.roles = roles
-        self.item_index = item_index
-        self.shortlister = shortlister
-        self.memories = memories
+        super().__init__(
+            config, memory_config, catalogue, roles, item_index, shortlister, memories, rules
+        )
         self._embedder = embedder
-        self.rules = rules or UserRules(value_min=min(0.0, config.quit_value))
-        self.planner_echo = EchoDetector([roles.planner.template_source()])
-        self.reflector_echo = EchoDetector([roles.reflector.template_source()])
-
-    def clip_value(self, value: float) -> float:
-        """``value`` moved into the Critic's scale."""
-        return float(min(self.rules.value_max, max(self.rules.value_min, value)))
-
-    @property
-    def uses_memory(self) -> bool:
-        return bool(self.config.macro or self.config.micro)
 
     def spawn(self, episode_key: str, seed: int) -> BiLLPEpisode:
         return BiLLPEpisode(self, episode_key, seed)
@@ -135,11 +99,3 @@ class BiLLPPolicy:
     def reload(self) -> None:
         if self.memories is not None and self._embedder is not None:
             self.memories = AgentMemories.open(self.memories.root, self._embedder)
-
-    def state_text(self, items: list[int]) -> str:
-        """The text that identifies a state in memories (BiLLP's "viewing history is [...]")."""
-        titles = "; ".join(self.catalogue[i].label for i in items)
-        return f"The user's recent movies are [{titles}]"
-
-    def labels(self, items: list[int]) -> list[str]:
-        return [self.catalogue[i].label for i in items]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from billp.agents.billp_agent import BiLLPPolicy, BiLLPRoles
+from billp.agents.billp_agent import BiLLPPolicy
+from billp.agents.billp_state import BiLLPRoles
 from billp.agents.item_index import ItemIndex
 from billp.agents.messages import ActorChoice, CriticValue, Plan, Reflection, UserRules
 from billp.agents.prompts import PromptLibrary

@@ -7,19 +7,16 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from billp.agents.billp_state import EpisodeState
 from billp.agents.billp_traces import CriticStep, ObserveTrace, ValueEstimate
 from billp.agents.loop_trace import LoopUpdate
 from billp.agents.messages import CriticInput, CriticValue, critic_schema, digit_scale
 from billp.llm.messages import TokenLogprobs
 from billp.policy import Transition
 from billp.policy.writes import ActorWrite, CriticWrite
-
-if TYPE_CHECKING:
-    from billp.agents.billp_episode import BiLLPEpisode
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 DIGIT_TOP_LOGPROBS = 20
@@ -28,7 +25,7 @@ returns by default, so that every digit of the scale is among them unless its pr
 is negligible."""
 
 
-async def estimate_value(ep: BiLLPEpisode, items: list[int]) -> ValueEstimate:
+async def estimate_value(ep: EpisodeState, items: list[int]) -> ValueEstimate:
     """V(state after ``items``): the critic memory first, then the Critic LLM."""
     p = ep.p
     state = p.state_text(items)
@@ -92,12 +89,12 @@ def digit_distribution(logprobs: list[TokenLogprobs], digits: list[int]) -> list
     return None
 
 
-def mean_reward(ep: BiLLPEpisode) -> float | None:
+def mean_reward(ep: EpisodeState) -> float | None:
     """Mean reward of this session's steps so far (None before the first)."""
     return float(np.mean([s.reward for s in ep.steps])) if ep.steps else None
 
 
-def fallback_value(ep: BiLLPEpisode, remembered: float | None, mean: float | None) -> float:
+def fallback_value(ep: EpisodeState, remembered: float | None, mean: float | None) -> float:
     """A value when the Critic's reply is unusable: the remembered value of a similar
     state, else the session's mean reward, else the middle of the rating scale."""
     if remembered is not None:
@@ -108,7 +105,7 @@ def fallback_value(ep: BiLLPEpisode, remembered: float | None, mean: float | Non
     return (rules.rating_min + rules.rating_max) / 2
 
 
-def check_value(ep: BiLLPEpisode, value: CriticValue) -> None:
+def check_value(ep: EpisodeState, value: CriticValue) -> None:
     rules = ep.p.rules
     if not rules.value_min <= value.value <= rules.value_max:
         raise ValueError(f"value must be within [{rules.value_min}, {rules.value_max}]")
@@ -122,7 +119,7 @@ def repair_critic(raw: str, clip: Callable[[float], float]) -> CriticValue | Non
     return CriticValue(value=clip(float(match.group())))
 
 
-async def td_update(ep: BiLLPEpisode, previous: list[int], transition: Transition) -> ObserveTrace:
+async def td_update(ep: EpisodeState, previous: list[int], transition: Transition) -> ObserveTrace:
     """Learn from the step that left ``previous``: V(s'), the TD target and the advantage,
     buffered as the actor-memory sign and the critic-memory value of ``previous``'s state.
     V(s') becomes the episode's V(s) for the next step."""

@@ -1,73 +1,27 @@
-"""One episode of a BiLLP-family agent: its state, and the protocol calls that hand each
-job to its module (the step to :mod:`~billp.agents.billp_actor`, the value and TD update to
-:mod:`~billp.agents.billp_critic`, the lesson to :mod:`~billp.agents.billp_reflect`)."""
+"""One episode of a BiLLP-family agent: the protocol calls that hand each job to its module
+(the step to :mod:`~billp.agents.billp_actor`, the value and TD update to
+:mod:`~billp.agents.billp_critic`, the lesson to :mod:`~billp.agents.billp_reflect`); its
+state is :class:`~billp.agents.billp_state.EpisodeState`."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from billp.agents.billp_actor import PlannedStep, act_step, plan_step
+from billp.agents.billp_actor import act_step, plan_step
 from billp.agents.billp_critic import td_update
 from billp.agents.billp_reflect import reflect
+from billp.agents.billp_state import EpisodeState
 from billp.agents.billp_traces import ObserveTrace
 from billp.agents.loop_trace import RetrievedReflection
 from billp.agents.messages import StepView
-from billp.policy import Decision, EpisodeEnd, EpisodeSummary, MemoryWrites, Transition
-
-if TYPE_CHECKING:
-    from billp.agents.billp_agent import BiLLPPolicy
-
-_SEED_MODULUS = 2**31 - 1
+from billp.policy import Decision, EpisodeEnd, EpisodeSummary, Transition
 
 
-class BiLLPEpisode:
-    """One episode of a BiLLP-family agent."""
-
-    def __init__(self, policy: BiLLPPolicy, episode_key: str, seed: int) -> None:
-        self.p = policy
-        self.cfg = policy.config
-        self.key = episode_key
-        self.seed = seed
-        self.rng = np.random.default_rng(seed)
-        self.user_id = -1
-        self.history: list[int] = []
-        self.recommended: list[int] = []
-        self.steps: list[StepView] = []
-        self.reflections: list[str] = []
-        self.retrieved: list[RetrievedReflection] = []
-        self.value: float | None = None
-        """V(s) of the current state, once estimated (micro-learning)."""
-        self.value_origin: tuple[str, float | None] | None = None
-        """Where ``value`` came from: its source and the similarity consulted."""
-        self.writes = MemoryWrites()
-        self.pending_thought: str | None = None
-        """The last plan, shown with its step in later prompts."""
-        self.quit_info: dict[str, Any] = {}
-        self._role_calls: dict[tuple[int, str], int] = {}
-        self._next_plan: asyncio.Task[PlannedStep] | None = None
-        """The coming step's Planner request, started by :meth:`observe`."""
-
-    def call_seed(self, role: str) -> int:
-        """The sampling seed of this episode's next call of ``role``, from the episode's seed,
-        the step (recommendations made so far) and the role.
-
-        Common random numbers: a user's episode draws the same seed for the same step and role
-        in every run with the same seed, whatever calls other steps skipped (a critic-memory
-        hit) or added, so two arms of a paired comparison share their sampling noise where
-        their prompts agree.
-        """
-        step = len(self.recommended)
-        count = self._role_calls[(step, role)] = self._role_calls.get((step, role), -1) + 1
-        digest = hashlib.sha256(f"{self.seed}|{step}|{role}|{count}".encode()).digest()
-        return int.from_bytes(digest[:8], "big") % _SEED_MODULUS
-
-    def recent(self) -> list[int]:
-        """The items that make up the current state."""
-        return (self.history + self.recommended)[-self.cfg.state_window :]
+class BiLLPEpisode(EpisodeState):
+    """One episode of a BiLLP-family agent: the protocol calls, in order."""
 
     async def reset(self, info: dict[str, Any]) -> None:
         self.user_id = int(info["user_id"])
@@ -92,11 +46,6 @@ class BiLLPEpisode:
     async def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> Decision:
         return await act_step(self)
 
-    def take_prefetched_plan(self) -> asyncio.Task[PlannedStep] | None:
-        """The Planner request :meth:`observe` started for this step, if any (handed over once)."""
-        task, self._next_plan = self._next_plan, None
-        return task
-
     async def observe(self, transition: Transition) -> ObserveTrace:
         item = transition.action
         previous = self.recent()
@@ -116,7 +65,7 @@ class BiLLPEpisode:
         if self.cfg.concurrent_calls and self.cfg.planner and not ends:
             # The next plan needs only what the episode has now seen: its request goes out
             # while the Critic values the new state (engine busy, fewer sequential calls).
-            self._next_plan = asyncio.ensure_future(plan_step(self))
+            self.next_plan = asyncio.ensure_future(plan_step(self))
         if not self.cfg.micro:
             return ObserveTrace()
         try:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from billp.agents.billp_state import EpisodeState
 from billp.agents.billp_traces import ReflectionTrace
 from billp.agents.echo import own_text, reject_echo
 from billp.agents.messages import (
@@ -17,9 +18,6 @@ from billp.data import Catalogue
 from billp.memory import ReflectionEntry
 from billp.policy import EpisodeSummary
 from billp.policy.writes import ReflectionWrite
-
-if TYPE_CHECKING:
-    from billp.agents.billp_episode import BiLLPEpisode
 
 
 def describe_outcome(
@@ -82,7 +80,7 @@ def session_facts(steps: list[StepView], left: bool) -> str:
     return " ".join(parts)
 
 
-async def reflect(ep: BiLLPEpisode, summary: EpisodeSummary) -> ReflectionTrace:
+async def reflect(ep: EpisodeState, summary: EpisodeSummary) -> ReflectionTrace:
     """Ask the Reflector for the episode's lesson and buffer it as a reflection write."""
     p, cfg = ep.p, ep.cfg
     outcome = describe_outcome(summary, p.catalogue, ep.quit_info, p.rules.knowledge)
@@ -125,7 +123,7 @@ async def reflect(ep: BiLLPEpisode, summary: EpisodeSummary) -> ReflectionTrace:
     return ReflectionTrace(outcome=outcome, reflection=lesson, calls=[result.trace])
 
 
-def check_reflection(ep: BiLLPEpisode, reflection: Reflection) -> None:
+def check_reflection(ep: EpisodeState, reflection: Reflection) -> None:
     if not ep.cfg.free_text:
         if not (reflection.prefer or reflection.avoid):
             raise ValueError("name at least one genre to prefer or to avoid")
@@ -133,6 +131,6 @@ def check_reflection(ep: BiLLPEpisode, reflection: Reflection) -> None:
     reject_echo(ep.p.reflector_echo, reflection.reflection, "the reflection is not a lesson")
 
 
-def repair_reflection(ep: BiLLPEpisode, raw: str) -> Reflection | None:
+def repair_reflection(ep: EpisodeState, raw: str) -> Reflection | None:
     text = own_text(ep.p.reflector_echo, raw) if ep.cfg.free_text else None
     return None if text is None else Reflection(reflection=text)

@@ -7,6 +7,7 @@ files compare them byte for byte); the learning loop's own fields are in
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field, model_serializer
@@ -14,7 +15,22 @@ from pydantic import BaseModel, Field, model_serializer
 from billp.agents.loop_trace import LoopTrace, LoopUpdate, ValueSource
 from billp.agents.messages import ActorChoice, Plan
 from billp.agents.roles import CallTrace
+from billp.llm import ChatMessage
 from billp.policy import TraceRecord
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """The Planner's part of a step: the plan (its anchor a title), the Planner's turns for an
+    Actor that continues them, the call's trace, and the shown history and genre hints."""
+
+    plan: Plan
+    planned: Plan | None
+    """The Planner's plan as traced; None when the agent does not plan."""
+    turns: list[ChatMessage]
+    call: CallTrace | None
+    history: list[str]
+    genre_hints: list[str]
 
 
 class ValueEstimate(BaseModel):

@@ -12,9 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from billp.agents.billp_actor import scratchpad_window
-from billp.agents.billp_agent import BiLLPPolicy, BiLLPRoles
+from billp.agents.billp_agent import BiLLPPolicy
 from billp.agents.billp_critic import DIGIT_TOP_LOGPROBS, digit_distribution
 from billp.agents.billp_reflect import describe_outcome, session_facts
+from billp.agents.billp_state import BiLLPRoles
 from billp.agents.item_index import ItemIndex
 from billp.agents.messages import (
     ActorChoice,
