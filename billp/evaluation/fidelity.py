@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel
 
 from billp.atomic_io import write_bytes_atomic
 from billp.config import EnvConfig, LEEvalConfig
@@ -30,19 +29,18 @@ from billp.envs.ranking_model import fit_bpr_scores
 from billp.envs.rating_model import load_or_fit_rating_matrix
 from billp.envs.user_model import MatrixUserModel
 from billp.envs.world import World
+from billp.evaluation.fidelity_markdown import render_markdown
+from billp.evaluation.fidelity_report import FidelityReport, QuitRuleSettings
 from billp.evaluation.model_fidelity import (
-    ModelFidelity,
-    RatingCheck,
     bias_metrics,
     model_fidelity,
     ranking_metrics,
     rating_metrics,
     sample_test_users,
 )
-from billp.evaluation.replay_validation import ReplayStats, validate_world
+from billp.evaluation.replay_validation import validate_world
 from billp.evaluation.world_agreement import (
     RL_POLICIES,
-    Agreement,
     policy_agreement,
     simple_policies,
 )
@@ -52,45 +50,6 @@ from billp.le.user_model import LEUserModel, known_ratings, load_user_model
 from billp.policy.protocol import Policy
 
 logger = logging.getLogger(__name__)
-
-
-class QuitRuleSettings(BaseModel):
-    """The quit rule both worlds used."""
-
-    window: int
-    similarity_threshold: float
-    reward_threshold: float
-
-
-class FidelityReport(BaseModel):
-    """What ``python -m billp.le evaluate`` writes (fidelity.json) and renders (fidelity.md)."""
-
-    checkpoint: str
-    """The checkpoint folder's name (the report is written beside it by default)."""
-    dataset: str
-    base_model: str
-    test_users: int
-    ranking_instances: int
-    negatives: int
-    models: dict[str, ModelFidelity]
-    """le, matrix (the rating MF) and bpr (ranking only)."""
-    ratings: RatingCheck
-    calibration: dict[str, Any]
-    """The LE calibration's knots and whether it extrapolates."""
-    quit_rule: QuitRuleSettings
-    replay: dict[str, ReplayStats]
-    """world -> verdicts on real held-out sequences."""
-    replay_max_items: int
-    agreement: Agreement
-    training: dict[str, Any] | None
-    evaluation_seconds: float
-    evaluation_peak_rss_mib: float
-
-    @property
-    def markdown(self) -> str:
-        from billp.evaluation.fidelity_markdown import render_markdown
-
-        return render_markdown(self)
 
 
 def _rl_policies(
@@ -182,7 +141,7 @@ def write_report(report: FidelityReport, folder: Path) -> None:
     write_bytes_atomic(
         folder / REPORT_JSON, (json.dumps(report.model_dump(), indent=2) + "\n").encode("utf-8")
     )
-    write_bytes_atomic(folder / REPORT_MD, report.markdown.encode("utf-8"))
+    write_bytes_atomic(folder / REPORT_MD, render_markdown(report).encode("utf-8"))
 
 
 def evaluate_checkpoint(

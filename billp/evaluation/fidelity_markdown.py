@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from billp.evaluation.world_agreement import kendall_tau_b
 
 if TYPE_CHECKING:
-    from billp.evaluation.fidelity import FidelityReport
+    from billp.evaluation.fidelity_report import FidelityReport
 
 AUC_GOAL = 0.88
 POPULARITY_GAP_GOAL = 0.10

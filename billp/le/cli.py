@@ -100,11 +100,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"LE checkpoint written to {args.out}")
         else:
             from billp.evaluation.fidelity import evaluate_checkpoint
+            from billp.evaluation.fidelity_markdown import render_markdown
 
             evaluate = load_command_config(LEEvalCommandConfig, args.config, overrides)
             dataset = load_dataset(evaluate.data)
             report = evaluate_checkpoint(dataset, evaluate.env, evaluate.evaluate, args.out)
-            print(report.markdown)
+            print(render_markdown(report))
     except (ConfigError, DataError, LEError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from billp.config import EnvConfig, LEEvalConfig, RatingModelConfig
-from billp.evaluation.fidelity import FidelityReport, evaluate_checkpoint
+from billp.evaluation.fidelity import evaluate_checkpoint
+from billp.evaluation.fidelity_report import FidelityReport
 from billp.evaluation.world_agreement import SIMPLE_POLICIES
 from billp.le.checkpoint import REPORT_JSON, REPORT_MD
 from tests.le.tiny_le import TinyLE

@@ -8,26 +8,29 @@ import signal
 import threading
 from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from billp.llm.server.vllm_server import VLLMServer
+from typing import Any, Protocol
 
 
-_LIVE: set[VLLMServer] = set()
+class Stoppable(Protocol):
+    """A server the exit hooks can stop (a :class:`~billp.llm.server.VLLMServer`)."""
+
+    def stop(self) -> None: ...
+
+
+_LIVE: set[Stoppable] = set()
 _LIVE_LOCK = threading.RLock()  # re-entered by the signal handler
 _ATEXIT_INSTALLED = False
 _SIGNALS_INSTALLED = False
 _EXIT_SIGNALS = ("SIGTERM", "SIGHUP")
 
 
-def track(server: VLLMServer) -> None:
+def track(server: Stoppable) -> None:
     """Count ``server`` among the live servers that the exit hooks stop."""
     with _LIVE_LOCK:
         _LIVE.add(server)
 
 
-def untrack(server: VLLMServer) -> None:
+def untrack(server: Stoppable) -> None:
     """Forget ``server`` (it was stopped)."""
     with _LIVE_LOCK:
         _LIVE.discard(server)
