@@ -14,22 +14,19 @@ every builder lives in one of those two packages.
 
 Adding a policy: write its module in ``billp/agents/`` or ``billp/rl/`` (the policy and a
 ``build(inputs)`` function), add one :class:`PolicySpec` to the package's tuple below, and
-regenerate the README's table with ``python -m billp.policy_registry --write-readme`` (a test
-checks that the table is current). An LLM ablation needs no module: it is a spec with a new
+regenerate the README's table with ``python -m billp.config.policy_table --write-readme`` (a
+test checks that the table is current). An LLM ablation needs no module: it is a spec with a new
 :class:`LLMPreset` and the BiLLP builder. An RL policy also needs its trainer in ``billp.rl``
 (the builder loads the checkpoint named after the policy). ``--agent.name``'s choices and
 ``--help``, the presets, ``AgentConfig.is_llm``, ``billp.config.LLM_AGENTS`` and
 ``billp.rl.names.RL_AGENT_NAMES`` follow from the specs.
 
-``python -m billp.policy_registry`` lists the policies; ``--markdown`` prints the table.
+``python -m billp.config.policy_table`` lists the policies; ``--markdown`` prints the table.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 Family = Literal["llm", "baseline", "rl"]
@@ -272,85 +269,3 @@ def policy_spec(name: str) -> PolicySpec:
         return POLICIES[name]
     except KeyError:
         raise KeyError(f"unknown policy {name!r}; known: {', '.join(POLICY_NAMES)}") from None
-
-
-README = Path(__file__).resolve().parents[1] / "README.md"
-TABLE_HEADER = (
-    "| name | Planner | reflections (macro) | Critic + actor memory (micro) | quit rule "
-    "| genre hints | chooses from | simulator's user model | learns from |"
-)
-
-
-def _cells(spec: PolicySpec, reflections_top_k: int) -> tuple[str, ...]:
-    preset = spec.preset
-    macro = ""
-    if preset.macro:
-        macro = (
-            "✓ most recent" if preset.retrieval == "recent" else f"✓ nearest K={reflections_top_k}"
-        )
-    return (
-        "✓" if preset.planner else "",
-        macro,
-        "✓" if preset.micro else "",
-        spec.quit_rule,
-        "✓" if spec.genre_hints else "",
-        spec.chooses_from,
-        spec.user_model,
-        spec.learns_from,
-    )
-
-
-def markdown_table() -> str:
-    """The README's agents table: one row per set of policies with the same cells."""
-    from billp.config import MemoryConfig  # config imports this module: read it when called
-
-    top_k = MemoryConfig().reflections_top_k
-    rows: dict[tuple[str, ...], list[str]] = {}
-    for spec in POLICIES.values():
-        rows.setdefault(_cells(spec, top_k), []).append(f"`{spec.name}`")
-    lines = [TABLE_HEADER, "|" + "---|" * TABLE_HEADER.count(" | ") + "---|"]
-    for cells, members in rows.items():
-        row = (", ".join(members), *cells)
-        lines.append("|" + "|".join(f" {cell} " if cell else " " for cell in row) + "|")
-    return "\n".join(lines) + "\n"
-
-
-def readme_with_table(text: str) -> str:
-    """``text`` (the README) with its agents table replaced by :func:`markdown_table`.
-
-    Raises:
-        ValueError: the README has no agents table.
-    """
-    lines = text.splitlines(keepends=True)
-    try:
-        start = lines.index(TABLE_HEADER + "\n")
-    except ValueError:
-        raise ValueError(f"no agents table (a line {TABLE_HEADER!r}) in the README") from None
-    end = start
-    while end < len(lines) and lines[end].startswith("|"):
-        end += 1
-    return "".join([*lines[:start], markdown_table(), *lines[end:]])
-
-
-def main(argv: list[str] | None = None) -> int:
-    """List the policies, print the README table, or write it into README.md."""
-    parser = argparse.ArgumentParser(prog="python -m billp.policy_registry", description=__doc__)
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--markdown", action="store_true", help="Print the README's agents table.")
-    mode.add_argument(
-        "--write-readme", action="store_true", help=f"Rewrite the agents table in {README}."
-    )
-    args = parser.parse_args(argv)
-    if args.markdown:
-        sys.stdout.write(markdown_table())
-    elif args.write_readme:
-        README.write_text(readme_with_table(README.read_text(encoding="utf-8")), encoding="utf-8")
-    else:
-        width = max(len(name) for name in POLICY_NAMES)
-        for spec in POLICIES.values():
-            print(f"{spec.name:<{width}}  {spec.family:<8}  {spec.description}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

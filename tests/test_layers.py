@@ -56,3 +56,17 @@ def test_every_package_and_module_is_in_a_layer_or_shared() -> None:
     found |= {p.stem for p in package.glob("*.py")} - ENTRY_POINTS
     assert found - layered - shared == set()
     assert layered - found == set(), "the contract names packages that do not exist"
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    """No import loop anywhere in billp (function-level and TYPE_CHECKING imports counted):
+    each loop found is printed with its modules."""
+    import grimp
+
+    graph = grimp.build_graph("billp", include_external_packages=False)
+    loops = []
+    for module in sorted(graph.modules):
+        for imported in graph.find_modules_directly_imported_by(module):
+            if graph.chain_exists(importer=imported, imported=module):
+                loops.append(sorted({module, imported}))
+    assert not loops, f"import loops: {sorted({tuple(pair) for pair in loops})}"

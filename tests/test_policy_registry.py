@@ -24,19 +24,12 @@ from billp.config import (
     RatingModelConfig,
     RunConfig,
 )
+from billp.config.policy_table import README, main, markdown_table, readme_with_table
 from billp.data import write_toy_dataset
 from billp.envs import World, build_world
 from billp.llm import Accounting, ScriptedLLM
 from billp.policy_factory import build_policy
-from billp.policy_registry import (
-    POLICIES,
-    POLICY_NAMES,
-    README,
-    main,
-    markdown_table,
-    policy_spec,
-    readme_with_table,
-)
+from billp.policy_registry import POLICIES, POLICY_NAMES, policy_spec
 from billp.rl.checkpoint import CHECKPOINT_ENV_VAR, RLCheckpointError
 
 BASELINE_TYPES: dict[str, type] = {
@@ -48,7 +41,7 @@ BASELINE_TYPES: dict[str, type] = {
 
 
 def test_the_readme_table_is_the_registry() -> None:
-    """Regenerate with ``python -m billp.policy_registry --write-readme``."""
+    """Regenerate with ``python -m billp.config.policy_table --write-readme``."""
     text = README.read_text(encoding="utf-8")
     assert readme_with_table(text) == text
     assert markdown_table() in text
