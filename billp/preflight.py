@@ -99,7 +99,7 @@ def check_model_paths(config: RunConfig) -> None:
     """Local model paths named by the config exist and look like what they should be."""
     llm = config.llm
     if config.agent.is_llm and llm.backend == "vllm" and not llm.base_url and llm.cache != "replay":
-        from billp.provision import DEFAULT_MODEL, HUB_ID_PATTERN, ProvisionError
+        from billp.common.provision import DEFAULT_MODEL, HUB_ID_PATTERN, ProvisionError
 
         spec = llm.model
         local = Path(spec).expanduser()

@@ -19,18 +19,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from billp.cli import add_config_arguments, collect_overrides
+from billp.common.exit_codes import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_IO_FAILURE,
+    EXIT_LLM_FAILURE,
+)
+from billp.common.torch_threads import prefer_passive_openmp
 from billp.config import ConfigError, RunConfig, load_config
-from billp.torch_threads import prefer_passive_openmp
-
-EXIT_BAD_INPUT = 2
-"""Exit status for a bad config, a missing file or another input error."""
-EXIT_LLM_FAILURE = 3
-"""Exit status when the LLM server failed (after bounded retries) or did not start."""
-EXIT_IO_FAILURE = 4
-"""Exit status when writing a run file failed (disk full, I/O error)."""
-EXIT_INTERRUPTED = 130
-"""Exit status after Ctrl-C (128 + SIGINT)."""
+from billp.config.flags import add_config_arguments, collect_overrides
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,11 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     # Imported late so that --help and config errors answer at once.
+    from billp.common.provision import ProvisionError
     from billp.llm import LLMError
     from billp.llm.cache import CacheCorruptError
     from billp.llm.server import ServerStartError
     from billp.memory.vector_store import MemoryStoreError
-    from billp.provision import ProvisionError
     from billp.runner import execute, resume
 
     try:

@@ -115,10 +115,10 @@ def bench_scoring(
     import numpy as np
     import torch
 
+    from billp.common.torch_threads import torch_threads
     from billp.config import DataConfig, LEConfig
     from billp.data import load_dataset
     from billp.le.user_model import load_user_model
-    from billp.torch_threads import torch_threads
 
     dataset = load_dataset(DataConfig.model_validate({}))
     le = load_user_model(LEConfig.model_validate({"checkpoint": checkpoint}), dataset.catalogue)

@@ -34,9 +34,9 @@ from typing import Any
 
 import httpx
 
+from billp.common.provision import resolve_model
 from billp.config import RunConfig, ServerConfig
 from billp.llm.server import VLLMServer
-from billp.provision import resolve_model
 from billp.runner import execute
 
 LOCKSTEP_BATCH = 10

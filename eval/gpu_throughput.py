@@ -227,8 +227,8 @@ def run_server_and_simulate(
     args: argparse.Namespace, budget: Budget, model_dir: Path, work: Path, result: dict[str, Any]
 ) -> None:
     """Phases 2 and 3: start vLLM on ``model_dir``, run the simulate child against it."""
+    from billp.common.provision import ProvisionedModel
     from billp.llm.server import ServerStartError, VLLMServer
-    from billp.provision import ProvisionedModel
     from billp.runner import server_summary
 
     start_phase, sim_phase = Phase("vLLM start-up"), Phase("simulate")

@@ -25,8 +25,9 @@ every simulate call, so the same script makes the CPU result and a GPU-sized run
     python eval/learning_curve.py --llm.backend openai --llm.base-url http://gpu:8000/v1 \\
         --llm.model Qwen/Qwen2.5-7B-Instruct --points 0 16 48 96 --test-users 64 --jobs 8
 
-With ``--executor ray [--ray-address auto]`` every run is a Ray task (:mod:`billp.executors`):
-all curves go at once, each still playing its train pass before its test runs.
+With ``--executor ray [--ray-address auto]`` every run is a Ray task
+(:mod:`billp.evaluation.executors`): all curves go at once, each still playing its train pass
+before its test runs.
 
 Test users are the first ``--test-users`` of the split's test users; train users are the
 split's train users. Nothing is tuned on the test users.
@@ -44,8 +45,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from billp.common.exit_codes import EXIT_BAD_INPUT
 from billp.config import LLM_AGENTS, ConfigError, RunConfig
-from billp.executors import (
+from billp.evaluation.executors import (
     Executor,
     add_executor_arguments,
     executor_problem,
@@ -67,7 +69,6 @@ from table_runs import resolve, run_one, shared_server
 
 WORLDS = ("matrix", "le")
 POINTS = (0, 8, 24, 48)
-EXIT_BAD_INPUT = 2
 
 
 def _flags(world: str, agent: str, seed: int, out_dir: Path, passthrough: list[str]) -> list[str]:

@@ -33,8 +33,8 @@ numbers and the numbers of a model on a GPU server::
 RL methods play trained checkpoints (``python -m billp.rl train ...`` first; see billp.rl).
 
 Runs are local subprocesses, ``--jobs`` at a time, or with ``--executor ray`` Ray tasks on a
-local Ray instance or, with ``--ray-address auto``, a cluster (:mod:`billp.executors`; the
-README's "Sweeps on a cluster")::
+local Ray instance or, with ``--ray-address auto``, a cluster
+(:mod:`billp.evaluation.executors`; the README's "Sweeps on a cluster")::
 
     python eval/paper_table.py --executor ray --ray-address auto --llm.backend openai \
         --llm.base-url http://vllm-a:8000/v1 http://vllm-b:8000/v1 \
@@ -56,10 +56,11 @@ from pathlib import Path
 
 from rich.console import Console
 
+from billp.common.exit_codes import EXIT_BAD_INPUT
 from billp.config import ConfigError, LLMConfig, RunConfig
 from billp.config import load_config as load_config
 from billp.data import DataError, load_dataset
-from billp.executors import (
+from billp.evaluation.executors import (
     Executor,
     add_executor_arguments,
     executor_from_args,
@@ -96,7 +97,6 @@ ENVS: tuple[str, ...] = ("matrix", "le")
 SEEDS: tuple[int, ...] = (0, 1, 2)
 CONSOLE_WIDTH = 160
 """Table width when stdout is not a terminal."""
-EXIT_BAD_INPUT = 2
 
 
 def missing_test_users(base: RunConfig, offsets: Mapping[int, int]) -> str | None:

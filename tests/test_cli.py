@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from billp.cli import add_config_arguments, collect_overrides
 from billp.config import ConfigError, RunConfig, load_config
+from billp.config.flags import add_config_arguments, collect_overrides
 
 
 def parse(*argv: str) -> RunConfig:

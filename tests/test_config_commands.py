@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from billp.cli import iter_leaf_fields
 from billp.config import (
     ConfigError,
     LEEvalCommandConfig,
@@ -19,6 +18,7 @@ from billp.config import (
     load_model_config,
     validate_recorded,
 )
+from billp.config.flags import iter_leaf_fields
 from billp.le.cli import build_parser as le_parser
 from billp.rl.config import RLConfig, load_rl_config
 from billp.simulate import build_parser as simulate_parser

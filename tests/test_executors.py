@@ -1,4 +1,5 @@
-"""billp.executors: the executor flags, the environment a Ray run inherits, the task body."""
+"""billp.evaluation.executors: the executor flags, the environment a Ray run inherits, the task
+body."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from types import ModuleType
 
 import pytest
 
-from billp import executors
-from billp.executors import (
+from billp.evaluation import executors
+from billp.evaluation.executors import (
     RAY_INSTALL_HINT,
     LocalExecutor,
     add_executor_arguments,

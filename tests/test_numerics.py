@@ -7,7 +7,7 @@ import sys
 
 import torch
 
-from billp.numerics import numeric_environment, numeric_fingerprint
+from billp.common.numerics import numeric_environment, numeric_fingerprint
 
 
 def test_environment_names_versions_and_simd_level() -> None:
@@ -20,7 +20,7 @@ def test_environment_names_versions_and_simd_level() -> None:
 
 
 def _fingerprint_under(**variables: str) -> str:
-    code = "from billp.numerics import numeric_fingerprint; print(numeric_fingerprint())"
+    code = "from billp.common.numerics import numeric_fingerprint; print(numeric_fingerprint())"
     env = {"PATH": "/usr/bin:/bin", **variables}
     return subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True

@@ -15,7 +15,6 @@ from billp.agents.baselines import (
 )
 from billp.agents.billp_agent import BiLLPPolicy
 from billp.agents.prompts import PromptLibrary
-from billp.cli import add_config_arguments
 from billp.config import (
     AgentConfig,
     DataConfig,
@@ -24,6 +23,7 @@ from billp.config import (
     RatingModelConfig,
     RunConfig,
 )
+from billp.config.flags import add_config_arguments
 from billp.config.policy_table import README, main, markdown_table, readme_with_table
 from billp.data import write_toy_dataset
 from billp.envs import World, build_world

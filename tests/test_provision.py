@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from billp import provision
-from billp.provision import (
+from billp.common import provision
+from billp.common.provision import (
     DEFAULT_MODEL,
     MANIFEST_NAME,
     SMOLLM2_INSTALL_COMMAND,
@@ -262,7 +262,7 @@ CONCURRENT = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from billp.provision import provision_gguf
+    from billp.common.provision import provision_gguf
 
     gguf, cache, log = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 

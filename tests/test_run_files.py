@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from billp.records import read_jsonl_repairing
-from billp.run_files import (
+from billp.records.files import (
     JsonlAppender,
     RunDirInUseError,
     RunFileError,

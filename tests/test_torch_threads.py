@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from billp.torch_threads import torch_threads
+from billp.common.torch_threads import torch_threads
 
 
 def test_count_is_set_then_restored_and_none_leaves_it_alone() -> None:

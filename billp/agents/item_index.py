@@ -3,7 +3,7 @@
 The catalogue is embedded once per (catalogue, embedder, numeric environment) and cached on
 disk as a plain ``.npy`` array (loaded with ``allow_pickle=False``), so later runs start at
 once; an embedding computed under another SIMD level or torch version is never read (see
-:mod:`billp.numerics`).
+:mod:`billp.common.numerics`).
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from billp.atomic_io import write_bytes_atomic
+from billp.common.atomic_io import write_bytes_atomic
+from billp.common.numerics import numeric_fingerprint
+from billp.common.paths import user_cache_dir
 from billp.data import Catalogue
 from billp.memory import Embedder
-from billp.numerics import numeric_fingerprint
-from billp.paths import user_cache_dir
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import jinja2
 from pydantic import BaseModel
 
-from billp.template_sandbox import LimitedSandbox
+from billp.common.template_sandbox import LimitedSandbox
 
 ROLE_TEMPLATES: dict[str, str] = {
     "planner": "planner.j2",

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from billp.common.torch_threads import torch_threads
 from billp.data.dataset import Dataset
-from billp.torch_threads import torch_threads
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ written with (``python -m tests.e2e.numeric_spread`` measures it).
 
 The fitted factors are cached as safetensors under ``<cache_dir>/rating_models/<sha256(format,
 dataset fingerprint, config, numeric environment)>.safetensors``: a cache made under another
-SIMD level or library version is never read (see :mod:`billp.numerics`).
+SIMD level or library version is never read (see :mod:`billp.common.numerics`).
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ import safetensors
 import safetensors.numpy
 import torch
 
-from billp.atomic_io import write_bytes_atomic
+from billp.common.atomic_io import write_bytes_atomic
+from billp.common.numerics import numeric_environment, numeric_fingerprint
+from billp.common.paths import user_cache_dir
+from billp.common.torch_threads import torch_threads
 from billp.config import RatingModelConfig
 from billp.data.dataset import RATING_MAX, RATING_MIN, Dataset, Interactions
-from billp.numerics import numeric_environment, numeric_fingerprint
-from billp.paths import user_cache_dir
-from billp.torch_threads import torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class RatingFactors:
 
 
 default_cache_dir = user_cache_dir
-"""billp's cache folder (see :func:`billp.paths.user_cache_dir`)."""
+"""billp's cache folder (see :func:`billp.common.paths.user_cache_dir`)."""
 
 
 def cache_path(dataset: Dataset, config: RatingModelConfig, cache_dir: Path | None) -> Path:

@@ -20,11 +20,10 @@ from pathlib import Path
 
 from rich.console import Console
 
+from billp.common.exit_codes import EXIT_BAD_INPUT
 from billp.evaluation.bootstrap import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 from billp.evaluation.rundir import RunDirError
 
-EXIT_BAD_INPUT = 2
-"""Exit status for a missing or invalid run directory or another input error."""
 CONSOLE_WIDTH = 160
 """Table width when stdout is not a terminal (files, pipes, CI logs)."""
 SUBCOMMANDS: tuple[str, ...] = ("metrics", "compare", "report")

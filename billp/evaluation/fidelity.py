@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from billp.atomic_io import write_bytes_atomic
+from billp.common.atomic_io import write_bytes_atomic
 from billp.config import EnvConfig, LEEvalConfig
 from billp.data.dataset import Dataset
 from billp.envs.ranking_model import fit_bpr_scores

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from billp.torch_threads import prefer_passive_openmp
+from billp.common.torch_threads import prefer_passive_openmp
 
 prefer_passive_openmp()
 

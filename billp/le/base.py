@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from pydantic import BaseModel
 
+from billp.common.provision import ProvisionError, resolve_model
 from billp.le.errors import CheckpointError, CheckpointMismatchError, LEError
-from billp.provision import ProvisionError, resolve_model
 
 logger = logging.getLogger(__name__)
 

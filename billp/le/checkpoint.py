@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ValidationError
 
-from billp.atomic_io import write_bytes_atomic
+from billp.common.atomic_io import write_bytes_atomic
 from billp.data.catalogue import Catalogue
 from billp.le.base import BaseFingerprint, check_base, load_base, resolve_base_folder
 from billp.le.calibration import Calibration

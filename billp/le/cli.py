@@ -25,15 +25,15 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from billp.cli import add_config_arguments, collect_overrides
+from billp.common.exit_codes import EXIT_BAD_INPUT
 from billp.config import (
     ConfigError,
     LEEvalCommandConfig,
     LETrainCommandConfig,
     load_model_config,
 )
+from billp.config.flags import add_config_arguments, collect_overrides
 
-EXIT_BAD_INPUT = 2
 DEFAULT_TRAIN_OUT = Path("le-checkpoint")
 
 

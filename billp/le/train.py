@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from billp.atomic_io import write_bytes_atomic
+from billp.common.atomic_io import write_bytes_atomic
+from billp.common.torch_threads import torch_threads
 from billp.config import LEConfig, LETrainConfig
 from billp.data.dataset import Dataset
 from billp.le.base import fingerprint_base, load_base, load_tokenizer, resolve_base_folder
@@ -64,7 +65,6 @@ from billp.le.trainer import (
     init_rating_side,
     item_batches,
 )
-from billp.torch_threads import torch_threads
 
 __all__ = [
     "FINAL_LR_FRACTION",

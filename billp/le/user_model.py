@@ -32,6 +32,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from billp.common.torch_threads import torch_threads
 from billp.config import LEConfig
 from billp.data.catalogue import Catalogue
 from billp.data.dataset import RATING_MAX, RATING_MIN
@@ -45,7 +46,6 @@ from billp.le.ratings import UNKNOWN_RATING_SLOT, history_offset, rating_slots
 from billp.le.scoring import score_logged
 from billp.le.user_ratings import KnownRatings, known_ratings, neighbours_from_known
 from billp.le.window_requests import WindowRequest, WindowResult, run_windows
-from billp.torch_threads import torch_threads
 
 __all__ = [
     "BATCHER_THREAD",

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from billp.atomic_io import write_text_atomic
+from billp.common.atomic_io import write_text_atomic
 from billp.llm.client import LLMClient, LLMError
 from billp.llm.messages import LLMRequest, LLMResponse
 

@@ -83,8 +83,8 @@ async def make_llm_client(config: RunConfig, run_dir: Path) -> AsyncIterator[LLM
             if not base_urls:
                 if llm.backend == "openai":
                     raise ValueError("llm.base_url: the 'openai' backend needs at least one URL")
+                from billp.common.provision import resolve_model
                 from billp.llm.server import VLLMServer
-                from billp.provision import resolve_model
 
                 # The first conversion of the packaged GGUF takes ~20 s: keep the loop free.
                 model = await asyncio.to_thread(

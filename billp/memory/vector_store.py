@@ -21,7 +21,7 @@ import faiss
 import numpy as np
 from pydantic import ValidationError
 
-from billp.atomic_io import write_bytes_atomic
+from billp.common.atomic_io import write_bytes_atomic
 from billp.memory.embedders import Embedder, normalise_rows
 from billp.memory.folder_format import (
     BACKUP_SUFFIX,

@@ -2,6 +2,7 @@
 lines as Pydantic models, the one rule for reading JSONL, the manifest and the recovery of
 ``--resume``); the runner writes through it and evaluation reads through it."""
 
+from billp.records.files import RunFileError
 from billp.records.jsonl import read_jsonl, read_jsonl_repairing, validate_line
 from billp.records.models import (
     EpisodeRecord,
@@ -29,7 +30,6 @@ from billp.records.rundir import (
     recover,
     write_manifest,
 )
-from billp.run_files import RunFileError
 
 __all__ = [
     "CONFIG_FILE",

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from billp.run_files import RunFileError
+from billp.records.files import RunFileError
 
 log = logging.getLogger(__name__)
 

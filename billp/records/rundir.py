@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 import tomli_w
 
-from billp.atomic_io import write_json_atomic, write_jsonl_atomic
+from billp.common.atomic_io import write_json_atomic, write_jsonl_atomic
 from billp.config import RunConfig, config_to_toml_dict, load_config
+from billp.records.files import JsonlAppender, RunFileError, create_run_dir
 from billp.records.jsonl import read_jsonl, read_jsonl_repairing, validate_line
 from billp.records.models import EpisodeRecord, StepsLine
-from billp.run_files import JsonlAppender, RunFileError, create_run_dir
 
 if TYPE_CHECKING:
     from billp.agents import PromptLibrary
@@ -148,7 +148,7 @@ def manifest_memory_dir(run_dir: Path) -> Path:
 # ------------------------------------------------------------------ records
 class RunWriter:
     """Appends records to a run directory, each line durable before the call returns
-    (through :class:`~billp.run_files.JsonlAppender`)."""
+    (through :class:`~billp.records.files.JsonlAppender`)."""
 
     def __init__(self, run_dir: Path) -> None:
         self._steps = JsonlAppender(run_dir / STEPS_FILE)

@@ -25,11 +25,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from billp.cli import add_config_arguments, collect_overrides
+from billp.common.exit_codes import EXIT_BAD_INPUT
 from billp.config import ConfigError
+from billp.config.flags import add_config_arguments, collect_overrides
 from billp.rl.config import OFFLINE_ALGOS, ONLINE_ALGOS, SQN_VARIANTS, RLConfig, load_rl_config
 
-EXIT_BAD_INPUT = 2
 METRIC_DIGITS = 4
 
 

@@ -1,6 +1,6 @@
 """The on-disk cache of LE features: safetensors arrays plus a JSON manifest (never pickle),
 keyed by a sha256 over everything the cached arrays depend on, the numeric environment
-(:mod:`billp.numerics`: library versions, SIMD level) included."""
+(:mod:`billp.common.numerics`: library versions, SIMD level) included."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from billp.numerics import numeric_environment, numeric_fingerprint
+from billp.common.numerics import numeric_environment, numeric_fingerprint
 
 FEATURE_VERSION = "billp-rl-features-1"
 

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from billp import records
 from billp.agents import PromptLibrary
-from billp.atomic_io import write_json_atomic
+from billp.common.atomic_io import write_json_atomic
 from billp.config import RunConfig
 from billp.envs import World, build_world
 from billp.llm import Accounting, make_llm_client
@@ -33,7 +33,7 @@ from billp.policy import learning
 from billp.policy_factory import build_policy
 from billp.preflight import check_inputs
 from billp.records import RunWriter
-from billp.run_files import locked_run_dir
+from billp.records.files import locked_run_dir
 from billp.runner.episodes import RunContext, env_threads, run_phase, snapshot_memories
 from billp.runner.plan import EpisodeSpec, plan_episodes, run_name
 from billp.runner.progress import progress

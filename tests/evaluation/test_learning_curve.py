@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from billp.executors import RAY_INSTALL_HINT
+from billp.evaluation.executors import RAY_INSTALL_HINT
 from tests.evaluation.conftest import load_eval_script
 
 learning_curve = load_eval_script("learning_curve")

@@ -11,7 +11,7 @@ from types import ModuleType, SimpleNamespace
 
 import pytest
 
-from billp.executors import RAY_INSTALL_HINT, Finished, RayExecutor
+from billp.evaluation.executors import RAY_INSTALL_HINT, Finished, RayExecutor
 from tests.evaluation.conftest import load_eval_script
 
 paper_table = load_eval_script("paper_table")

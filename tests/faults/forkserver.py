@@ -24,7 +24,7 @@ def _child(request: dict) -> None:
     code = 1
     try:
         os.chdir(request.get("cwd") or os.getcwd())
-        from billp import faults
+        from billp.common import faults
         from billp.simulate import main
 
         faults.configure(request.get("faults"))

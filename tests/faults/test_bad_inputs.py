@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from billp.common.exit_codes import EXIT_BAD_INPUT
 from billp.data.movielens import movielens_100k_dir
 from billp.le.checkpoint import default_checkpoint_dir
 from tests.faults.conftest import FIGURES, ForkServer, Reference, fresh_copy, run_args
 
-EXIT_BAD_INPUT = 2
 Case = Callable[[Path, Reference], tuple[list[str], str]]
 """Builds a broken input under a folder; returns the CLI arguments and the file to be named."""
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from billp.common.provision import ProvisionedModel
 from billp.config import ServerConfig
 from billp.llm.server import VLLMServer
-from billp.provision import ProvisionedModel
 from tests.integration.tiny_model import build_tiny_model
 
 logger = logging.getLogger(__name__)

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from billp.common.provision import ProvisionedModel
 from billp.config import ServerConfig
 from billp.llm import server as server_module
 from billp.llm.server import (
@@ -34,7 +35,6 @@ from billp.llm.server import (
     vllm_command,
 )
 from billp.llm.server import command as server_command
-from billp.provision import ProvisionedModel
 from tests.signals import default_signals
 
 WAIT_S = 10.0
@@ -318,7 +318,7 @@ PARENT = textwrap.dedent(
     import json, sys, time
     from pathlib import Path
     from billp.config import ServerConfig
-    from billp.provision import ProvisionedModel
+    from billp.common.provision import ProvisionedModel
     from billp.llm.server import VLLMServer
 
     script, tmp, use_with = sys.argv[1], Path(sys.argv[2]), sys.argv[3] == "with"
@@ -479,7 +479,7 @@ def test_server_env_vllm_default_explicit_list_and_gpu() -> None:
 
 
 def test_server_env_drops_the_passive_openmp_policy_billp_chose() -> None:
-    from billp.torch_threads import PASSIVE_OMP_MARK
+    from billp.common.torch_threads import PASSIVE_OMP_MARK
 
     chosen_by_billp = {"OMP_WAIT_POLICY": "PASSIVE", PASSIVE_OMP_MARK: "1"}
     env = server_env(ServerConfig(), cpu=True, offline=True, base=chosen_by_billp)

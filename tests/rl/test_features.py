@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from billp.common.numerics import numeric_environment
 from billp.data import Dataset
-from billp.numerics import numeric_environment
 from billp.rl.features import (
     NO_ITEM,
     FakeLE,

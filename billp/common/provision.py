@@ -36,7 +36,7 @@ from typing import Literal
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict
 
-from billp.paths import user_cache_dir
+from billp.common.paths import user_cache_dir
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Fault injection for crash-consistency tests: off unless a test turns it on.
 
-Every durable write of billp (``billp.atomic_io`` and the JSONL appender of
-``billp.run_files``) calls :func:`point` at fixed stages. Normally that is one attribute test
+Every durable write of billp (``billp.common.atomic_io`` and the JSONL appender of
+``billp.records.files``) calls :func:`point` at fixed stages. Normally that is one attribute test
 and a return. A test enables faults with the environment variable ``BILLP_FAULTS`` (a JSON
 object, read once, at the first fault point) or with :func:`configure` in-process:
 

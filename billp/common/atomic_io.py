@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from billp import faults
+from billp.common import faults
 
 
 def fsync_dir(directory: Path) -> None:
