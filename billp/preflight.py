@@ -21,6 +21,7 @@ from billp.agents import messages as role_messages
 from billp.agents.prompts import ROLE_TEMPLATES, PromptError, PromptLibrary
 from billp.config import ConfigError, RunConfig
 from billp.memory.vector_store import META_FILE, MemoryStoreError, verify_memory_folder
+from billp.world_registry import world_spec
 
 MEMORY_KINDS = ("reflections", "actor", "critic")
 """Sub-folders of a memory root (as billp.memory.stores names them)."""
@@ -136,7 +137,8 @@ def check_model_paths(config: RunConfig) -> None:
                 "turn one of them off"
             )
     checkpoint = config.env.le.checkpoint
-    if config.env.name == "le" and checkpoint is not None and not Path(checkpoint).is_dir():
+    needs_le = world_spec(config.env.name).llm_environment
+    if needs_le and checkpoint is not None and not Path(checkpoint).is_dir():
         raise ConfigError(f"env.le.checkpoint: checkpoint folder not found: {checkpoint}")
 
 

@@ -58,6 +58,8 @@ from throughput_phases import STOP_RESERVE_S as STOP_RESERVE_S
 from throughput_phases import child_env as child_env
 from throughput_report import RANDOM_WEIGHTS_NOTE, gpu_name, markdown_report, vllm_version
 
+from billp.world_registry import world_spec
+
 EVAL_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(REPO))  # benchmark the checkout this script lives in
 
@@ -138,7 +140,7 @@ def simulate_command(
     ]  # fmt: skip
     if args.max_tokens is not None:
         command += ["--llm.max-tokens", str(args.max_tokens)]
-    if args.env == "le":
+    if world_spec(args.env).llm_environment:
         command += le_flags(le_fields(args.le_device))
     return command
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
 from billp.config.le import LEConfig
 from billp.config.section import Section
+from billp.world_registry import WORLD_NAMES
 
 
 class RatingModelConfig(Section):
@@ -26,8 +27,12 @@ class RatingModelConfig(Section):
     seed: int = Field(0, description="Seed of the factor initialisation.")
 
 
-EnvName = Literal["matrix", "le"]
-"""The world models: the classic MF simulator and the LLM-fine-tuned environment."""
+if TYPE_CHECKING:
+    EnvName = str
+else:
+    EnvName = Literal[WORLD_NAMES]
+"""The worlds ``--env.name`` accepts (``--help`` lists them): the names registered in
+:mod:`billp.world_registry`. A Literal so that a bad name fails validation, naming them."""
 
 
 class EnvConfig(Section):

@@ -1,11 +1,13 @@
 """The simulated world, built once: dataset, user model, quit rule; envs are cheap views.
 
-``env.name == "matrix"``: the classic simulator (MF rating matrix). ``env.name == "le"``: the
-LLM-fine-tuned environment (billp.le), whose model also gives the observation's state vector.
+The worlds and their builders are registered in :mod:`billp.world_registry`: the classic
+simulator (an MF rating matrix) and the LLM-fine-tuned environment (billp.le), whose model also
+gives the observation's state vector.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from billp.envs.quit_rule import QuitRule
 from billp.envs.rating_model import load_or_fit_rating_matrix
 from billp.envs.recommendation_env import RecommendationEnv
 from billp.envs.user_model import MatrixUserModel, StateModel, UserModel
+from billp.world_registry import world_spec
 
 
 class World:
@@ -78,19 +81,29 @@ class World:
 
 
 def build_world(env_config: EnvConfig, data_config: DataConfig) -> World:
-    """Load the dataset and the world model named by ``env_config.name``.
+    """Load the dataset and the world named by ``env_config.name`` (its builder in
+    :mod:`billp.world_registry`).
 
     Raises:
         billp.le.errors.CheckpointError: ``le``: the LE checkpoint is missing or corrupted.
         billp.le.errors.CheckpointMismatchError: ``le``: it belongs to another catalogue or
             base model.
     """
-    dataset = load_dataset(data_config)
-    if env_config.name == "le":
-        from billp.le.user_model import known_ratings, load_user_model  # torch: loaded lazily
+    module, function = world_spec(env_config.name).builder.split(":")
+    builder = getattr(importlib.import_module(module), function)
+    return builder(env_config, load_dataset(data_config))
 
-        le = load_user_model(env_config.le, dataset.catalogue, known_ratings(dataset))
-        return World(dataset, le, env_config, state_model=le, slow_steps=True)
+
+def build_matrix_world(env_config: EnvConfig, dataset: Dataset) -> World:
+    """The classic simulator: the rating matrix fitted (or cached) for ``dataset``."""
     cache_dir = Path(env_config.cache_dir) if env_config.cache_dir is not None else None
     matrix = load_or_fit_rating_matrix(dataset, env_config.rating_model, cache_dir)
     return World(dataset, MatrixUserModel(matrix), env_config)
+
+
+def build_le_world(env_config: EnvConfig, dataset: Dataset) -> World:
+    """The LLM environment: the LE checkpoint as user and state model."""
+    from billp.le.user_model import known_ratings, load_user_model  # torch: loaded lazily
+
+    le = load_user_model(env_config.le, dataset.catalogue, known_ratings(dataset))
+    return World(dataset, le, env_config, state_model=le, slow_steps=True)

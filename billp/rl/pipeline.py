@@ -39,6 +39,7 @@ from billp.rl.ts_train import (
     train_offline,
     train_online,
 )
+from billp.world_registry import world_spec
 
 logger = logging.getLogger(__name__)
 
@@ -120,12 +121,13 @@ class Pipeline:
         return self._features
 
     def world(self, name: str) -> World:
-        """The simulator ``name`` ('le' with the fake source: the fake LE as user model)."""
+        """The simulator ``name``; the LLM environment reuses the pipeline's LE (the fake LE
+        as user model with the fake feature source)."""
         env = self.config.env.model_copy(update={"name": name})
-        if name == "le" and self.config.features.source == "fake":
-            fake = self.le
-            return World(self.dataset, fake, env, state_model=fake)  # type: ignore[arg-type]
-        if name == "le":
+        if world_spec(name).llm_environment:
+            if self.config.features.source == "fake":
+                fake = self.le
+                return World(self.dataset, fake, env, state_model=fake)  # type: ignore[arg-type]
             _ = self.le  # load once; the world reuses it
             return World(self.dataset, self._le_raw, env, state_model=self._le_raw)
         return build_world(env, self.config.data)
@@ -172,7 +174,7 @@ class Pipeline:
         output = Path(self.config.output_dir)
         if algo in ("dqn", "a2c"):
             world = self.world(env_name)
-            identity = self.le.identity if env_name == "le" else None
+            identity = self.le.identity if world_spec(env_name).llm_environment else None
             return train_online(
                 self.config,
                 algo,
@@ -184,7 +186,7 @@ class Pipeline:
             )
         world = self.world(cfg.buffer_env)
         quit_rule = world.quit_rule if cfg.apply_quit_rule else None
-        if cfg.buffer_env == "matrix":
+        if not world_spec(cfg.buffer_env).llm_environment:
             transitions = build_transitions(self.dataset, self.dataset.split.train_users, None)
             rewards = matrix_rewards(world.user_model, transitions)
             episodes = logged_episodes(

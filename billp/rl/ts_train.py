@@ -29,6 +29,7 @@ from billp.rl.features import LEFeatures
 from billp.rl.sqn_train import seed_everything
 from billp.rl.transitions import LoggedTransitions
 from billp.rl.ts_nets import TianshouObservation, build_algorithm, build_nets, env_observation
+from billp.world_registry import world_spec
 
 logger = logging.getLogger(__name__)
 
@@ -266,7 +267,9 @@ def train_online(
         [lambda: TianshouObservation(world.make_env(users)) for _ in range(cfg.training_envs)]
     )
     envs.seed(config.seed)
-    total = cfg.online_env_steps_le if env_name == "le" else cfg.online_env_steps
+    total = (
+        cfg.online_env_steps_le if world_spec(env_name).llm_environment else cfg.online_env_steps
+    )
     per_epoch = max(cfg.collect_steps, total // cfg.epochs)
     started = time.perf_counter()
     if algo == "dqn":
