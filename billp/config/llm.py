@@ -160,9 +160,9 @@ class LLMConfig(Section):
     scripted_policy: Literal["random", "follow-hints"] = Field(
         "random",
         description="How the scripted LLM answers: 'random' draws every reply from its schema; "
-        "'follow-hints' is a test double whose Actor picks the candidate its memory hints "
-        "encourage and whose Critic reads the session's mean rating (tests of the learning "
-        "loop only).",
+        "'follow-hints' is an offline ceiling of the learning loop: its Actor picks the "
+        "candidate its memory hints encourage and its Critic reads the session's mean rating "
+        "(tests, and the ceiling of learning curves; not a recommender).",
     )
     server: ServerConfig = Field(default_factory=ServerConfig)
     roles: dict[str, RoleLLMConfig] = Field(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from billp.data.atomic import read_atomic_file
 from billp.data.catalogue import Catalogue, Item, read_catalogue
 from billp.data.dataset import (
     Dataset,
@@ -14,6 +13,7 @@ from billp.data.dataset import (
 )
 from billp.data.errors import DataError, UnknownItemError, UnknownUserError
 from billp.data.movielens import movielens_100k_dir
+from billp.data.recbole_files import read_atomic_file
 from billp.data.synthetic import write_atomic_file, write_toy_dataset
 
 __all__ = [

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from billp.data.atomic import read_atomic_file
 from billp.data.errors import DataError, UnknownItemError
+from billp.data.recbole_files import read_atomic_file
 
 logger = logging.getLogger(__name__)
 

@@ -25,10 +25,10 @@ import numpy as np
 from pydantic import BaseModel
 
 from billp.config import DataConfig
-from billp.data.atomic import read_atomic_file
 from billp.data.catalogue import Catalogue, read_catalogue, resolve_column
 from billp.data.errors import DataError, UnknownUserError
 from billp.data.movielens import movielens_100k_dir
+from billp.data.recbole_files import read_atomic_file
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import httpx
 from billp.config import RunConfig
 from billp.llm.cache import CachingClient, ResponseCache
 from billp.llm.client import LLMClient, LLMError
-from billp.llm.hint_follower import HintFollowingLLMForTests
+from billp.llm.hint_follower import HintFollowingScriptedLLM
 from billp.llm.messages import LLMRequest, LLMResponse
 from billp.llm.openai_client import OpenAICompatibleClient
 from billp.llm.scripted import ScriptedLLM, request_seed
@@ -70,7 +70,7 @@ async def make_llm_client(config: RunConfig, run_dir: Path) -> AsyncIterator[LLM
         served_name = llm.served_model_name
         if llm.backend == "scripted":
             client = (
-                HintFollowingLLMForTests(seed=config.seed)
+                HintFollowingScriptedLLM(seed=config.seed)
                 if llm.scripted_policy == "follow-hints"
                 else ScriptedLLM(seed=config.seed)
             )

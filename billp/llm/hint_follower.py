@@ -1,6 +1,7 @@
-"""A test double of a model that uses its memories: follows the Actor's hints.
+"""A scripted model that uses its memories as well as they can be used: it follows the
+Actor's hints (an offline ceiling for the learning loop, with no language model).
 
-``HintFollowingLLMForTests`` answers like :class:`billp.llm.scripted.ScriptedLLM` (seeded,
+``HintFollowingScriptedLLM`` answers like :class:`billp.llm.scripted.ScriptedLLM` (seeded,
 schema-valid JSON) except in two roles, where it reads the rendered prompt:
 
 * actor: the first candidate the prompt says "worked well" in similar situations, else
@@ -8,10 +9,11 @@ schema-valid JSON) except in two roles, where it reads the rendered prompt:
 * critic: the session's mean rating as printed in the prompt ("... average 3.4"), else
   the typical rating it prints.
 
-It exists so that tests can show the learning loop closing end to end through the real
-CLI without a language model; select it with ``llm.backend = "scripted"`` and
-``llm.scripted_policy = "follow-hints"``. It is not a recommender: never use it for
-results.
+It shows the learning loop closing end to end through the real CLI without a language model
+(tests), and bounds what memories can give a model that follows them (experiments: the same
+learning curve with this model is the ceiling, with SmolLM2 between it and no memory); select
+it with ``llm.backend = "scripted"`` and ``llm.scripted_policy = "follow-hints"``. It is not a
+recommender of its own: its other roles answer at random from their schemas.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ _MEAN = re.compile(r"average (\d+(?:\.\d+)?)\.")
 _TYPICAL = re.compile(r"typical rating is (\d+(?:\.\d+)?)\.")
 
 
-class HintFollowingLLMForTests(ScriptedLLM):
+class HintFollowingScriptedLLM(ScriptedLLM):
     """Scripted replies, except an Actor that follows hints and a Critic that reads means."""
 
     def generate(self, request: LLMRequest) -> str:

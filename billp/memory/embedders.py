@@ -257,11 +257,10 @@ SMALL_BATCH_TEXTS = 8
 """Batches this small are encoded on one thread: faster, and no contention with a CPU server."""
 
 
-class HashEmbedderForTests:
-    """Deterministic bag of hashed word tokens (signed feature hashing); for tests only.
-
-    Texts that share words get a positive cosine similarity; no model, no randomness.
-    """
+class HashEmbedder:
+    """Deterministic bag of hashed word tokens (signed feature hashing): texts that share
+    words get a positive cosine similarity; no model, no randomness. For offline tests and
+    demos (``memory.embedder = "hash"``); it knows no meaning, so never use it for results."""
 
     def __init__(self, dim: int = HASH_DEFAULT_DIM) -> None:
         if dim < 1:
@@ -294,5 +293,5 @@ def make_embedder(name: str) -> Embedder:
     if name == MINILM_NAME:
         return MiniLMEmbedder()
     if name == HASH_NAME:
-        return HashEmbedderForTests()
+        return HashEmbedder()
     raise ValueError(f"unknown embedder {name!r}: expected '{MINILM_NAME}' or '{HASH_NAME}'")

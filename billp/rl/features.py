@@ -31,9 +31,9 @@ from billp.rl.feature_cache import (
 from billp.rl.le_models import (
     FAKE_RECENCY_DECAY,
     FAKE_REWARD_SHARPNESS,
-    FakeLE,
     LEAdapter,
     LEFeatureModel,
+    RandomVectorLE,
 )
 from billp.rl.transitions import LoggedTransitions
 
@@ -43,12 +43,12 @@ __all__ = [
     "FEATURE_VERSION",
     "NO_ITEM",
     "PROGRESS_EVERY_S",
-    "FakeLE",
     "FeatureCacheError",
     "LEAdapter",
     "LEFeatureModel",
     "LEFeatures",
     "ProgressLine",
+    "RandomVectorLE",
     "cache_key",
     "compute_features",
     "context_states",

@@ -2,7 +2,7 @@
 the project's LE, and a deterministic fake.
 
 :class:`LEFeatureModel` is the small interface this package needs from an LE. The real LE
-(``billp.le.user_model.LEUserModel``) is adapted by :class:`LEAdapter`; :class:`FakeLE` is a
+(``billp.le.user_model.LEUserModel``) is adapted by :class:`LEAdapter`; :class:`RandomVectorLE` is a
 deterministic stand-in for tests and pipeline checks that also implements the simulator's
 ``UserModel``/``StateModel`` protocols, so it can drive an LE-style env.
 """
@@ -64,14 +64,17 @@ def _nearest(vectors: np.ndarray, state: np.ndarray, k: int, exclude: np.ndarray
     return candidates[order[:k]].astype(np.int64)
 
 
-class FakeLE:
-    """A deterministic LE stand-in: random unit item vectors; the state is the normalised,
+class RandomVectorLE:
+    """A deterministic LE stand-in made of random unit item vectors (``features.source =
+    "fake"``, for tests and offline demos of the RL pipeline): the state is the normalised,
     recency-weighted sum of the history's vectors; the reward grows with the cosine between
     the state and the item. It implements ``UserModel`` and ``StateModel`` too."""
 
     def __init__(self, n_items: int, dim: int, seed: int = 0) -> None:
         if n_items < 1 or dim < 2:
-            raise ValueError(f"FakeLE needs n_items >= 1 and dim >= 2, got {n_items}, {dim}")
+            raise ValueError(
+                f"RandomVectorLE needs n_items >= 1 and dim >= 2, got {n_items}, {dim}"
+            )
         self.name = "fake-le"
         self.n_items = n_items
         self.state_dim = dim

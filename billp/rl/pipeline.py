@@ -15,10 +15,10 @@ from billp.envs import World, build_world, default_cache_dir
 from billp.rl.checkpoint import RLCheckpointError
 from billp.rl.config import RLConfig
 from billp.rl.features import (
-    FakeLE,
     LEAdapter,
     LEFeatureModel,
     LEFeatures,
+    RandomVectorLE,
     load_or_compute_context_states,
     load_or_compute_features,
 )
@@ -74,7 +74,7 @@ class Pipeline:
         if self._le is None:
             catalogue = self.dataset.catalogue
             if self.config.features.source == "fake":
-                self._le = FakeLE(
+                self._le = RandomVectorLE(
                     len(catalogue), self.config.features.fake_dim, self.config.features.seed
                 )
                 self._le_raw = self._le

@@ -30,7 +30,7 @@ from billp.rl.checkpoint import (
     read_manifest,
 )
 from billp.rl.config import RLConfig
-from billp.rl.features import FakeLE
+from billp.rl.features import RandomVectorLE
 from billp.rl.names import RL_AGENT_NAMES
 from billp.rl.scoring import Scorer, SQNScorer
 from billp.rl.sqn_train import build_sqn
@@ -169,7 +169,7 @@ def build_rl_policy(
         return RLPolicy(name, loaded, catalogue)
     if manifest.le_source == "fake":
         config = validate_recorded(RLConfig, manifest.config, f"{name}'s manifest")
-        fake = FakeLE(len(catalogue), config.features.fake_dim, config.features.seed)
+        fake = RandomVectorLE(len(catalogue), config.features.fake_dim, config.features.seed)
         return RLPolicy(name, loaded, catalogue, state_model=fake)
     if world_state_model is not None:
         return RLPolicy(name, loaded, catalogue, state_model=world_state_model, obs_state_ok=True)

@@ -11,7 +11,7 @@ from billp.agents.item_index import ItemIndex
 from billp.agents.shortlist import ShortlistBuilder
 from billp.config import DataConfig
 from billp.data import Catalogue, Dataset, Item, load_dataset, write_toy_dataset
-from billp.memory import HashEmbedderForTests
+from billp.memory import HashEmbedder
 
 
 @pytest.fixture()
@@ -28,7 +28,7 @@ def catalogue() -> Catalogue:
 
 @pytest.fixture()
 def item_index(catalogue: Catalogue, tmp_path: Path) -> ItemIndex:
-    return ItemIndex(catalogue, HashEmbedderForTests(), cache_dir=tmp_path)
+    return ItemIndex(catalogue, HashEmbedder(), cache_dir=tmp_path)
 
 
 @pytest.fixture()

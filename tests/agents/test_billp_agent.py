@@ -35,7 +35,7 @@ from billp.config import AgentConfig, MemoryConfig
 from billp.data import Catalogue
 from billp.llm import Accounting, LLMRequest, LLMResponse, TokenUsage
 from billp.llm.messages import TokenLogprobs
-from billp.memory import AgentMemories, HashEmbedderForTests
+from billp.memory import AgentMemories, HashEmbedder
 from billp.policy.protocol import EpisodeSummary, Transition
 from billp.policy.trace import step_record
 
@@ -84,7 +84,7 @@ def make_policy(
     memory_config: MemoryConfig | None = None,
     **agent_fields: Any,
 ) -> BiLLPPolicy:
-    embedder = HashEmbedderForTests()
+    embedder = HashEmbedder()
     index = ItemIndex(catalogue, embedder, cache_dir=tmp_path / "cache")
     shortlister = ShortlistBuilder(catalogue, index, np.ones(len(catalogue)))
     prompts, accounting = PromptLibrary(), Accounting()

@@ -11,7 +11,7 @@ from billp.agents import item_index as item_index_module
 from billp.agents.item_index import ItemIndex
 from billp.agents.shortlist import ShortlistBuilder, exploration_genres
 from billp.data import Catalogue
-from billp.memory import HashEmbedderForTests
+from billp.memory import HashEmbedder
 
 
 def test_shortlist_excludes_seen_and_discouraged(builder: ShortlistBuilder) -> None:
@@ -76,7 +76,7 @@ def test_grounding_free_text(item_index: ItemIndex) -> None:
 
 
 def test_item_embeddings_are_cached(catalogue: Catalogue, tmp_path: Path) -> None:
-    class Counting(HashEmbedderForTests):
+    class Counting(HashEmbedder):
         calls = 0
 
         def embed(self, texts):  # type: ignore[no-untyped-def]
@@ -93,7 +93,7 @@ def test_item_embeddings_are_cached(catalogue: Catalogue, tmp_path: Path) -> Non
 def test_item_embeddings_of_another_numeric_environment_are_not_read(
     catalogue: Catalogue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ItemIndex(catalogue, HashEmbedderForTests(), cache_dir=tmp_path)
+    ItemIndex(catalogue, HashEmbedder(), cache_dir=tmp_path)
     monkeypatch.setattr(item_index_module, "numeric_fingerprint", lambda: "another machine")
-    ItemIndex(catalogue, HashEmbedderForTests(), cache_dir=tmp_path)
+    ItemIndex(catalogue, HashEmbedder(), cache_dir=tmp_path)
     assert len(list((tmp_path / "item_embeddings").glob("*.npy"))) == 2

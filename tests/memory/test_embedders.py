@@ -13,7 +13,7 @@ from billp.memory.embedders import (
     EMBED_BATCH_SIZE,
     Embedder,
     EmbedderError,
-    HashEmbedderForTests,
+    HashEmbedder,
     MiniLMEmbedder,
     make_embedder,
     minilm_model_dir,
@@ -32,18 +32,18 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_hash_embedder_rows_are_unit_float32_and_deterministic() -> None:
-    embedder = HashEmbedderForTests()
+    embedder = HashEmbedder()
     texts = ["Toy Story comedy", "", "!!!", "a b c d e f g h"]
     first = embedder.embed(texts)
     assert first.shape == (4, embedder.dim) == (4, 64)
     assert first.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(first, axis=1), 1.0, rtol=1e-6)
-    np.testing.assert_array_equal(first, HashEmbedderForTests().embed(texts))
+    np.testing.assert_array_equal(first, HashEmbedder().embed(texts))
     assert isinstance(embedder, Embedder)
 
 
 def test_hash_embedder_similarity_follows_shared_words() -> None:
-    embedder = HashEmbedderForTests(dim=256)
+    embedder = HashEmbedder(dim=256)
     base, close, far = embedder.embed(
         ["action thriller with car chases", "action thriller with explosions", "romantic comedy"]
     )
@@ -53,16 +53,16 @@ def test_hash_embedder_similarity_follows_shared_words() -> None:
 
 
 def test_hash_embedder_edge_cases() -> None:
-    embedder = HashEmbedderForTests(dim=8)
+    embedder = HashEmbedder(dim=8)
     assert embedder.embed([]).shape == (0, 8)
     with pytest.raises(TypeError, match="sequence of texts"):
         embedder.embed("not a list")
     with pytest.raises(ValueError, match="dim"):
-        HashEmbedderForTests(dim=0)
+        HashEmbedder(dim=0)
 
 
 def test_make_embedder_names() -> None:
-    assert isinstance(make_embedder("hash"), HashEmbedderForTests)
+    assert isinstance(make_embedder("hash"), HashEmbedder)
     with pytest.raises(ValueError, match="'minilm' or 'hash'"):
         make_embedder("word2vec")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from billp.memory.embedders import HashEmbedderForTests, MiniLMEmbedder
+from billp.memory.embedders import HashEmbedder, MiniLMEmbedder
 from billp.memory.stores import (
     ActorHints,
     ActorMemory,
@@ -18,7 +18,7 @@ from billp.memory.stores import (
 )
 from billp.memory.vector_store import MemoryStoreError
 
-EMBEDDER = HashEmbedderForTests(dim=256)
+EMBEDDER = HashEmbedder(dim=256)
 
 
 def _reflection(episode: str, text: str = "lesson") -> ReflectionEntry:
@@ -200,4 +200,4 @@ def test_agent_memories_refuse_another_embedder(tmp_path: Path) -> None:
     _write_some(memories, "ep1")
     memories.save("ep1")
     with pytest.raises(MemoryStoreError, match=r"reflections/meta\.json"):
-        AgentMemories.open(tmp_path, HashEmbedderForTests(dim=32))
+        AgentMemories.open(tmp_path, HashEmbedder(dim=32))

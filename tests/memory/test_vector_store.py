@@ -14,7 +14,7 @@ import pytest
 from pydantic import BaseModel
 
 from billp.memory import folder_format, folder_writes, vector_store
-from billp.memory.embedders import HashEmbedderForTests
+from billp.memory.embedders import HashEmbedder
 from billp.memory.vector_store import MemoryHit, MemoryStoreError, VectorMemory
 
 REPLACES_PER_FIRST_SAVE = 4  # empty meta, index, payloads, meta
@@ -31,7 +31,7 @@ class CountingEmbedder:
     """Wraps the hash embedder and records every text it is asked to embed."""
 
     def __init__(self, name: str = "hash", dim: int = 64) -> None:
-        self.inner = HashEmbedderForTests(dim)
+        self.inner = HashEmbedder(dim)
         self.name = name
         self.dim = dim
         self.calls: list[list[str]] = []
@@ -153,7 +153,7 @@ def test_search_scores_order_and_limits(tmp_path: Path) -> None:
     scores = [hit.score for hit in hits]
     assert scores == sorted(scores, reverse=True)
     assert all(-1.0 <= score <= 1.0 for score in scores)
-    vectors = HashEmbedderForTests().embed([KEYS[1], *KEYS])
+    vectors = HashEmbedder().embed([KEYS[1], *KEYS])
     expected = sorted(float(vectors[0] @ vectors[i + 1]) for i in range(len(KEYS)))[::-1]
     np.testing.assert_allclose(scores, expected, atol=1e-6)
 

@@ -20,7 +20,7 @@ from billp.envs import World, build_world
 from billp.policy.protocol import EpisodeSummary, Transition
 from billp.rl.checkpoint import CHECKPOINT_ENV_VAR, MODEL_FILE, RLCheckpointError, read_manifest
 from billp.rl.cli import main
-from billp.rl.features import FakeLE
+from billp.rl.features import RandomVectorLE
 from billp.rl.policy import RL_AGENT_NAMES, build_rl_policy
 from tests.rl.conftest import tiny_flags
 
@@ -138,11 +138,11 @@ def test_every_policy_plays_in_both_simulators(
         max_steps=5,
     )
     matrix = build_world(env_config, toy_data_config)  # type: ignore[arg-type]
-    fake = FakeLE(len(toy_dataset.catalogue), dim=8, seed=0)
+    fake = RandomVectorLE(len(toy_dataset.catalogue), dim=8, seed=0)
     le = World(toy_dataset, fake, env_config.model_copy(update={"name": "le"}), state_model=fake)
     user = toy_dataset.split.test_users[0]
 
-    def no_le() -> FakeLE:
+    def no_le() -> RandomVectorLE:
         raise AssertionError("a fake-LE policy must not load the real LE")
 
     for world in (matrix, le):
@@ -157,7 +157,7 @@ def test_every_policy_plays_in_both_simulators(
 
 def test_a_missing_policy_names_the_folder(toy_dataset: Dataset, tmp_path: Path) -> None:
     with pytest.raises(RLCheckpointError, match=str(tmp_path / "sqn")):
-        build_rl_policy("sqn", toy_dataset.catalogue, None, FakeLE, tmp_path)
+        build_rl_policy("sqn", toy_dataset.catalogue, None, RandomVectorLE, tmp_path)
 
 
 def test_simulate_plays_a_trained_policy(

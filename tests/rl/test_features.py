@@ -12,8 +12,8 @@ from billp.common.numerics import numeric_environment
 from billp.data import Dataset
 from billp.rl.features import (
     NO_ITEM,
-    FakeLE,
     FeatureCacheError,
+    RandomVectorLE,
     compute_features,
     load_or_compute_features,
     propose,
@@ -38,11 +38,11 @@ def test_propose_leaves_slots_empty_when_the_pool_is_short() -> None:
 
 
 @pytest.fixture(scope="module")
-def fake(toy_dataset: Dataset) -> FakeLE:
-    return FakeLE(len(toy_dataset.catalogue), dim=6, seed=1)
+def fake(toy_dataset: Dataset) -> RandomVectorLE:
+    return RandomVectorLE(len(toy_dataset.catalogue), dim=6, seed=1)
 
 
-def test_features_match_direct_le_queries(toy_dataset: Dataset, fake: FakeLE) -> None:
+def test_features_match_direct_le_queries(toy_dataset: Dataset, fake: RandomVectorLE) -> None:
     users = toy_dataset.split.train_users[:2]
     transitions = build_transitions(toy_dataset, users, max_per_user=3)
     features = compute_features(transitions, fake, n_augmented=2, candidate_pool=6)
@@ -68,7 +68,7 @@ def test_features_match_direct_le_queries(toy_dataset: Dataset, fake: FakeLE) ->
 
 
 def test_features_are_cached_and_a_damaged_cache_is_reported(
-    toy_dataset: Dataset, fake: FakeLE, tmp_path: Path
+    toy_dataset: Dataset, fake: RandomVectorLE, tmp_path: Path
 ) -> None:
     transitions = build_transitions(toy_dataset, toy_dataset.split.train_users[:2], 3)
     first = load_or_compute_features(transitions, fake, 2, 6, tmp_path, "fp", progress=False)
