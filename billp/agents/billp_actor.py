@@ -44,8 +44,13 @@ async def plan_step(ep: EpisodeState) -> PlannedStep:
     if not cfg.planner:
         return PlannedStep(Plan(), None, [], None, history, genre_hints)
     genres = list(p.catalogue.genres)
-    if cfg.genre_order == "history":
+    if cfg.genre_order != "catalogue":
         genres = genres_by_frequency(p.catalogue, ep.history[-cfg.prompt_history_length :])
+    if cfg.genre_order == "fresh":
+        recent = set().union(
+            *(p.catalogue.genre_sets[i] for i in ep.recommended[-cfg.hint_window :])
+        )
+        genres = [g for g in genres if g not in recent] + [g for g in genres if g in recent]
     planned = await p.roles.planner(
         PlannerInput(
             history=history,

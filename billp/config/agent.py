@@ -69,12 +69,13 @@ class AgentConfig(Section):
     prompt_history_length: int = Field(
         15, ge=1, description="History titles shown in prompts (BiLLP: 15)."
     )
-    genre_order: Literal["catalogue", "history"] = Field(
+    genre_order: Literal["catalogue", "history", "fresh"] = Field(
         "catalogue",
         description="Order of the genre list the Planner chooses from: the catalogue's "
-        "(alphabetical for MovieLens) or 'history' (the genres of the user's shown history, "
-        "most frequent first, then the rest). A 135M Planner picks the first genres it is shown "
-        "more often than any other.",
+        "(alphabetical for MovieLens); 'history' (the genres of the user's shown history, "
+        "most frequent first, then the rest); or 'fresh' (as 'history', but genres of the last "
+        "agent.hint_window recommendations go last). A 135M Planner picks the first genres it "
+        "is shown more often than any other.",
     )
     lesson_facts: bool = Field(
         True,
