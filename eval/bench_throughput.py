@@ -57,7 +57,7 @@ WORKLOADS: dict[str, list[str]] = {
 LEVERS: dict[str, list[str]] = {
     "old reply formats": [
         "--agent.actor-reason", "true", "--agent.plan-anchor", "title",
-        "--agent.critic-scale", "number",
+        "--agent.plan-avoid", "true", "--agent.critic-scale", "number",
     ],
     "no concurrent calls": ["--agent.concurrent-calls", "false"],
     "bfloat16 (no native support here)": ["--llm.server.dtype", "bfloat16"],

@@ -61,10 +61,11 @@ async def plan_step(ep: EpisodeState) -> PlannedStep:
             rules=p.rules,
             free_text=cfg.free_text,
             anchor=cfg.plan_anchor,
+            avoid=cfg.plan_avoid,
         ),
         fallback=lambda: Plan(thought=FALLBACK_PLAN, genres=genre_hints),
         seed=ep.call_seed("planner"),
-        schema=plan_schema(genres, history, cfg.free_text, cfg.plan_anchor),
+        schema=plan_schema(genres, history, cfg.free_text, cfg.plan_anchor, cfg.plan_avoid),
         validate=lambda plan: check_plan(ep, plan),
         repair=lambda raw: repair_plan(ep, raw),
     )

@@ -110,6 +110,7 @@ class PlannerInput(RoleModel):
     rules: UserRules = Field(default_factory=UserRules)
     free_text: bool = Field(False, description="Whether a free-text thought is asked for.")
     anchor: AnchorMode = Field("none", description="Whether and how the plan's anchor is named.")
+    avoid: bool = Field(False, description="Whether genres to avoid are asked for.")
 
 
 class Plan(BaseModel):
@@ -161,12 +162,19 @@ class Plan(BaseModel):
 
 
 def plan_schema(
-    genres: list[str], anchors: list[str], free_text: bool, anchor: AnchorMode = "none"
+    genres: list[str],
+    anchors: list[str],
+    free_text: bool,
+    anchor: AnchorMode = "none",
+    avoid: bool = False,
 ) -> dict[str, Any]:
     """The Plan schema: genre lists restricted to the catalogue's genres, ``anchor`` to the
-    titles shown (or their numbers, 1-based), and ``thought`` only with free text on."""
+    titles shown (or their numbers, 1-based), ``avoid`` only when asked for, and ``thought``
+    only with free text on."""
     schema = genre_enum_schema(Plan, ["genres", "avoid"], genres)
     props = schema["properties"]
+    if not avoid:
+        props.pop("avoid")
     props["genres"]["minItems"] = 1
     if anchors and anchor == "title":
         props["anchor"] = {"type": "string", "enum": list(dict.fromkeys(anchors))}

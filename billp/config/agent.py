@@ -97,6 +97,12 @@ class AgentConfig(Section):
         "most. The window moves in jumps of half its length, so between jumps each Planner "
         "prompt extends the last one and the server's prefix cache keeps it.",
     )
+    plan_avoid: bool = Field(
+        False,
+        description="Also ask the Planner for up to two genres to avoid (shown to the Actor "
+        "as 'Avoid ...'). Off by default: SmolLM2-135M left the list empty in 82 % of plans, "
+        "and the empty list alone costs about 5 output tokens per step.",
+    )
     actor_reason: bool = Field(
         False,
         description="Ask the Actor for a short reason besides the item id. Off by default: "

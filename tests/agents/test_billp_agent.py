@@ -482,6 +482,8 @@ def test_compact_replies_and_the_old_formats() -> None:
     assert "reason" in actor_schema([3, 4], reason=True)["properties"]
     genres, titles = ["Drama", "Comedy"], ["A (1990)", "B (1991)"]
     assert "anchor" not in plan_schema(genres, titles, False)["properties"]
+    assert "avoid" not in plan_schema(genres, titles, False)["properties"]
+    assert "avoid" in plan_schema(genres, titles, False, avoid=True)["required"]
     assert plan_schema(genres, titles, False, "number")["properties"]["anchor"]["enum"] == [1, 2]
     assert plan_schema(genres, titles, False, "title")["properties"]["anchor"]["enum"] == titles
     assert Plan(anchor=2).with_anchor_title(titles).anchor == "B (1991)"
