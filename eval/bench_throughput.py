@@ -34,6 +34,7 @@ import argparse
 import datetime
 import json
 import math
+import os
 import platform
 import shlex
 import statistics
@@ -61,6 +62,7 @@ LEVERS: dict[str, list[str]] = {
     ],
     "no concurrent calls": ["--agent.concurrent-calls", "false"],
     "bfloat16 (no native support here)": ["--llm.server.dtype", "bfloat16"],
+    "LE scoring in float32": ["--env.le.dtype", "float32"],
     "chunked prefill, no seeds": [
         "--llm.server.chunked-prefill", "true", "--llm.send-seed", "false",
     ],
@@ -71,6 +73,10 @@ LEVERS: dict[str, list[str]] = {
     "KV cache 4 GiB": ["--llm.server.kv-cache-gib", "4"],
 }  # fmt: skip
 """Today's defaults with one thing changed (a lever measured alone)."""
+LEVER_ENVIRONMENTS: dict[str, dict[str, str]] = {
+    "vLLM's OpenMP threads sleep when idle": {"OMP_WAIT_POLICY": "PASSIVE"},
+}
+"""Levers that are environment variables of the run (the vLLM server inherits them)."""
 DEV_BLOCK_WORKLOADS = frozenset({"cap10"})
 """Workloads whose test users are in the dev block (offset 100): only their outcomes are
 compared; the default run plays test users 0-7, which are kept for final figures."""
@@ -94,15 +100,19 @@ def checkout(out: Path, ref: str) -> Path:
     return tree
 
 
-def play(tree: Path, out: Path, run_id: str, flags: list[str]) -> dict[str, Any]:
-    """One ``python -m billp.simulate`` from ``tree``; its figures, read from its run dir."""
+def play(
+    tree: Path, out: Path, run_id: str, flags: list[str], environment: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """One ``python -m billp.simulate`` from ``tree`` (``environment`` added to this process's
+    variables); its figures, read from its run dir."""
     runs, memory = out / "runs" / run_id, out / "memory" / run_id
     command = [
         sys.executable, "-m", "billp.simulate", "--progress", "false",
         "--output-dir", str(runs), "--memory.dir", str(memory), *flags,
     ]  # fmt: skip
     started = time.monotonic()
-    done = subprocess.run(command, cwd=tree, capture_output=True, text=True)
+    env = {**os.environ, **(environment or {})}
+    done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
     wall = time.monotonic() - started
     if done.returncode != 0:
         raise RuntimeError(f"run {run_id} failed ({done.returncode}):\n{done.stderr[-3000:]}")
@@ -196,8 +206,6 @@ def machine() -> str:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    import os
-
     return f"{model}, {os.cpu_count()} cores, {platform.machine()}"
 
 
@@ -228,7 +236,7 @@ def figures(results: dict[str, dict[str, Any]], repeats: int) -> dict[str, Any]:
     levers = {}
     if reference:
         base = statistics.fmean(r["users_per_hour"] for r in reference)
-        for lever in LEVERS:
+        for lever in [*LEVERS, *LEVER_ENVIRONMENTS]:
             run = results.get(f"lever-{lever}")
             if run:
                 levers[lever] = round(run["users_per_hour"] / base, 3)
@@ -303,7 +311,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines += ["", "## Levers alone (users/hour against today's default runs)", ""]
     lines += ["| lever | flags | ratio |", "|---|---|---|"]
     for lever, value in report["figures"]["levers_vs_new_defaults"].items():
-        lines.append(f"| {lever} | `{' '.join(LEVERS[lever])}` | {value:.2f}x |")
+        changed = LEVERS.get(lever) or [f"{k}={v}" for k, v in LEVER_ENVIRONMENTS[lever].items()]
+        lines.append(f"| {lever} | `{' '.join(changed)}` | {value:.2f}x |")
     return "\n".join(lines) + "\n"
 
 
@@ -313,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-ref", default=BASELINE_REF)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--workloads", nargs="*", default=list(WORKLOADS))
-    parser.add_argument("--levers", nargs="*", default=list(LEVERS))
+    parser.add_argument("--levers", nargs="*", default=[*LEVERS, *LEVER_ENVIRONMENTS])
     parser.add_argument("--json", type=Path)
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args(argv)
@@ -330,12 +339,14 @@ def main(argv: list[str] | None = None) -> int:
         for w in args.workloads
         for arm, tree in (("baseline", baseline), ("new", new))
     ]
-    plan += [(f"lever-{lever}", new, LEVERS[lever]) for lever in args.levers]
+    plan += [(f"lever-{lever}", new, LEVERS.get(lever, [])) for lever in args.levers]
     for run_id, tree, flags in plan:
         if run_id in state["runs"]:
             continue
-        print(f"{run_id}: {shlex.join(flags) or '(defaults)'}", file=sys.stderr, flush=True)
-        state["runs"][run_id] = play(tree, args.out.resolve(), run_id, flags)
+        environment = LEVER_ENVIRONMENTS.get(run_id.removeprefix("lever-"), {})
+        shown = shlex.join([*(f"{k}={v}" for k, v in environment.items()), *flags])
+        print(f"{run_id}: {shown or '(defaults)'}", file=sys.stderr, flush=True)
+        state["runs"][run_id] = play(tree, args.out.resolve(), run_id, flags, environment)
         state_path.write_text(json.dumps(state, indent=2) + "\n")
         print(f"  {state['runs'][run_id]['users_per_hour']:.0f} users/hour", file=sys.stderr)
     report = {
