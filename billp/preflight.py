@@ -18,9 +18,9 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 
 from billp.agents import messages as role_messages
-from billp.agents.prompts import ROLE_TEMPLATES, PromptError, PromptLibrary
+from billp.agents.prompts import ROLE_TEMPLATES, PromptLibrary
 from billp.config import ConfigError, RunConfig
-from billp.memory.vector_store import META_FILE, MemoryStoreError, verify_memory_folder
+from billp.memory.folder_format import META_FILE, verify_memory_folder
 from billp.world_registry import world_spec
 
 MEMORY_KINDS = ("reflections", "actor", "critic")
@@ -180,8 +180,6 @@ def check_inputs(config: RunConfig, prompts: PromptLibrary, memory_init: bool = 
 
 __all__ = [
     "MemoryInitError",
-    "MemoryStoreError",
-    "PromptError",
     "check_inputs",
     "check_memory_init",
     "check_model_paths",

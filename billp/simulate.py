@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     from billp.llm import LLMError
     from billp.llm.cache import CacheCorruptError
     from billp.llm.server import ServerStartError
-    from billp.memory.vector_store import MemoryStoreError
+    from billp.memory.folder_format import MemoryStoreError
     from billp.runner import execute, resume
 
     try:

@@ -214,7 +214,8 @@ def bench_batched(
     from billp.config import DataConfig, EnvConfig, LEConfig
     from billp.data import load_dataset
     from billp.envs.world import World
-    from billp.le.user_model import LEUserModel, known_ratings, load_user_model
+    from billp.le.user_model import LEUserModel, load_user_model
+    from billp.le.user_ratings import known_ratings
 
     dataset = load_dataset(DataConfig.model_validate({}))
     config = LEConfig.model_validate({"checkpoint": checkpoint, "dtype": dtype})

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from billp.common import provision
+from billp.common.paths import user_cache_dir
 from billp.common.provision import (
     DEFAULT_MODEL,
     MANIFEST_NAME,
@@ -25,7 +26,6 @@ from billp.common.provision import (
     locate_smollm2_gguf,
     provision_gguf,
     resolve_model,
-    user_cache_dir,
     verify_folder,
 )
 

@@ -2,6 +2,8 @@
 :mod:`billp.policy_registry`, built by name in :mod:`billp.policy_factory`; the protocol they
 implement is :mod:`billp.policy`)."""
 
-from billp.agents.prompts import PromptError, PromptLibrary
+from billp.agents.prompts import PromptLibrary
 
-__all__ = ["PromptError", "PromptLibrary"]
+__all__ = [
+    "PromptLibrary",
+]

@@ -12,46 +12,29 @@ reading them in :mod:`~billp.config.loading`; every public name is importable fr
 
 from __future__ import annotations
 
-from billp.config.agent import LLM_AGENTS, AgentConfig, AgentName
+from billp.config.agent import LLM_AGENTS, AgentConfig
 from billp.config.commands import (
-    LE_COMMAND_LEGACY_SECTIONS,
     OTHER_COMMANDS_LE_SECTIONS,
     LEEvalCommandConfig,
     LETrainCommandConfig,
-    LETrainEnvConfig,
     RunConfig,
 )
 from billp.config.data import DataConfig
-from billp.config.dotted import set_dotted
 from billp.config.env import EnvConfig, EnvName, RatingModelConfig
-from billp.config.errors import ConfigError, format_validation_error
+from billp.config.errors import ConfigError
 from billp.config.le import LEConfig, LEEvalConfig, LETrainConfig
-from billp.config.legacy import LE_EVALUATE_COMMAND, LE_TRAIN_COMMAND, LegacySection
-from billp.config.llm import LLMConfig, RoleLLMConfig, ServerConfig
-from billp.config.loading import ConfigT, load_config, load_model_config, validate_recorded
-from billp.config.memory import (
-    ACTOR_HINT_SIMILARITY,
-    CRITIC_HINT_SIMILARITY,
-    CRITIC_REUSE_SIMILARITY,
-    MemoryConfig,
-)
+from billp.config.llm import LLMConfig, ServerConfig
+from billp.config.loading import load_config, load_model_config, validate_recorded
+from billp.config.memory import MemoryConfig
 from billp.config.section import Section
 from billp.config.toml_tree import UNSET_KEY, config_to_toml_dict
 
 __all__ = [
-    "ACTOR_HINT_SIMILARITY",
-    "CRITIC_HINT_SIMILARITY",
-    "CRITIC_REUSE_SIMILARITY",
-    "LE_COMMAND_LEGACY_SECTIONS",
-    "LE_EVALUATE_COMMAND",
-    "LE_TRAIN_COMMAND",
     "LLM_AGENTS",
     "OTHER_COMMANDS_LE_SECTIONS",
     "UNSET_KEY",
     "AgentConfig",
-    "AgentName",
     "ConfigError",
-    "ConfigT",
     "DataConfig",
     "EnvConfig",
     "EnvName",
@@ -60,19 +43,14 @@ __all__ = [
     "LEEvalConfig",
     "LETrainCommandConfig",
     "LETrainConfig",
-    "LETrainEnvConfig",
     "LLMConfig",
-    "LegacySection",
     "MemoryConfig",
     "RatingModelConfig",
-    "RoleLLMConfig",
     "RunConfig",
     "Section",
     "ServerConfig",
     "config_to_toml_dict",
-    "format_validation_error",
     "load_config",
     "load_model_config",
-    "set_dotted",
     "validate_recorded",
 ]

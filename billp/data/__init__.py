@@ -3,14 +3,7 @@
 from __future__ import annotations
 
 from billp.data.catalogue import Catalogue, Item, read_catalogue
-from billp.data.dataset import (
-    Dataset,
-    Interactions,
-    UserSplit,
-    load_dataset,
-    make_interactions,
-    split_users,
-)
+from billp.data.dataset import Dataset, Interactions, load_dataset, split_users
 from billp.data.errors import DataError, UnknownItemError, UnknownUserError
 from billp.data.movielens import movielens_100k_dir
 from billp.data.recbole_files import read_atomic_file
@@ -24,9 +17,7 @@ __all__ = [
     "Item",
     "UnknownItemError",
     "UnknownUserError",
-    "UserSplit",
     "load_dataset",
-    "make_interactions",
     "movielens_100k_dir",
     "read_atomic_file",
     "read_catalogue",

@@ -12,21 +12,10 @@ Design decisions:
 
 from __future__ import annotations
 
-from billp.envs.quit_rule import QuitDecision, QuitReason, QuitRule
-from billp.envs.rating_model import (
-    RatingFactors,
-    default_cache_dir,
-    fit_rating_model,
-    load_or_fit_rating_matrix,
-)
+from billp.envs.quit_rule import QuitDecision, QuitRule
+from billp.envs.rating_model import default_cache_dir, fit_rating_model, load_or_fit_rating_matrix
 from billp.envs.recommendation_env import RecommendationEnv
-from billp.envs.registration import (
-    LE_ENV_ID,
-    MATRIX_ENV_ID,
-    make_le_env,
-    make_matrix_env,
-    register_envs,
-)
+from billp.envs.registration import LE_ENV_ID, MATRIX_ENV_ID
 from billp.envs.similarity import genre_jaccard
 from billp.envs.user_model import MatrixUserModel, StateModel, UserModel
 from billp.envs.world import World, build_world
@@ -36,9 +25,7 @@ __all__ = [
     "MATRIX_ENV_ID",
     "MatrixUserModel",
     "QuitDecision",
-    "QuitReason",
     "QuitRule",
-    "RatingFactors",
     "RecommendationEnv",
     "StateModel",
     "UserModel",
@@ -48,7 +35,4 @@ __all__ = [
     "fit_rating_model",
     "genre_jaccard",
     "load_or_fit_rating_matrix",
-    "make_le_env",
-    "make_matrix_env",
-    "register_envs",
 ]

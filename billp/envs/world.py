@@ -103,7 +103,8 @@ def build_matrix_world(env_config: EnvConfig, dataset: Dataset) -> World:
 
 def build_le_world(env_config: EnvConfig, dataset: Dataset) -> World:
     """The LLM environment: the LE checkpoint as user and state model."""
-    from billp.le.user_model import known_ratings, load_user_model  # torch: loaded lazily
+    from billp.le.user_model import load_user_model
+    from billp.le.user_ratings import known_ratings
 
     le = load_user_model(env_config.le, dataset.catalogue, known_ratings(dataset))
     return World(dataset, le, env_config, state_model=le, slow_steps=True)

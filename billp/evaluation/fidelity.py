@@ -46,7 +46,8 @@ from billp.evaluation.world_agreement import (
 )
 from billp.le.checkpoint import REPORT_JSON, REPORT_MD, LEManifest
 from billp.le.train import peak_rss_mib
-from billp.le.user_model import LEUserModel, known_ratings, load_user_model
+from billp.le.user_model import LEUserModel, load_user_model
+from billp.le.user_ratings import known_ratings
 from billp.policy.protocol import Policy
 
 logger = logging.getLogger(__name__)

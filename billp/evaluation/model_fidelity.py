@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from billp.data.dataset import Dataset
 from billp.envs.user_model import MatrixUserModel, UserModel
 from billp.le.stats import rank_metrics, spearman
-from billp.le.train import heldout_data
+from billp.le.train_data import heldout_data
 from billp.le.user_model import LEUserModel
 
 logger = logging.getLogger(__name__)

@@ -35,31 +35,13 @@ from billp.le.errors import LEError
 from billp.le.model_outputs import PromptCache, SharedPrefixScores, WindowScores
 from billp.le.packing import PackedBatch, pad_windows
 from billp.le.ratings import (
-    ITEM_SHRINKAGE,
     RATING_SLOTS,
-    UNKNOWN_RATING_SLOT,
-    USER_SHRINKAGE,
-    history_offset,
-    prefix_offsets,
-    rating_slot,
-    rating_slots,
 )
 
 __all__ = [
-    "ITEM_SHRINKAGE",
     "LORA_ADAPTER",
-    "RATING_SLOTS",
     "SCORE_HEAD_INIT_STD",
-    "UNKNOWN_RATING_SLOT",
-    "USER_SHRINKAGE",
     "LEModel",
-    "PromptCache",
-    "SharedPrefixScores",
-    "WindowScores",
-    "history_offset",
-    "prefix_offsets",
-    "rating_slot",
-    "rating_slots",
 ]
 
 LORA_ADAPTER = "default"

@@ -53,46 +53,25 @@ from billp.le.loss_curve import LossCurve
 from billp.le.model import LEModel
 from billp.le.negatives import NegativeSampler
 from billp.le.neighbours import logged_residuals, neighbours_from_ratings
-from billp.le.recorded_config import manifest_config, recorded_train_config, reproduce_toml
+from billp.le.recorded_config import manifest_config, reproduce_toml
 from billp.le.scoring import score_logged
-from billp.le.train_data import HeldOut, UserLog, heldout_data, training_users, user_logs
+from billp.le.train_data import heldout_data, training_users, user_logs
 from billp.le.trainer import (
-    FINAL_LR_FRACTION,
-    LENGTH_BUCKET_BATCHES,
-    MAX_GRAD_NORM,
-    WARMUP_FRACTION,
     Trainer,
     init_rating_side,
-    item_batches,
 )
 
 __all__ = [
-    "FINAL_LR_FRACTION",
     "KIB_PER_MIB",
-    "LENGTH_BUCKET_BATCHES",
-    "MAX_GRAD_NORM",
     "TRAIN_ATTENTION",
     "VERSIONED_PACKAGES",
-    "WARMUP_FRACTION",
-    "HeldOut",
-    "LossCurve",
     "TrainedLE",
-    "Trainer",
-    "UserLog",
     "cpu_seconds",
     "fit_calibration",
     "fit_le",
-    "heldout_data",
-    "init_rating_side",
-    "item_batches",
-    "manifest_config",
     "peak_rss_mib",
-    "recorded_train_config",
-    "reproduce_toml",
     "save_trained",
     "train_le",
-    "training_users",
-    "user_logs",
 ]
 
 logger = logging.getLogger(__name__)

@@ -44,7 +44,7 @@ from billp.le.model_outputs import PromptCache
 from billp.le.neighbours import history_residuals, logged_residuals
 from billp.le.ratings import UNKNOWN_RATING_SLOT, history_offset, rating_slots
 from billp.le.scoring import score_logged
-from billp.le.user_ratings import KnownRatings, known_ratings, neighbours_from_known
+from billp.le.user_ratings import KnownRatings, neighbours_from_known
 from billp.le.window_requests import WindowRequest, WindowResult, run_windows
 
 __all__ = [
@@ -52,11 +52,9 @@ __all__ = [
     "DEFAULT_BATCH_MAX_SIZE",
     "DEFAULT_BATCH_MAX_WAIT_MS",
     "STATE_CACHE_SIZE",
-    "KnownRatings",
     "LEScores",
     "LEUserModel",
     "check_device",
-    "known_ratings",
     "load_user_model",
 ]
 

@@ -6,24 +6,21 @@ from billp.llm.accounting import Accounting, RoleStats, nearest_rank_percentile
 from billp.llm.cache import (
     CacheCorruptError,
     CacheMissError,
-    CacheMode,
     CachingClient,
     ResponseCache,
     cache_key,
 )
 from billp.llm.client import LLMClient, LLMError, LLMRequestError, LLMServerError
 from billp.llm.factory import make_llm_client
-from billp.llm.json_repair import repair_json_object
 from billp.llm.messages import ChatMessage, LLMRequest, LLMResponse, SamplingParams, TokenUsage
 from billp.llm.openai_client import OpenAICompatibleClient
 from billp.llm.scripted import ScriptedLLM, ScriptedSchemaError
-from billp.llm.structured import Stage, StructuredOutcome, call_structured, parse_reply
+from billp.llm.structured import call_structured
 
 __all__ = [
     "Accounting",
     "CacheCorruptError",
     "CacheMissError",
-    "CacheMode",
     "CachingClient",
     "ChatMessage",
     "LLMClient",
@@ -38,13 +35,9 @@ __all__ = [
     "SamplingParams",
     "ScriptedLLM",
     "ScriptedSchemaError",
-    "Stage",
-    "StructuredOutcome",
     "TokenUsage",
     "cache_key",
     "call_structured",
     "make_llm_client",
     "nearest_rank_percentile",
-    "parse_reply",
-    "repair_json_object",
 ]

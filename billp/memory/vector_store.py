@@ -30,35 +30,22 @@ from billp.memory.folder_format import (
     INDEX_FILE,
     META_FILE,
     PAYLOADS_FILE,
-    TEMP_SUFFIX,
     MemoryMeta,
     MemoryStoreError,
     P,
     PayloadLine,
-    index_layout_problem,
     parse_index,
     read_meta,
     read_verified,
     sha256,
-    verify_memory_folder,
 )
 from billp.memory.folder_writes import atomic_backup, remove_stray_temps
 
 __all__ = [
-    "BACKUP_SUFFIX",
-    "DATA_FILES",
-    "FORMAT_VERSION",
-    "INDEX_FILE",
     "MAX_COSINE",
-    "META_FILE",
     "MIN_COSINE",
-    "PAYLOADS_FILE",
-    "TEMP_SUFFIX",
     "MemoryHit",
-    "MemoryStoreError",
     "VectorMemory",
-    "index_layout_problem",
-    "verify_memory_folder",
 ]
 
 

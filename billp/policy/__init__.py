@@ -1,20 +1,12 @@
 """The policy protocol shared by LLM agents, baselines and RL recommenders (below both)."""
 
 from billp.policy.memoryless import MemorylessEpisode, RankedTrace, ScoredChoice, decide
-from billp.policy.protocol import (
-    EpisodeAgent,
-    EpisodeSummary,
-    LearningPolicy,
-    MemoryWrites,
-    Policy,
-    Transition,
-    learning,
-)
+from billp.policy.protocol import EpisodeSummary, LearningPolicy, Policy, Transition, learning
 from billp.policy.trace import Decision, EpisodeEnd, TraceRecord, step_record
+from billp.policy.writes import MemoryWrites
 
 __all__ = [
     "Decision",
-    "EpisodeAgent",
     "EpisodeEnd",
     "EpisodeSummary",
     "LearningPolicy",

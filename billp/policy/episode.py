@@ -20,8 +20,9 @@ from typing import Any, TypeVar
 import gymnasium as gym
 from gymnasium.wrappers import RecordEpisodeStatistics
 
-from billp.policy.protocol import EpisodeAgent, EpisodeSummary, MemoryWrites, Transition
+from billp.policy.protocol import EpisodeAgent, EpisodeSummary, Transition
 from billp.policy.trace import step_record
+from billp.policy.writes import MemoryWrites
 
 T = TypeVar("T")
 

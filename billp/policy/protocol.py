@@ -25,17 +25,13 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from billp.policy.trace import Decision, EpisodeEnd, TraceRecord
-from billp.policy.writes import ActorWrite, CriticWrite, MemoryWrites, ReflectionWrite
+from billp.policy.writes import MemoryWrites
 
 __all__ = [
-    "ActorWrite",
-    "CriticWrite",
     "EpisodeAgent",
     "EpisodeSummary",
     "LearningPolicy",
-    "MemoryWrites",
     "Policy",
-    "ReflectionWrite",
     "Transition",
     "learning",
 ]

@@ -3,7 +3,7 @@ lines as Pydantic models, the one rule for reading JSONL, the manifest and the r
 ``--resume``); the runner writes through it and evaluation reads through it."""
 
 from billp.records.files import RunFileError
-from billp.records.jsonl import read_jsonl, read_jsonl_repairing, validate_line
+from billp.records.jsonl import read_jsonl, read_jsonl_repairing
 from billp.records.models import (
     EpisodeRecord,
     EpisodeTraceRecord,
@@ -15,13 +15,10 @@ from billp.records.rundir import (
     CONFIG_FILE,
     EPISODES_FILE,
     MANIFEST_FILE,
-    RUN_FILES,
-    STEPS_FILE,
     SUMMARY_FILE,
     RunWriter,
     build_manifest,
     create,
-    git_commit,
     load_run_config,
     manifest_memory_dir,
     read_episodes,
@@ -35,8 +32,6 @@ __all__ = [
     "CONFIG_FILE",
     "EPISODES_FILE",
     "MANIFEST_FILE",
-    "RUN_FILES",
-    "STEPS_FILE",
     "SUMMARY_FILE",
     "EpisodeRecord",
     "EpisodeTraceRecord",
@@ -47,7 +42,6 @@ __all__ = [
     "StepsLine",
     "build_manifest",
     "create",
-    "git_commit",
     "load_run_config",
     "manifest_memory_dir",
     "read_episodes",
@@ -56,6 +50,5 @@ __all__ = [
     "read_manifest",
     "read_steps",
     "recover",
-    "validate_line",
     "write_manifest",
 ]

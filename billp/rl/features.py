@@ -23,33 +23,20 @@ import numpy as np
 
 from billp.rl.feature_cache import (
     FEATURE_VERSION,
-    FeatureCacheError,
     cache_key,
     read_cache,
     write_cache,
 )
 from billp.rl.le_models import (
-    FAKE_RECENCY_DECAY,
-    FAKE_REWARD_SHARPNESS,
-    LEAdapter,
     LEFeatureModel,
-    RandomVectorLE,
 )
 from billp.rl.transitions import LoggedTransitions
 
 __all__ = [
-    "FAKE_RECENCY_DECAY",
-    "FAKE_REWARD_SHARPNESS",
-    "FEATURE_VERSION",
     "NO_ITEM",
     "PROGRESS_EVERY_S",
-    "FeatureCacheError",
-    "LEAdapter",
-    "LEFeatureModel",
     "LEFeatures",
     "ProgressLine",
-    "RandomVectorLE",
-    "cache_key",
     "compute_features",
     "context_states",
     "load_or_compute_context_states",

@@ -14,14 +14,8 @@ from billp.data import Dataset, load_dataset
 from billp.envs import World, build_world, default_cache_dir
 from billp.rl.checkpoint import RLCheckpointError
 from billp.rl.config import RLConfig
-from billp.rl.features import (
-    LEAdapter,
-    LEFeatureModel,
-    LEFeatures,
-    RandomVectorLE,
-    load_or_compute_context_states,
-    load_or_compute_features,
-)
+from billp.rl.features import LEFeatures, load_or_compute_context_states, load_or_compute_features
+from billp.rl.le_models import LEAdapter, LEFeatureModel, RandomVectorLE
 from billp.rl.policy import load_trained
 from billp.rl.scoring import PopularityScorer, evaluate_offline
 from billp.rl.sqn_train import POLICY_NAMES, VARIANTS, TrainedSQN, train_sqn
@@ -79,7 +73,8 @@ class Pipeline:
                 )
                 self._le_raw = self._le
             else:
-                from billp.le.user_model import known_ratings, load_user_model  # torch
+                from billp.le.user_model import load_user_model
+                from billp.le.user_ratings import known_ratings
 
                 started = time.perf_counter()
                 self._le_raw = load_user_model(
@@ -139,7 +134,8 @@ class Pipeline:
         if self.config.features.source == "fake":
             return sorted(int(u) for u in self.dataset.split.train_users)
         from billp.le.checkpoint import default_checkpoint_dir, read_manifest
-        from billp.le.train import recorded_train_config, training_users
+        from billp.le.recorded_config import recorded_train_config
+        from billp.le.train_data import training_users
 
         configured = self.config.env.le.checkpoint
         manifest = read_manifest(Path(configured) if configured else default_checkpoint_dir())

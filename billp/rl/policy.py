@@ -30,14 +30,18 @@ from billp.rl.checkpoint import (
     read_manifest,
 )
 from billp.rl.config import RLConfig
-from billp.rl.features import RandomVectorLE
-from billp.rl.names import RL_AGENT_NAMES
+from billp.rl.le_models import RandomVectorLE
 from billp.rl.scoring import Scorer, SQNScorer
 from billp.rl.sqn_train import build_sqn
 
 TRACE_SHORTLIST = 10
 """Best-scored candidates recorded in each step's trace."""
-__all__ = ["RL_AGENT_NAMES", "RLPolicy", "build", "build_rl_policy", "load_trained"]
+__all__ = [
+    "RLPolicy",
+    "build",
+    "build_rl_policy",
+    "load_trained",
+]
 
 
 @dataclass
@@ -186,7 +190,8 @@ def build(inputs: PolicyInputs) -> RLPolicy:
     catalogue = world.dataset.catalogue
 
     def load_le() -> StateModel:
-        from billp.le.user_model import known_ratings, load_user_model
+        from billp.le.user_model import load_user_model
+        from billp.le.user_ratings import known_ratings
 
         return load_user_model(config.env.le, catalogue, known_ratings(world.dataset))
 

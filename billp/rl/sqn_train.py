@@ -17,7 +17,8 @@ from billp.data import Dataset
 from billp.rl.budget import EpochBudget
 from billp.rl.checkpoint import RLManifest, save_policy
 from billp.rl.config import RLConfig
-from billp.rl.features import LEFeatureModel, LEFeatures
+from billp.rl.features import LEFeatures
+from billp.rl.le_models import LEFeatureModel
 from billp.rl.sqn import LossWeights, SQNBatch, SQNModel, augmented_windows, sqn_loss
 from billp.rl.transitions import LoggedTransitions, append_items, windows
 

@@ -7,40 +7,18 @@
 - :mod:`~billp.runner.run`: a run from config to ``summary.json``, and ``--resume``.
 """
 
-from billp.runner.episodes import (
-    RunContext,
-    WaveSequencer,
-    commit_wave,
-    env_threads,
-    learns_from,
-    run_episode,
-    run_phase,
-    run_wave,
-    snapshot_memories,
-)
-from billp.runner.plan import EpisodeSpec, derive_seed, plan_episodes, plan_waves, run_name
-from billp.runner.progress import PlainProgress
-from billp.runner.run import RunResult, execute, prepare_run_dir, resume, server_summary
+from billp.runner.episodes import RunContext, WaveSequencer, env_threads
+from billp.runner.plan import derive_seed, plan_episodes, plan_waves
+from billp.runner.run import execute, resume, server_summary
 
 __all__ = [
-    "EpisodeSpec",
-    "PlainProgress",
     "RunContext",
-    "RunResult",
     "WaveSequencer",
-    "commit_wave",
     "derive_seed",
     "env_threads",
     "execute",
-    "learns_from",
     "plan_episodes",
     "plan_waves",
-    "prepare_run_dir",
     "resume",
-    "run_episode",
-    "run_name",
-    "run_phase",
-    "run_wave",
     "server_summary",
-    "snapshot_memories",
 ]

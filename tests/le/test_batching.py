@@ -17,7 +17,8 @@ from pydantic import ValidationError
 from billp.config import LEConfig
 from billp.le.batching import BatcherClosedError, BatchFailedError, DynamicBatcher
 from billp.le.errors import LEError
-from billp.le.user_model import LEUserModel, check_device, known_ratings, load_user_model
+from billp.le.user_model import LEUserModel, check_device, load_user_model
+from billp.le.user_ratings import known_ratings
 from tests.le.tiny_le import TOY_ITEMS, TOY_USERS, TinyLE
 
 TOLERANCE = 1e-4

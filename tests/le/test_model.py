@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from billp.le.model import USER_SHRINKAGE, history_offset, rating_slots
 from billp.le.packing import pack
+from billp.le.ratings import USER_SHRINKAGE, history_offset, rating_slots
 from tests.le.tiny_le import TinyLE
 
 TOLERANCE = 1e-4

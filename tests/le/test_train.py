@@ -21,7 +21,9 @@ from billp.le.checkpoint import (
     read_manifest,
 )
 from billp.le.cli import load_command_config
-from billp.le.train import fit_le, recorded_train_config, training_users
+from billp.le.recorded_config import recorded_train_config
+from billp.le.train import fit_le
+from billp.le.train_data import training_users
 from tests.le.tiny_le import TinyLE, tiny_train_config
 
 CI_TRAIN_LIMIT_S = 60.0

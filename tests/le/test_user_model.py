@@ -11,7 +11,8 @@ from billp.data.errors import UnknownItemError
 from billp.envs import StateModel, UserModel
 from billp.le.checkpoint import load_checkpoint
 from billp.le.errors import LEError
-from billp.le.user_model import LEUserModel, known_ratings, load_user_model
+from billp.le.user_model import LEUserModel, load_user_model
+from billp.le.user_ratings import known_ratings
 from tests.le.tiny_le import TOY_ITEMS, TinyLE
 
 STATE_TOLERANCE = 1e-4

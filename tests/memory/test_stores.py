@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from billp.memory.embedders import HashEmbedder, MiniLMEmbedder
+from billp.memory.folder_format import MemoryStoreError
 from billp.memory.stores import (
     ActorHints,
     ActorMemory,
@@ -16,7 +17,6 @@ from billp.memory.stores import (
     ReflectionEntry,
     ReflectionMemory,
 )
-from billp.memory.vector_store import MemoryStoreError
 
 EMBEDDER = HashEmbedder(dim=256)
 

@@ -15,7 +15,8 @@ from pydantic import BaseModel
 
 from billp.memory import folder_format, folder_writes, vector_store
 from billp.memory.embedders import HashEmbedder
-from billp.memory.vector_store import MemoryHit, MemoryStoreError, VectorMemory
+from billp.memory.folder_format import MemoryStoreError
+from billp.memory.vector_store import MemoryHit, VectorMemory
 
 REPLACES_PER_FIRST_SAVE = 4  # empty meta, index, payloads, meta
 REPLACES_PER_LATER_SAVE = 5  # index backup, index, payloads backup, payloads, meta

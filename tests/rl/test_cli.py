@@ -20,8 +20,9 @@ from billp.envs import World, build_world
 from billp.policy.protocol import EpisodeSummary, Transition
 from billp.rl.checkpoint import CHECKPOINT_ENV_VAR, MODEL_FILE, RLCheckpointError, read_manifest
 from billp.rl.cli import main
-from billp.rl.features import RandomVectorLE
-from billp.rl.policy import RL_AGENT_NAMES, build_rl_policy
+from billp.rl.le_models import RandomVectorLE
+from billp.rl.names import RL_AGENT_NAMES
+from billp.rl.policy import build_rl_policy
 from tests.rl.conftest import tiny_flags
 
 pytestmark = pytest.mark.slow

