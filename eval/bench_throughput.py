@@ -62,7 +62,7 @@ LEVERS: dict[str, list[str]] = {
     ],
     "no concurrent calls": ["--agent.concurrent-calls", "false"],
     "bfloat16 (no native support here)": ["--llm.server.dtype", "bfloat16"],
-    "LE scoring in float32": ["--env.le.dtype", "float32"],
+    "LE scoring in bfloat16": ["--env.le.dtype", "bfloat16"],
     "chunked prefill, no seeds": [
         "--llm.server.chunked-prefill", "true", "--llm.send-seed", "false",
     ],

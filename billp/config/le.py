@@ -174,7 +174,12 @@ class LEConfig(Section):
         "local Hugging Face model folder; loading checks it against the checkpoint.",
     )
     dtype: Literal["bfloat16", "float32"] = Field(
-        "bfloat16", description="dtype of the base model when the LE scores."
+        "float32",
+        description="dtype of the base model when the LE scores. float32 by default: on a CPU "
+        "without native bfloat16 it stepped the env 5.4x faster (16.6 vs 3.1 batched steps/s, "
+        "4 threads, 2 AVX2 cores), and its rewards do not depend on which steps share a batch "
+        "(bfloat16's moved by up to 6e-3; they differ from float32's by at most 9e-3). "
+        "bfloat16 for a GPU.",
     )
     score_batch_size: int = Field(
         128, ge=1, description="Candidates scored per forward pass over a shared history prefix."
