@@ -7,7 +7,6 @@ files, its tied output head and its saved adapters never grow with the catalogue
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -73,8 +72,3 @@ def item_text_ids(catalogue: Catalogue, tokenizer: Any, template: str) -> list[l
             raise LEError(f"item {item.item_id} ({item.title!r}) has an empty item text")
         texts.append(ids)
     return texts
-
-
-def item_token_ids(items: Sequence[int], vocab_size: int) -> list[int]:
-    """The token ids of ``items`` (already checked against the catalogue)."""
-    return [vocab_size + int(i) for i in items]

@@ -25,7 +25,6 @@ from billp.envs import QuitRule, UserModel, World
 from billp.rl.budget import EpochBudget
 from billp.rl.checkpoint import RLManifest, save_policy
 from billp.rl.config import RLConfig
-from billp.rl.features import LEFeatures
 from billp.rl.sqn_train import seed_everything
 from billp.rl.transitions import LoggedTransitions
 from billp.rl.ts_nets import TianshouObservation, build_algorithm, build_nets, env_observation
@@ -322,10 +321,3 @@ def train_online(
         epochs * per_epoch,
     )
     return TrainedBaseline(manifest, save_policy(output_root / name, nets, manifest))
-
-
-def le_buffer_inputs(
-    features: LEFeatures,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rewards, states and next states of the logged buffer under the LE simulator."""
-    return features.reward, features.state, features.next_state
