@@ -26,7 +26,8 @@ is negligible."""
 
 
 async def estimate_value(ep: EpisodeState, items: list[int]) -> ValueEstimate:
-    """V(state after ``items``): the critic memory first, then the Critic LLM."""
+    """V(state after ``items``): the critic memory first, then the Critic LLM (or, with
+    ``agent.value_source = "session"``, the session's mean reward so far: no LLM call)."""
     p = ep.p
     state = p.state_text(items)
     hit = None
@@ -39,6 +40,12 @@ async def estimate_value(ep: EpisodeState, items: list[int]) -> ValueEstimate:
     remembered = p.clip_value(hit[1]) if hit is not None else None
     rules = p.rules
     mean = mean_reward(ep)
+    if ep.cfg.value_source == "session":
+        return ValueEstimate(
+            source="session",
+            value=round(p.clip_value(rules.typical_rating if mean is None else mean), 4),
+            similarity=None if hit is None else round(hit[0], 6),
+        )
     scale = ep.cfg.critic_scale
     result = await p.roles.critic(
         CriticInput(

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ValueSource = Literal["memory", "critic", "terminal"]
+ValueSource = Literal["memory", "critic", "session", "terminal"]
 
 
 class RetrievedReflection(BaseModel):

@@ -117,6 +117,13 @@ class AgentConfig(Section):
         "numbered history, about 4 output tokens) or 'title' (copied out of the history, "
         "about 15).",
     )
+    value_source: Literal["critic", "session"] = Field(
+        "critic",
+        description="Where V(s) comes from when the critic memory has no close state: "
+        "'critic' (the Critic LLM, BiLLP's) or 'session' (the mean reward of the session so "
+        "far, the train users' typical rating before the first step: a value estimate from "
+        "the episode's data, with no LLM call).",
+    )
     critic_scale: Literal["digit", "number"] = Field(
         "digit",
         description="How the Critic answers: 'digit' (a whole number of the value scale, one "

@@ -522,3 +522,16 @@ def test_genres_by_frequency_put_the_users_genres_first(catalogue: Catalogue) ->
     assert sorted(order) == sorted(catalogue.genres)
     shown = set().union(*(catalogue.genre_sets[i] for i in (0, 1)))
     assert set(order[: len(shown)]) == shown
+
+
+async def test_session_values_need_no_critic_call(catalogue: Catalogue, tmp_path: Path) -> None:
+    llm = FakeRoleLLMForTests()
+    policy = make_policy(catalogue, tmp_path, "billp", llm, value_source="session")
+    episode = policy.spawn("train-0000", seed=3)
+    await episode.reset({"user_id": 1, "history": [0]})
+    first = await episode.act({}, {})
+    assert first.trace.value is not None and first.trace.value.source == "session"
+    assert first.trace.value.value == policy.rules.typical_rating
+    observed = await episode.observe(transition(first.item_id, 4.5))
+    assert observed.critic is not None and observed.critic.next.value == 4.5
+    assert "critic" not in llm.roles()
