@@ -86,7 +86,7 @@ def phase_loop_stats(step_lines: Iterable[dict[str, Any]], gamma: float) -> Phas
                     followed += 1
                 elif loop.get("followed_hint") == -1:
                     followed_bad += 1
-            if loop.get("value_source") in ("memory", "critic"):
+            if loop.get("value_source") in ("memory", "critic", "session"):
                 value_estimates += 1
                 value_from_memory += loop["value_source"] == "memory"
             if loop.get("advantage") is not None:
