@@ -7,7 +7,8 @@ the default LE world and model), so start-up counts as a user sees it. Runs, in 
 1. for each repeat and each workload, the baseline (``--baseline-ref``) and today's commit
    (``HEAD``), each checked out in a git worktree and run from there (exactly that commit's
    code and defaults), back to back, with the same users and seed;
-2. once, today's defaults with one lever changed (the levers below), on the default workload.
+2. once, today's defaults on a lever workload (the default run cut to 4 train and 4 test
+   users, one wave per phase), then the same with one lever changed (the levers below).
 
 Workloads: ``default`` is the README's run (8 train and 8 test users, cap 20); ``cap10`` is a
 learning-curve-sized run (8 train users, 16 test users of the dev block at offset 100, cap 10,
@@ -73,6 +74,9 @@ LEVERS: dict[str, list[str]] = {
     "KV cache 4 GiB": ["--llm.server.kv-cache-gib", "4"],
 }  # fmt: skip
 """Today's defaults with one thing changed (a lever measured alone)."""
+LEVER_WORKLOAD = ["--train-users", "4", "--test-users", "4"]
+"""The levers' workload: the default run cut to one wave per phase (their reference is today's
+defaults on the same workload, ``lever-reference``)."""
 LEVER_ENVIRONMENTS: dict[str, dict[str, str]] = {
     "vLLM's OpenMP threads sleep when idle": {"OMP_WAIT_POLICY": "PASSIVE"},
 }
@@ -232,10 +236,10 @@ def figures(results: dict[str, dict[str, Any]], repeats: int) -> dict[str, Any]:
                     [o["env_steps_per_s"] for _, o in pairs],
                 ),
             }
-    reference = [results[k] for k in results if k.startswith("default-new-")]
+    reference = results.get("lever-reference")
     levers = {}
     if reference:
-        base = statistics.fmean(r["users_per_hour"] for r in reference)
+        base = reference["users_per_hour"]
         for lever in [*LEVERS, *LEVER_ENVIRONMENTS]:
             run = results.get(f"lever-{lever}")
             if run:
@@ -308,7 +312,12 @@ def markdown(report: dict[str, Any]) -> str:
             f"{num(r['engine_idle_share'], '.0%')} | {num(r['test_len'], '.2f')} | "
             f"{num(r['test_r_traj'], '.2f')} |"
         )
-    lines += ["", "## Levers alone (users/hour against today's default runs)", ""]
+    lines += [
+        "",
+        "## Levers alone (users/hour against today's defaults on the lever workload: "
+        f"`{' '.join(LEVER_WORKLOAD)}`)",
+        "",
+    ]
     lines += ["| lever | flags | ratio |", "|---|---|---|"]
     for lever, value in report["figures"]["levers_vs_new_defaults"].items():
         changed = LEVERS.get(lever) or [f"{k}={v}" for k, v in LEVER_ENVIRONMENTS[lever].items()]
@@ -320,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python eval/bench_throughput.py", description=__doc__)
     parser.add_argument("--out", type=Path, required=True, help="Run folders and state.")
     parser.add_argument("--baseline-ref", default=BASELINE_REF)
+    parser.add_argument("--new-ref", default="HEAD", help="The commit measured as today's.")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--workloads", nargs="*", default=list(WORKLOADS))
     parser.add_argument("--levers", nargs="*", default=[*LEVERS, *LEVER_ENVIRONMENTS])
@@ -330,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     state_path = args.out / "state.json"
     state = json.loads(state_path.read_text()) if state_path.is_file() else {"runs": {}}
     started = time.monotonic()
-    commit = git("rev-parse", "--short", "HEAD")
+    commit = git("rev-parse", "--short", args.new_ref)
     baseline = checkout(args.out.resolve(), args.baseline_ref)
     new = checkout(args.out.resolve(), commit)
     plan = [
@@ -339,7 +349,11 @@ def main(argv: list[str] | None = None) -> int:
         for w in args.workloads
         for arm, tree in (("baseline", baseline), ("new", new))
     ]
-    plan += [(f"lever-{lever}", new, LEVERS.get(lever, [])) for lever in args.levers]
+    if args.levers:
+        plan.append(("lever-reference", new, LEVER_WORKLOAD))
+    plan += [
+        (f"lever-{lever}", new, [*LEVER_WORKLOAD, *LEVERS.get(lever, [])]) for lever in args.levers
+    ]
     for run_id, tree, flags in plan:
         if run_id in state["runs"]:
             continue
