@@ -38,6 +38,7 @@ import math
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -110,6 +111,8 @@ def play(
     """One ``python -m billp.simulate`` from ``tree`` (``environment`` added to this process's
     variables); its figures, read from its run dir."""
     runs, memory = out / "runs" / run_id, out / "memory" / run_id
+    for unfinished in (runs, memory):  # left by an interrupted invocation: start the run afresh
+        shutil.rmtree(unfinished, ignore_errors=True)
     command = [
         sys.executable, "-m", "billp.simulate", "--progress", "false",
         "--output-dir", str(runs), "--memory.dir", str(memory), *flags,
