@@ -19,6 +19,3 @@ def default_signals() -> None:
     for signum in SENT_SIGNALS:
         signal.signal(signum, signal.SIG_DFL)
 
-
-default_sigint = default_signals
-"""The former name (it now resets every signal in :data:`SENT_SIGNALS`)."""
