@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file, save
 
+from billp.common.atomic_io import write_bytes_atomic, write_text_atomic
 from billp.common.numerics import numeric_environment, numeric_fingerprint
 
 FEATURE_VERSION = "billp-rl-features-1"
@@ -37,12 +38,13 @@ def cache_key(*parts: object) -> str:
 def write_cache(
     folder: Path, key: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]
 ) -> None:
+    """Both files atomically (a temporary file of their own, then a rename): processes that
+    fill the same entry at once each leave a whole file."""
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{key}.safetensors.tmp"
-    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp))
-    tmp.replace(folder / f"{key}.safetensors")
+    data = save({k: np.ascontiguousarray(v) for k, v in arrays.items()})
+    write_bytes_atomic(folder / f"{key}.safetensors", data)
     meta = {**meta, "numeric_environment": numeric_environment()}
-    (folder / f"{key}.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(folder / f"{key}.json", json.dumps(meta, indent=2) + "\n")
 
 
 def read_cache(folder: Path, key: str, expected: Sequence[str]) -> dict[str, np.ndarray] | None:
