@@ -18,4 +18,3 @@ def default_signals() -> None:
     """
     for signum in SENT_SIGNALS:
         signal.signal(signum, signal.SIG_DFL)
-
