@@ -42,25 +42,25 @@ def tiny_le(tmp_path_factory: pytest.TempPathFactory) -> TinyLE:
     return build_tiny_le(tmp_path_factory.mktemp("tiny-le"))
 
 
-SHARED_SESSION_FIXTURES = {
+COSTLY_FIXTURES = {
     "tiny_runs": "eval-tiny-runs",
     "forkserver": "faults-forkserver",
     "tiny_le": "tiny-le",
     "tiny_model_dir": "vllm",
+    "trained": "rl-trained",  # tests/rl/test_cli.py: every RL trainer run once
 }
-"""Session fixtures that are costly to build, and the xdist group of the tests using each:
-under ``--dist loadgroup`` a group runs on one worker, so each is built once per suite."""
+"""Session (or module) fixtures that are costly to build, and the xdist group of the tests
+using each: under ``--dist loadgroup`` a group runs on one worker, so each is built once."""
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Put every test that uses a costly session fixture (or boots vLLM) into that fixture's
+    """Put every test that uses a costly fixture (or boots vLLM) into that fixture's
     xdist group; the real vLLM servers then also never start two at once on the 2 cores."""
     for item in items:
         names = getattr(item, "fixturenames", ())
-        group = next((g for f, g in SHARED_SESSION_FIXTURES.items() if f in names), None)
+        group = next((g for f, g in COSTLY_FIXTURES.items() if f in names), None)
         if group is None and item.get_closest_marker("integration"):
             group = "vllm"
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
-
