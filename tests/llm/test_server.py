@@ -679,3 +679,11 @@ def test_prefills_are_never_cut_unless_asked(tmp_path: Path) -> None:
     assert "--no-enable-chunked-prefill" not in vllm_command(
         make_model(tmp_path), chunked, "127.0.0.1", 1, cpu=True
     )
+
+
+def test_an_eager_cpu_server_compiles_nothing_at_run_time() -> None:
+    eager = server_env(ServerConfig(enforce_eager=True), cpu=True, offline=True, base={})
+    assert eager["TORCHDYNAMO_DISABLE"] == "1"
+    compiled = server_env(ServerConfig(enforce_eager=False), cpu=True, offline=True, base={})
+    assert "TORCHDYNAMO_DISABLE" not in compiled
+    assert "TORCHDYNAMO_DISABLE" not in server_env(ServerConfig(), cpu=False, offline=True, base={})

@@ -123,7 +123,8 @@ def server_env(
 ) -> dict[str, str]:
     """The child's environment: ``base`` (default ``os.environ``) plus vLLM settings.
 
-    On CPU: VLLM_CPU_KVCACHE_SPACE from ``kv_cache_gib``; LD_PRELOAD from ``preload``;
+    On CPU: VLLM_CPU_KVCACHE_SPACE from ``kv_cache_gib``; TORCHDYNAMO_DISABLE with
+    ``enforce_eager`` (nothing compiled at run time); LD_PRELOAD from ``preload``;
     ``cpu_threads_bind == "auto"`` binds
     every available core and reserves none, ``"vllm"`` leaves vLLM's default, anything else is
     passed as VLLM_CPU_OMP_THREADS_BIND. ``offline`` forbids hub downloads.
@@ -140,6 +141,11 @@ def server_env(
         env["TRANSFORMERS_OFFLINE"] = "1"
     if cpu:
         env["VLLM_CPU_KVCACHE_SPACE"] = kv_cache_space(config)
+        if config.enforce_eager:
+            # vLLM still torch.compiles a few sampler helpers (the rank of each sampled token
+            # in a logprobs request); on CPU that means g++ at the first Critic request, and
+            # Inductor's C++ fails to compile when ATen runs without SIMD. Eager, no compiler.
+            env["TORCHDYNAMO_DISABLE"] = "1"
         preload = [str(find_preload_library(name)) for name in config.preload]
         if preload:
             env["LD_PRELOAD"] = ":".join([*preload, *filter(None, [env.get("LD_PRELOAD")])])
