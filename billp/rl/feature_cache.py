@@ -39,8 +39,7 @@ def write_cache(
     folder: Path, key: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]
 ) -> None:
     """Both files atomically (a temporary file of their own, then a rename): processes that
-    fill the same entry at once each leave a whole file."""
-    folder.mkdir(parents=True, exist_ok=True)
+    fill the same entry at once each leave a whole file (the first write creates ``folder``)."""
     data = save({k: np.ascontiguousarray(v) for k, v in arrays.items()})
     write_bytes_atomic(folder / f"{key}.safetensors", data)
     meta = {**meta, "numeric_environment": numeric_environment()}
