@@ -19,7 +19,9 @@ from billp.agents.messages import (
     CandidateView,
     Plan,
     PlannerInput,
+    actor_choices,
     actor_schema,
+    plan_choices,
     plan_schema,
 )
 from billp.agents.roles import CallTrace
@@ -51,6 +53,12 @@ async def plan_step(ep: EpisodeState) -> PlannedStep:
             *(p.catalogue.genre_sets[i] for i in ep.recommended[-cfg.hint_window :])
         )
         genres = [g for g in genres if g not in recent] + [g for g in genres if g in recent]
+    bare = (
+        cfg.reply_format == "bare"
+        and not cfg.free_text
+        and cfg.plan_anchor == "none"
+        and not cfg.plan_avoid
+    )
     planned = await p.roles.planner(
         PlannerInput(
             history=history,
@@ -62,12 +70,14 @@ async def plan_step(ep: EpisodeState) -> PlannedStep:
             free_text=cfg.free_text,
             anchor=cfg.plan_anchor,
             avoid=cfg.plan_avoid,
+            bare=bare,
         ),
         fallback=lambda: Plan(thought=FALLBACK_PLAN, genres=genre_hints),
         seed=ep.call_seed("planner"),
         schema=plan_schema(genres, history, cfg.free_text, cfg.plan_anchor, cfg.plan_avoid),
         validate=lambda plan: check_plan(ep, plan),
         repair=lambda raw: repair_plan(ep, raw),
+        choices=plan_choices(genres) if bare else None,
     )
     plan = planned.value.with_anchor_title(history)
     return PlannedStep(plan, plan, planned.turns, planned.trace, history, genre_hints)
@@ -151,6 +161,7 @@ async def act_step(ep: EpisodeState) -> Decision:
         return ActorChoice(item_id=grounded, reason="grounded: nearest catalogue title")
 
     prior = step_plan.turns if cfg.actor_follows_planner else []
+    bare = cfg.reply_format == "bare" and not cfg.actor_reason
     chosen = await p.roles.actor(
         ActorInput(
             plan=plan.text() or None,
@@ -169,6 +180,7 @@ async def act_step(ep: EpisodeState) -> Decision:
             genre_hints=genre_hints,
             rules=p.rules,
             reason=cfg.actor_reason,
+            bare=bare,
         ),
         fallback=lambda: ActorChoice(item_id=ids[0], reason="fallback: top candidate"),
         seed=ep.call_seed("actor"),
@@ -176,6 +188,7 @@ async def act_step(ep: EpisodeState) -> Decision:
         validate=check,
         repair=repair,
         prior=prior,
+        choices=actor_choices(ids) if bare else None,
     )
     calls.append(chosen.trace)
     choice = chosen.value.item_id

@@ -13,7 +13,13 @@ import numpy as np
 from billp.agents.billp_state import EpisodeState
 from billp.agents.billp_traces import CriticStep, ObserveTrace, ValueEstimate
 from billp.agents.loop_trace import LoopUpdate
-from billp.agents.messages import CriticInput, CriticValue, critic_schema, digit_scale
+from billp.agents.messages import (
+    CriticInput,
+    CriticValue,
+    critic_choices,
+    critic_schema,
+    digit_scale,
+)
 from billp.llm.messages import TokenLogprobs
 from billp.policy import Transition
 from billp.policy.writes import ActorWrite, CriticWrite
@@ -47,6 +53,7 @@ async def estimate_value(ep: EpisodeState, items: list[int]) -> ValueEstimate:
             similarity=None if hit is None else round(hit[0], 6),
         )
     scale = ep.cfg.critic_scale
+    bare = ep.cfg.reply_format == "bare" and scale == "digit"
     result = await p.roles.critic(
         CriticInput(
             history=p.labels(ep.history[-ep.cfg.prompt_history_length :]),
@@ -55,6 +62,7 @@ async def estimate_value(ep: EpisodeState, items: list[int]) -> ValueEstimate:
             remembered_value=remembered,
             rules=rules,
             scale=scale,
+            bare=bare,
         ),
         fallback=lambda: CriticValue(value=fallback_value(ep, remembered, mean)),
         seed=ep.call_seed("critic"),
@@ -62,6 +70,7 @@ async def estimate_value(ep: EpisodeState, items: list[int]) -> ValueEstimate:
         validate=lambda value: check_value(ep, value),
         repair=lambda raw: repair_critic(raw, p.clip_value),
         top_logprobs=DIGIT_TOP_LOGPROBS if scale == "digit" else None,
+        choices=critic_choices(rules) if bare else None,
     )
     value = result.value.value
     distribution = None

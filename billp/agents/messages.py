@@ -111,6 +111,7 @@ class PlannerInput(RoleModel):
     free_text: bool = Field(False, description="Whether a free-text thought is asked for.")
     anchor: AnchorMode = Field("none", description="Whether and how the plan's anchor is named.")
     avoid: bool = Field(False, description="Whether genres to avoid are asked for.")
+    bare: bool = Field(False, description="Whether the genres are asked for bare, not in JSON.")
 
 
 class Plan(BaseModel):
@@ -188,6 +189,17 @@ def plan_schema(
     return schema
 
 
+def plan_choices(genres: list[str]) -> dict[str, Plan]:
+    """The bare answers a genres-only Planner may give: one genre, or two separated by a
+    comma (in either order), each mapped to its plan."""
+    choices = {genre: Plan(genres=[genre]) for genre in genres}
+    for first in genres:
+        for second in genres:
+            if first != second:
+                choices[f"{first}, {second}"] = Plan(genres=[first, second])
+    return choices
+
+
 # ---------------------------------------------------------------- Actor
 class ActorInput(RoleModel):
     """What the Actor sees when it grounds a plan in an item."""
@@ -204,6 +216,7 @@ class ActorInput(RoleModel):
     genre_hints: list[str] = Field(description="Genres absent from the recent recommendations.")
     rules: UserRules = Field(default_factory=UserRules)
     reason: bool = Field(False, description="Whether a short reason is asked for.")
+    bare: bool = Field(False, description="Whether the id is asked for bare, not in JSON.")
 
 
 class ActorChoice(BaseModel):
@@ -224,6 +237,11 @@ def actor_schema(candidate_ids: list[int], reason: bool = False) -> dict[str, An
     return schema
 
 
+def actor_choices(candidate_ids: list[int]) -> dict[str, ActorChoice]:
+    """The bare answers the Actor may give: a shortlisted candidate's id."""
+    return {str(item): ActorChoice(item_id=item) for item in candidate_ids}
+
+
 # ---------------------------------------------------------------- Critic
 class CriticInput(RoleModel):
     """What the Critic sees: the user's history, this session's recommendations so far,
@@ -239,6 +257,7 @@ class CriticInput(RoleModel):
     remembered_value: float | None = None
     rules: UserRules = Field(default_factory=UserRules)
     scale: CriticScale = Field("digit", description="Whole numbers only, or any number.")
+    bare: bool = Field(False, description="Whether the digit is asked for bare, not in JSON.")
 
 
 class CriticValue(BaseModel):
@@ -259,6 +278,11 @@ def critic_schema(rules: UserRules, scale: CriticScale = "digit") -> dict[str, A
             {"type": "number", "minimum": rules.value_min, "maximum": rules.value_max}
         )
     return schema
+
+
+def critic_choices(rules: UserRules) -> dict[str, CriticValue]:
+    """The bare answers a digit-scale Critic may give: a whole value of the scale."""
+    return {str(digit): CriticValue(value=digit) for digit in digit_scale(rules)}
 
 
 def digit_scale(rules: UserRules) -> list[int]:

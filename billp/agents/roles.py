@@ -8,7 +8,7 @@ tokens and latency).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -92,6 +92,7 @@ class Role(Generic[OutT]):
         repair: Callable[[str], OutT | None] | None = None,
         prior: list[ChatMessage] | None = None,
         top_logprobs: int | None = None,
+        choices: Mapping[str, OutT] | None = None,
     ) -> RoleResult[OutT]:
         """Render ``data``, ask the LLM, and return the validated (or fallback) value.
 
@@ -100,6 +101,7 @@ class Role(Generic[OutT]):
         BiLLP's Action follows its Thought, and the server's prefix cache reuses everything
         the Planner's call already computed. ``top_logprobs`` asks for the log-probabilities
         of that many most likely tokens at each generated position (the result's ``logprobs``).
+        ``choices`` asks for a bare answer, one of its keys, instead of JSON (``schema`` unused).
         """
         prompt = self._prompts.render(self.name, data)
         messages = [*(prior or []), ChatMessage(role="user", content=prompt.text)]
@@ -122,6 +124,7 @@ class Role(Generic[OutT]):
             repair=repair,
             reask=self._reask,
             model=self._settings.model,
+            choices=choices,
         )
         trace = CallTrace(
             role=self.name,

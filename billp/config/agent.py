@@ -117,6 +117,13 @@ class AgentConfig(Section):
         "numbered history, about 4 output tokens) or 'title' (copied out of the history, "
         "about 15).",
     )
+    reply_format: Literal["json", "bare"] = Field(
+        "json",
+        description="How the Actor, the digit-scale Critic and a genres-only Planner answer: "
+        "'json' (an object under a JSON schema) or 'bare' (just the candidate's id, the digit, "
+        "or the genres separated by a comma, decoded under vLLM's choice constraint: the "
+        "same decision in fewer output tokens). Replies with several fields stay JSON.",
+    )
     value_source: Literal["critic", "session"] = Field(
         "critic",
         description="Where V(s) comes from when the critic memory has no close state: "

@@ -2,7 +2,8 @@
 
 Each response lives in ``<directory>/<key[:2]>/<key>.json``, written atomically (temporary
 file in the same folder, fsync, ``os.replace``). The key is the sha256 of the canonical JSON
-of (model, messages, response_schema, sampling); the record holds that request (plus the role
+of (model, messages, response_schema, sampling, and choices when a request has them); the
+record holds that request (plus the role
 and schema name, for reading) and the response. Nothing secret is ever part of a request
 (API keys live only in the HTTP client's headers), so nothing secret reaches the files.
 
@@ -49,6 +50,7 @@ class CachedRequest(BaseModel):
     response_schema: dict[str, Any] | None
     schema_name: str
     sampling: dict[str, Any]
+    choices: list[str] | None = None
 
 
 class CacheRecord(BaseModel):
@@ -61,13 +63,16 @@ class CacheRecord(BaseModel):
 
 
 def cache_key(request: LLMRequest, default_model: str | None = None) -> str:
-    """sha256 hex of canonical JSON of (model, messages, response_schema, sampling)."""
-    material = {
+    """sha256 hex of canonical JSON of (model, messages, response_schema, sampling), with the
+    choices of a choice-constrained request (absent otherwise, so older keys stay valid)."""
+    material: dict[str, Any] = {
         "model": request.model or default_model,
         "messages": [message.model_dump() for message in request.messages],
         "response_schema": request.response_schema,
         "sampling": request.sampling.model_dump(),
     }
+    if request.choices is not None:
+        material["choices"] = request.choices
     canonical = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -118,6 +123,7 @@ class ResponseCache:
                 response_schema=request.response_schema,
                 schema_name=request.schema_name,
                 sampling=request.sampling.model_dump(),
+                choices=request.choices,
             ),
             response=response.model_copy(update={"from_cache": False}),
         )

@@ -2,7 +2,8 @@
 Actor's hints (an offline ceiling for the learning loop, with no language model).
 
 ``HintFollowingScriptedLLM`` answers like :class:`billp.llm.scripted.ScriptedLLM` (seeded,
-schema-valid JSON) except in two roles, where it reads the rendered prompt:
+schema-valid JSON, or one of a request's choices) except in two roles, where it reads the
+rendered prompt:
 
 * actor: the first candidate the prompt says "worked well" in similar situations, else
   a seeded draw among the candidates that are not said to have made things worse;
@@ -41,20 +42,32 @@ class HintFollowingScriptedLLM(ScriptedLLM):
             return self._actor(request, prompt)
         if request.role == "critic":
             found = _MEAN.search(prompt) or _TYPICAL.search(prompt)
+            if found is not None and request.choices is not None:
+                mean = float(found.group(1))
+                return min(request.choices, key=lambda c: abs(float(c) - mean))
             if found is not None:
                 return json.dumps({"value": float(found.group(1))})
         return super().generate(request)
 
     def _actor(self, request: LLMRequest, prompt: str) -> str:
         candidates = {title: int(item) for item, title in _CANDIDATE.findall(prompt)}
-        allowed = (request.response_schema or {}).get("properties", {}).get("item_id", {})
-        ids = [int(i) for i in allowed.get("enum", candidates.values())]
+        if request.choices is not None:
+            ids = [int(c) for c in request.choices]
+        else:
+            allowed = (request.response_schema or {}).get("properties", {}).get("item_id", {})
+            ids = [int(i) for i in allowed.get("enum", candidates.values())]
         good = _ENCOURAGED.search(prompt)
+        pick = None
         for title in good.group(1).split("; ") if good else []:
             if candidates.get(title) in ids:
-                return json.dumps({"item_id": candidates[title], "reason": "worked before"})
-        bad = _DISCOURAGED.search(prompt)
-        avoid = {candidates.get(t) for t in (bad.group(1).split("; ") if bad else [])}
-        pool = [i for i in ids if i not in avoid] or ids
-        pick = random.Random(request_seed(self.seed, request)).choice(pool)
-        return json.dumps({"item_id": pick, "reason": "no hint"})
+                pick, reason = candidates[title], "worked before"
+                break
+        if pick is None:
+            bad = _DISCOURAGED.search(prompt)
+            avoid = {candidates.get(t) for t in (bad.group(1).split("; ") if bad else [])}
+            pool = [i for i in ids if i not in avoid] or ids
+            pick = random.Random(request_seed(self.seed, request)).choice(pool)
+            reason = "no hint"
+        if request.choices is not None:
+            return str(pick)
+        return json.dumps({"item_id": pick, "reason": reason})

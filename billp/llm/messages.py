@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class ChatMessage(BaseModel):
@@ -43,10 +43,24 @@ class LLMRequest(BaseModel):
         None, description="JSON schema the reply must follow (structured outputs)."
     )
     schema_name: str = Field(default="reply", description="Name sent with the JSON schema.")
+    choices: list[str] | None = Field(
+        None,
+        description="The reply must be exactly one of these strings (vLLM's choice-constrained "
+        "decoding): a bare answer, without the JSON framing a schema costs in output tokens.",
+    )
     sampling: SamplingParams = Field(default_factory=SamplingParams)
     model: str | None = Field(
         None, description="Per-role override of the client's model (e.g. a LoRA adapter name)."
     )
+
+    @model_validator(mode="after")
+    def _one_constraint(self) -> LLMRequest:
+        if self.choices is not None:
+            if self.response_schema is not None:
+                raise ValueError("a request constrains its reply by a schema or by choices")
+            if not self.choices:
+                raise ValueError("choices must not be empty")
+        return self
 
 
 class TokenUsage(BaseModel):

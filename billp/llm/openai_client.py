@@ -181,6 +181,8 @@ class OpenAICompatibleClient:
         if sampling.top_logprobs is not None:
             body["logprobs"] = True
             body["top_logprobs"] = sampling.top_logprobs
+        if request.choices is not None:
+            body["structured_outputs"] = {"choice": request.choices}
         if request.response_schema is not None:
             body["response_format"] = {
                 "type": "json_schema",

@@ -1,15 +1,16 @@
 """The scripted offline LLM: a deterministic, seed-dependent generator of schema-valid JSON.
 
 It knows nothing about recommendation. Given a request with a JSON schema it draws an
-instance of that schema from a RNG seeded by ``sha256(seed, role, messages, sampling.seed)``;
-without a schema it answers a short phrase. Supported schema features are those Pydantic
-produces: ``object`` (``properties``/``required``/``additionalProperties``), ``$ref``/``$defs``,
-``anyOf``/``oneOf``/``allOf``, ``enum``/``const``, ``string`` (``minLength``/``maxLength``, a
-few ``format`` values), ``integer``/``number`` (``minimum``/``maximum``/``exclusive*``/
-``multipleOf``), ``boolean``, ``null`` and ``array`` (``items``/``prefixItems``/``minItems``/
-``maxItems``/``uniqueItems``). ``pattern`` is not supported (it is ignored). Free-form
-objects (``additionalProperties`` only, e.g. ``dict[str, X]``) get just the entries that
-``minProperties`` demands.
+instance of that schema from a RNG seeded by ``sha256(seed, role, messages,
+sampling.seed)``; given choices it draws one of them; without either it answers a short
+phrase. Supported schema features are those Pydantic produces: ``object``
+(``properties``/``required``/``additionalProperties``), ``$ref``/``$defs``,
+``anyOf``/``oneOf``/``allOf``, ``enum``/``const``, ``string`` (``minLength``/``maxLength``,
+a few ``format`` values), ``integer``/``number`` (``minimum``/``maximum``/``exclusive*``/
+``multipleOf``), ``boolean``, ``null`` and ``array``
+(``items``/``prefixItems``/``minItems``/``maxItems``/``uniqueItems``). ``pattern`` is not
+supported (it is ignored). Free-form objects (``additionalProperties`` only, e.g.
+``dict[str, X]``) get just the entries that ``minProperties`` demands.
 """
 
 from __future__ import annotations
@@ -373,6 +374,8 @@ class ScriptedLLM:
     def generate(self, request: LLMRequest) -> str:
         """The reply text for ``request`` (pure function of seed and request)."""
         rng = random.Random(request_seed(self.seed, request))
+        if request.choices is not None:
+            return rng.choice(request.choices)
         sampler = SchemaSampler(request.response_schema or {}, rng)
         if request.response_schema is None:
             return sampler.phrase()

@@ -1,7 +1,9 @@
 """Structured outputs with an escalation ladder: valid -> re-ask -> repair -> fallback.
 
 1. The request carries a JSON schema; the reply is parsed strictly, validated against the
-   output model and the caller's ``validate`` hook.
+   output model and the caller's ``validate`` hook. A request may instead carry ``choices``
+   (reply string -> value): the reply must be one of them, a bare answer that costs no JSON
+   framing in output tokens (vLLM decodes it under a choice constraint).
 2. If invalid (and ``reask``): one re-ask carrying the model's reply and the error.
 3. JSON repair (:mod:`billp.llm.json_repair`) on the replies, latest first, then the caller's
    ``repair`` hook (free text -> value, e.g. grounding a title in the catalogue).
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -52,6 +54,7 @@ REASK_TEMPLATE = (
     "Your reply was invalid: {error}\n"
     "Answer again with only a JSON object that follows the required schema."
 )
+REASK_CHOICE_TEMPLATE = "Your reply was invalid: {error}\nAnswer again with only one of: {choices}."
 
 
 class StructuredOutcome(BaseModel, Generic[T]):
@@ -118,6 +121,18 @@ def parse_reply(
     return _validated(data, output_type, validate)
 
 
+def parse_choice(
+    text: str, choices: Mapping[str, T], validate: Callable[[T], None] | None = None
+) -> tuple[T | None, str | None]:
+    """The value of the choice ``text`` names (surrounding whitespace ignored), if ``validate``
+    accepts it. Returns ``(value, None)`` or ``(None, reason)``."""
+    value = choices.get(text.strip())
+    if value is None:
+        return None, f"the reply {_clip(text, 40)!r} is not one of the {len(choices)} choices"
+    reason = _check(value, validate)
+    return (value, None) if reason is None else (None, reason)
+
+
 def _validated(
     data: Any, output_type: type[T], validate: Callable[[T], None] | None
 ) -> tuple[T | None, str | None]:
@@ -134,9 +149,11 @@ def _repaired(
     output_type: type[T],
     validate: Callable[[T], None] | None,
     repair: Callable[[str], T | None] | None,
+    json_repair: bool = True,
 ) -> T | None:
-    """JSON repair of ``raw``, then the caller's hook; the first valid value or None."""
-    data = repair_json_object(raw)
+    """JSON repair of ``raw`` (unless a bare answer was asked for), then the caller's hook;
+    the first valid value or None."""
+    data = repair_json_object(raw) if json_repair else None
     if data is not None:
         value, _ = _validated(data, output_type, validate)
         if value is not None:
@@ -152,6 +169,14 @@ def _repaired(
         return None
     value, _ = _validated(hooked, output_type, validate)
     return value
+
+
+def _reask_text(error: str | None, choices: list[str] | None) -> str:
+    """The user turn of a re-ask: the error, and what to answer with."""
+    error = _clip(error or "", MAX_ERROR_CHARS)
+    if choices is None:
+        return REASK_TEMPLATE.format(error=error)
+    return REASK_CHOICE_TEMPLATE.format(error=error, choices=_clip(", ".join(choices), 400))
 
 
 class _Calls:
@@ -211,8 +236,12 @@ async def call_structured(
     repair: Callable[[str], T | None] | None = None,
     reask: bool = True,
     model: str | None = None,
+    choices: Mapping[str, T] | None = None,
 ) -> StructuredOutcome[T]:
     """Obtain a valid ``output_type`` from ``client``, escalating as the module describes.
+
+    With ``choices`` the request asks for one of their keys instead of a JSON object
+    (``schema`` is then not sent) and the reply's value is the key's.
 
     ``model`` overrides the client's model for this role (``LLMRequest.model``, e.g. a LoRA
     adapter name); ``None`` keeps the client's default.
@@ -221,16 +250,29 @@ async def call_structured(
         LLMServerError, LLMRequestError: the server failed; never turned into a fallback.
     """
     calls = _Calls(client, role, accounting)
+    if choices is not None:
+        response_schema = None
+        choice_list: list[str] | None = list(choices)
+    else:
+        response_schema = schema if schema is not None else output_type.model_json_schema()
+        choice_list = None
     request = LLMRequest(
         role=role,
         messages=list(messages),
-        response_schema=schema if schema is not None else output_type.model_json_schema(),
+        response_schema=response_schema,
         schema_name=schema_name_for(output_type),
+        choices=choice_list,
         sampling=sampling,
         model=model,
     )
+
+    def parse(text: str) -> tuple[T | None, str | None]:
+        if choices is not None:
+            return parse_choice(text, choices, validate)
+        return parse_reply(text, output_type, validate)
+
     first = await calls.complete(request)
-    value, error = parse_reply(first.text, output_type, validate)
+    value, error = parse(first.text)
     if value is not None:
         return calls.outcome(value, "valid", first.text, None, first.logprobs)
     accounting.count(role, "schema_failures")
@@ -243,15 +285,12 @@ async def call_structured(
                 "messages": [
                     *request.messages,
                     ChatMessage(role="assistant", content=_clip(first.text, MAX_ECHO_CHARS)),
-                    ChatMessage(
-                        role="user",
-                        content=REASK_TEMPLATE.format(error=_clip(error or "", MAX_ERROR_CHARS)),
-                    ),
+                    ChatMessage(role="user", content=_reask_text(error, choice_list)),
                 ]
             }
         )
         second = await calls.complete(retry)
-        value, second_error = parse_reply(second.text, output_type, validate)
+        value, second_error = parse(second.text)
         if value is not None:
             return calls.outcome(value, "reask", second.text, error, second.logprobs)
         accounting.count(role, "schema_failures")
@@ -259,7 +298,7 @@ async def call_structured(
         raws.insert(0, second.text)
 
     for raw in raws:
-        value = _repaired(raw, output_type, validate, repair)
+        value = _repaired(raw, output_type, validate, repair, json_repair=choices is None)
         if value is not None:
             accounting.count(role, "repairs")
             return calls.outcome(value, "repair", raw, error)

@@ -535,3 +535,54 @@ async def test_session_values_need_no_critic_call(catalogue: Catalogue, tmp_path
     observed = await episode.observe(transition(first.item_id, 4.5))
     assert observed.critic is not None and observed.critic.next.value == 4.5
     assert "critic" not in llm.roles()
+
+
+class BareReplyLLMForTests(FakeRoleLLMForTests):
+    """Answers choice-constrained requests with their last choice (the critic: 4, with the
+    digits' probabilities); JSON requests as its parent does."""
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        if request.choices is None:
+            return await super().complete(request)
+        self.requests.append(request)
+        if request.role == "critic":
+            top = {"3": float(np.log(0.5)), "5": float(np.log(0.5))}
+            return LLMResponse(text="4", model="fake", logprobs=[TokenLogprobs(token="4", top=top)])
+        return LLMResponse(text=request.choices[-1], model="fake")
+
+
+async def test_bare_replies_ask_for_choices_and_decide_the_same_things(
+    catalogue: Catalogue, tmp_path: Path
+) -> None:
+    llm = BareReplyLLMForTests()
+    policy = make_policy(catalogue, tmp_path, "billp", llm, reply_format="bare")
+    episode = policy.spawn("train-0000", seed=3)
+    await episode.reset({"user_id": 1, "history": [0]})
+    decision = await episode.act({}, {})
+    by_role = {r.role: r for r in llm.requests}
+    actor, critic, planner = by_role["actor"], by_role["critic"], by_role["planner"]
+    assert actor.response_schema is None and critic.response_schema is None
+    assert decision.item_id == int(actor.choices[-1])
+    assert [int(c) for c in actor.choices] == decision.trace.shortlist
+    assert critic.choices == ["0", "1", "2", "3", "4", "5"]
+    assert decision.trace.value is not None and decision.trace.value.value == pytest.approx(4.0)
+    genres = list(catalogue.genres)
+    assert planner.choices[: len(genres)] == genres and ", ".join(genres[-2:]) in planner.choices
+    assert decision.trace.plan is not None
+    assert decision.trace.plan.genres == planner.choices[-1].split(", ")
+    assert "Reply with only the id of one candidate." in actor.messages[-1].content
+    assert "separated by a comma" in planner.messages[-1].content
+    assert "Reply with only a whole number from 0 to 5." in critic.messages[-1].content
+
+
+async def test_replies_with_several_fields_stay_json(catalogue: Catalogue, tmp_path: Path) -> None:
+    llm = BareReplyLLMForTests()
+    policy = make_policy(
+        catalogue, tmp_path, "billp", llm, reply_format="bare", actor_reason=True, plan_avoid=True
+    )
+    episode = policy.spawn("train-0000", seed=3)
+    await episode.reset({"user_id": 1, "history": [0]})
+    await episode.act({}, {})
+    by_role = {r.role: r for r in llm.requests}
+    assert by_role["actor"].choices is None and by_role["planner"].choices is None
+    assert by_role["critic"].choices is not None

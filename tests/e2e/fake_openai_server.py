@@ -39,6 +39,7 @@ class Handler(BaseHTTPRequestHandler):
             role="fake",
             messages=[ChatMessage(**m) for m in body["messages"]],
             response_schema=schema,
+            choices=(body.get("structured_outputs") or {}).get("choice"),
             sampling=SamplingParams(seed=body.get("seed")),
         )
         reply = asyncio.run(LLM.complete(request))

@@ -52,6 +52,10 @@ class ExplodingClient:
         return None
 
 
+KEY_BEFORE_CHOICES = "b0426d9e9a3c7268d9e8f30979866ae12520adc5f6c88261fa1b435ff17e37e0"
+"""``cache_key(make_request(), "m")`` at 900247c, before requests could carry choices."""
+
+
 def test_key_covers_model_messages_schema_and_sampling_only() -> None:
     base = make_request()
     key = cache_key(base, "m")
@@ -62,6 +66,15 @@ def test_key_covers_model_messages_schema_and_sampling_only() -> None:
     assert cache_key(make_request(response_schema=None), "m") != key
     assert cache_key(make_request(sampling=SamplingParams(seed=1)), "m") != key
     assert cache_key(make_request(role="critic"), "m") == key
+    choice = make_request(response_schema=None, choices=["1", "2"])
+    assert cache_key(choice, "m") != cache_key(make_request(response_schema=None), "m")
+    assert cache_key(choice, "m") != cache_key(choice.model_copy(update={"choices": ["1"]}), "m")
+
+
+def test_keys_of_requests_without_choices_did_not_change() -> None:
+    """Choices enter the key only when a request has them: stores recorded before they
+    existed replay unchanged."""
+    assert cache_key(make_request(), "m") == KEY_BEFORE_CHOICES
 
 
 def test_record_then_replay(tmp_path: Path) -> None:

@@ -279,6 +279,18 @@ def test_request_body_shape_with_response_format() -> None:
     assert SECRET not in json.dumps(body)
 
 
+def test_choices_are_sent_as_vllm_structured_outputs() -> None:
+    bodies: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        return httpx.Response(200, json=completion("16"))
+
+    run(make_client(handler), make_request(choices=["6", "16"]))
+    assert bodies[0]["structured_outputs"] == {"choice": ["6", "16"]}
+    assert "response_format" not in bodies[0]
+
+
 def test_plain_request_has_no_response_format_or_seed() -> None:
     bodies: list[dict[str, Any]] = []
 

@@ -375,3 +375,76 @@ def test_malformed_replies_never_raise_and_are_counted(
             assert outcome.stage in ("valid", "repair")
         if not reask or outcome.stage == "valid":
             assert outcome.value == pick
+
+
+# ---------------------------------------------------------------- bare (choice) replies
+CHOICES = {"6": Pick(item_id=6, reason=""), "16": Pick(item_id=16, reason="")}
+
+
+def call_choices(
+    client: Any,
+    accounting: Accounting,
+    *,
+    validate: Callable[[Pick], None] | None = None,
+    repair: Callable[[str], Pick | None] | None = None,
+) -> StructuredOutcome[Pick]:
+    return asyncio.run(
+        call_structured(
+            client,
+            role="actor",
+            messages=MESSAGES,
+            output_type=Pick,
+            sampling=SamplingParams(seed=3),
+            accounting=accounting,
+            fallback=lambda: FALLBACK,
+            schema={"ignored": True},
+            validate=validate,
+            repair=repair,
+            choices=CHOICES,
+        )
+    )
+
+
+def test_choices_replace_the_schema_and_map_the_bare_reply() -> None:
+    client, accounting = FakeClient([" 16\n"]), Accounting()
+    outcome = call_choices(client, accounting)
+    assert outcome.stage == "valid" and outcome.value == CHOICES["16"]
+    request = client.requests[0]
+    assert request.choices == ["6", "16"] and request.response_schema is None
+    assert accounting.stats("actor").schema_failures == 0
+
+
+def test_a_reply_outside_the_choices_is_reasked_with_the_choices() -> None:
+    client, accounting = FakeClient(["7", "6"]), Accounting()
+    outcome = call_choices(client, accounting)
+    assert outcome.stage == "reask" and outcome.value == CHOICES["6"]
+    reask = client.requests[1].messages[-1].content
+    assert "'7' is not one of the 2 choices" in reask and reask.endswith("one of: 6, 16.")
+    assert client.requests[1].choices == ["6", "16"]
+    assert accounting.stats("actor").schema_failures == 1
+
+
+def test_a_rejected_choice_goes_to_the_repair_hook_not_to_json_repair() -> None:
+    def only_even(value: Pick) -> None:
+        if value.item_id != 6:
+            raise ValueError("not allowed")
+
+    client, accounting = FakeClient(["16", '{"item_id": 6, "reason": "x"}']), Accounting()
+    outcome = call_choices(client, accounting, validate=only_even, repair=ground_title)
+    assert outcome.stage == "fallback", "a JSON object is not a bare answer, nor repaired as one"
+    client = FakeClient(["16", "Heat (1995)"])
+    outcome = call_choices(client, Accounting(), validate=only_even, repair=ground_title)
+    assert outcome.stage == "repair" and outcome.value.item_id == 6
+
+
+def test_a_request_has_a_schema_or_choices_not_both() -> None:
+    with pytest.raises(ValueError, match="schema or by choices"):
+        LLMRequest(role="a", messages=MESSAGES, response_schema={}, choices=["1"])
+    with pytest.raises(ValueError, match="must not be empty"):
+        LLMRequest(role="a", messages=MESSAGES, choices=[])
+
+
+def test_the_scripted_llm_answers_one_of_the_choices() -> None:
+    request = LLMRequest(role="actor", messages=MESSAGES, choices=["6", "16"])
+    replies = {asyncio.run(ScriptedLLM(seed=s).complete(request)).text for s in range(20)}
+    assert replies == {"6", "16"}
