@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from billp.agents.baselines import GreedyDiversePolicy, PopularityPolicy, QuitRuleTrace
+from billp.agents.baselines import GreedyDiversePolicy, PopularityPolicy
 from billp.agents.billp_agent import BiLLPPolicy
 from billp.agents.billp_traces import ObserveTrace, ValueEstimate
 from billp.agents.loop_trace import LoopTrace, LoopUpdate
@@ -49,7 +49,7 @@ def test_a_trace_records_its_set_fields_in_order() -> None:
     trace = RankedTrace(choice=ScoredChoice(item_id=3, popularity=7), shortlist=[3, 1])
     assert trace.record() == {"choice": {"item_id": 3, "popularity": 7}, "shortlist": [3, 1]}
     assert list(RankedTrace(choice=ScoredChoice(item_id=2)).record()) == ["choice"]
-    diverse = QuitRuleTrace(
+    diverse = RankedTrace(
         choice=ScoredChoice(item_id=1, predicted_reward=4.5),
         shortlist=[1],
         excluded_by_quit_rule=0,
