@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from billp.agents.billp_traces import BillpStepTrace, ReflectionTrace
+from billp.agents.loop_trace import LoopTrace
+from billp.agents.messages import ActorChoice, Plan
 from billp.records import (
     EpisodeRecord,
     EpisodeTraceRecord,
@@ -33,7 +36,10 @@ def _step(key: str, number: int) -> StepRecord:
     return StepRecord(
         episode=key, phase="train", user_id=1, step=number, action=4, reward=1.5,
         terminated=False, truncated=False, quit_reason=None, similar_to=None, env_step_s=0.0,
-        trace={"plan": "a\u2028b", "calls": []},
+        trace=BillpStepTrace(
+            plan=Plan(thought="a\u2028b"), genre_hints=[], shortlist=[4],
+            shortlist_sources={"4": "plan"}, choice=ActorChoice(item_id=4), loop=LoopTrace(),
+        ),
     )  # fmt: skip
 
 
@@ -42,9 +48,10 @@ def test_lines_keep_the_written_key_order() -> None:
         "episode", "phase", "user_id", "step", "action", "reward", "terminated", "truncated",
         "quit_reason", "similar_to", "env_step_s", "trace",
     ]  # fmt: skip
-    trace = EpisodeTraceRecord(episode="e", phase="test", trace={"calls": []}).line()
+    reflection = ReflectionTrace(outcome="quit", reflection="vary", calls=[])
+    trace = EpisodeTraceRecord(episode="e", phase="test", trace=reflection).line()
     assert json.dumps(trace) == '{"episode": "e", "phase": "test", "step": null, "trace": ' + (
-        '{"calls": []}}'
+        '{"outcome": "quit", "reflection": "vary", "calls": []}}'
     )
     assert list(_episode("e").line())[:3] == ["key", "phase", "index"]
 
@@ -69,7 +76,7 @@ def test_written_records_read_back_and_recovery_drops_unfinished_steps(tmp_path:
         writer.write_steps([_step("train-0000", 1), _step("train-0000", 2)])
         writer.write_episode(_episode("train-0000"))
         writer.write_steps([_step("train-0001", 1)])  # killed before its episode line
-    assert [s["trace"]["plan"] for s in read_steps(tmp_path)] == ["a\u2028b"] * 3
+    assert [s["trace"]["plan"]["thought"] for s in read_steps(tmp_path)] == ["a\u2028b"] * 3
     assert read_episodes(tmp_path) == [_episode("train-0000")]
     assert recover(tmp_path, {"train-0000", "train-0001"}) == [_episode("train-0000")]
     assert {s["episode"] for s in read_steps(tmp_path)} == {"train-0000"}
