@@ -98,6 +98,11 @@ class EpisodeTraceRecord(BaseModel):
     step: None = None
     trace: ReflectionTrace
 
+    @property
+    def calls(self) -> list[CallTrace]:
+        """The episode-level LLM calls (the Reflector's)."""
+        return self.trace.calls
+
     def line(self) -> dict[str, Any]:
         """The JSON object of the line."""
         return self.model_dump()

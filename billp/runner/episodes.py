@@ -74,7 +74,7 @@ async def run_episode(ctx: RunContext, spec: EpisodeSpec) -> EpisodeRecord:
     agent = ctx.policy.spawn(spec.key, spec.seed)
     played = await play_episode(agent, env, spec.user_id, spec.seed, threads=ctx.env_threads)
     summary = played.summary
-    steps = [
+    lines: list[StepsLine] = [
         StepRecord(
             episode=spec.key,
             phase=spec.phase,
@@ -91,13 +91,11 @@ async def run_episode(ctx: RunContext, spec: EpisodeSpec) -> EpisodeRecord:
         )
         for number, step in enumerate(played.steps, start=1)
     ]
-    lines: list[StepsLine] = [*steps]
-    calls = [call for step in steps for call in step.calls]
     if played.episode_trace is not None:
-        ended = EpisodeTraceRecord(episode=spec.key, phase=spec.phase, trace=played.episode_trace)
-        lines.append(ended)
-        calls += ended.trace.calls
-    fallbacks = sum(1 for call in calls if call.stage == "fallback")
+        lines.append(
+            EpisodeTraceRecord(episode=spec.key, phase=spec.phase, trace=played.episode_trace)
+        )
+    fallbacks = sum(1 for line in lines for call in line.calls if call.stage == "fallback")
     # Steps first, then the episode line: an episode line always has its steps on disk.
     ctx.writer.write_steps(lines)
     length = len(summary.items) - (1 if summary.terminated else 0)
