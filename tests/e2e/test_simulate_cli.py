@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from billp.records import EpisodeTraceRecord, StepRecord, read_steps
+from billp.records import EpisodeTraceRecord, RunWriter, StepRecord, read_steps
 from tests.e2e.conftest import only_run_dir, run_cli, simulate_cmd
 from tests.e2e.golden_compare import EXACT, GOLDEN_FLOAT_TOLERANCE, differences, documents
 from tests.e2e.regen_golden import GOLDEN_DIR, golden_outputs, produce
@@ -70,6 +70,12 @@ def test_tiny_run_matches_the_golden_episodes(tmp_path: Path, shared_cache: Path
     assert all(len(c.prompt_hash) == 16 and c.raw for c in calls)
     reflections = [s for s in steps if isinstance(s, EpisodeTraceRecord)]
     assert len(reflections) == 6
+    (tmp_path / "rewritten").mkdir()
+    with RunWriter(tmp_path / "rewritten") as writer:  # the read models write the same bytes
+        writer.write_steps(steps)
+    assert (tmp_path / "rewritten" / "steps.jsonl").read_bytes() == (
+        run_dir / "steps.jsonl"
+    ).read_bytes()
     memory_root = Path(manifest["memory_dir"])
     assert (memory_root / "reflections" / "index.faiss").is_file()
 
