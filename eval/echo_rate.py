@@ -32,6 +32,8 @@ from pydantic import ValidationError
 from billp.agents.echo import EchoDetector
 from billp.agents.messages import Plan, Reflection
 from billp.agents.prompts import ROLE_TEMPLATES
+from billp.agents.roles import CallTrace
+from billp.records import read_steps
 
 TEXT_FIELD = {"planner": "thought", "reflector": "reflection"}
 
@@ -61,16 +63,9 @@ def used_text(role: str, parsed: dict[str, Any]) -> str:
         return str(parsed.get(TEXT_FIELD[role], ""))
 
 
-def _calls(path: Path) -> list[dict[str, Any]]:
-    calls = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        record = json.loads(line)
-        calls += [
-            c for c in record.get("trace", {}).get("calls", []) if c.get("role") in TEXT_FIELD
-        ]
-    return calls
+def _calls(run_dir: Path) -> list[CallTrace]:
+    """The Planner and Reflector calls of the run's ``steps.jsonl``."""
+    return [c for line in read_steps(run_dir) for c in line.calls if c.role in TEXT_FIELD]
 
 
 def measure(run_dir: Path) -> dict[str, dict[str, Any]]:
@@ -87,18 +82,18 @@ def measure(run_dir: Path) -> dict[str, dict[str, Any]]:
             "final": Counter(),
             "used": Counter(),
         }
-    for call in _calls(run_dir / "steps.jsonl"):
-        role, field = call["role"], TEXT_FIELD[call["role"]]
+    for call in _calls(run_dir):
+        role, field = call.role, TEXT_FIELD[call.role]
         stats, detector = out[role], detectors[role]
         stats["calls"] += 1
-        free = _text(call.get("raw"), field)
+        free = _text(call.raw, field)
         if free is None:
             stats["structured"] += 1
         final = None if free is None else detector.kind(free)
-        used = detector.kind(used_text(role, call.get("parsed", {})))
-        error = call.get("error") or ""
+        used = detector.kind(used_text(role, call.parsed))
+        error = call.error or ""
         first = next((k for k in ("placeholder", "repetition", "empty") if f"({k})" in error), None)
-        if call.get("stage") == "valid":
+        if call.stage == "valid":
             first = final
         stats["final"][final or "clean"] += 1
         stats["used"][used or "clean"] += 1

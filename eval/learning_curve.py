@@ -13,7 +13,7 @@ intervals over test users; the paired difference N_max - 0 over the same users (
 and permutation p-value, :func:`billp.evaluation.bootstrap.paired_comparison`); and the
 learning loop's statistics of each test run (reflection retrieval, hint and hint-follow
 rates, critic reuse, advantage sign balance, Critic calibration; see
-:mod:`billp.evaluation.loop_stats`) and of the train pass.
+:mod:`billp.summary.loop_stats`) and of the train pass.
 
 Every run goes through the real CLI (``python -m billp.simulate``) against one shared
 vLLM server (started here unless ``--llm.base-url`` is given). Any other flag goes to

@@ -10,6 +10,7 @@ from billp.agents.baselines import PopularityPolicy
 from billp.config import DataConfig, EnvConfig
 from billp.envs import build_world
 from billp.policy.episode import play_episode
+from billp.policy.memoryless import RankedTrace
 
 
 def test_a_baseline_episode_ends_with_its_statistics() -> None:
@@ -30,5 +31,6 @@ def test_a_baseline_episode_ends_with_its_statistics() -> None:
     assert summary.quit_reason == (last.info.get("quit_reason") if last.terminated else None)
     assert played.statistics["l"] == len(played.steps)
     assert played.statistics["r"] == pytest.approx(sum(s.reward for s in played.steps), abs=1e-4)
-    assert played.writes.is_empty() and played.episode_trace == {}
-    assert all(s.env_step_s >= 0.0 and "shortlist" in s.trace for s in played.steps)
+    assert played.writes.is_empty() and played.episode_trace is None
+    assert all(s.env_step_s >= 0.0 for s in played.steps)
+    assert all(isinstance(s.trace, RankedTrace) and s.trace.shortlist for s in played.steps)

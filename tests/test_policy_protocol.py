@@ -7,11 +7,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import pytest
 
-from billp.agents.baselines import GreedyDiversePolicy, PopularityPolicy, QuitRuleTrace
+from billp.agents.baselines import GreedyDiversePolicy, PopularityPolicy
 from billp.agents.billp_agent import BiLLPPolicy
-from billp.agents.billp_traces import ObserveTrace, ValueEstimate
+from billp.agents.billp_traces import BillpStepTrace, ObserveTrace, ValueEstimate
 from billp.agents.loop_trace import LoopTrace, LoopUpdate
+from billp.agents.messages import ActorChoice
 from billp.agents.roles import CallTrace
 from billp.policy import (
     LearningPolicy,
@@ -20,7 +22,6 @@ from billp.policy import (
     ScoredChoice,
     TraceRecord,
     learning,
-    step_record,
 )
 from billp.records import EpisodeRecord
 from billp.rl.policy import RLPolicy
@@ -47,22 +48,22 @@ def call(role: str) -> CallTrace:
 
 def test_a_trace_records_its_set_fields_in_order() -> None:
     trace = RankedTrace(choice=ScoredChoice(item_id=3, popularity=7), shortlist=[3, 1])
-    assert trace.record() == {"choice": {"item_id": 3, "popularity": 7}, "shortlist": [3, 1]}
-    assert list(RankedTrace(choice=ScoredChoice(item_id=2)).record()) == ["choice"]
-    diverse = QuitRuleTrace(
+    assert trace.model_dump() == {"choice": {"item_id": 3, "popularity": 7}, "shortlist": [3, 1]}
+    assert list(RankedTrace(choice=ScoredChoice(item_id=2)).model_dump()) == ["choice"]
+    diverse = RankedTrace(
         choice=ScoredChoice(item_id=1, predicted_reward=4.5),
         shortlist=[1],
         excluded_by_quit_rule=0,
         no_safe_item=False,
     )
-    assert list(diverse.record()) == [
+    assert list(diverse.model_dump()) == [
         "choice",
         "shortlist",
         "excluded_by_quit_rule",
         "no_safe_item",
     ]
-    assert ObserveTrace(critic=None).record() == {}  # None: not recorded, not null
-    assert TraceRecord().record() == {}
+    assert ObserveTrace(critic=None).model_dump() == {}  # None: not recorded, not null
+    assert TraceRecord().model_dump() == {}
 
 
 def test_value_estimates_record_their_keys_in_the_recorded_order() -> None:
@@ -77,25 +78,40 @@ def test_value_estimates_record_their_keys_in_the_recorded_order() -> None:
     }
 
 
-def test_a_step_record_folds_observe_into_act() -> None:
-    class Acted(TraceRecord):
-        calls: list[CallTrace]
-        choice: dict[str, Any]
-        loop: LoopTrace
-
-    acted = Acted(calls=[call("actor")], choice={"item_id": 1}, loop=LoopTrace())
+def test_a_step_folds_observe_into_act() -> None:
+    acted = BillpStepTrace(
+        calls=[call("actor")],
+        genre_hints=[],
+        shortlist=[1],
+        shortlist_sources={"1": "plan"},
+        choice=ActorChoice(item_id=1),
+        loop=LoopTrace(),
+    )
     observed = ObserveTrace(
         calls=[call("critic")],
         loop=LoopUpdate(
             next_value_source="critic", v=1, v_next=2, reward_booked=3, td_target=2, advantage=1
         ),
     )
-    step = step_record(acted, observed)
-    assert list(step) == ["calls", "choice", "loop"]
-    assert [c["role"] for c in step["calls"]] == ["actor", "critic"]
-    assert list(step["loop"]) == list(LoopTrace.model_fields)
-    assert step["loop"]["followed_hint"] is None and step["loop"]["advantage"] == 1
-    assert step_record(acted, TraceRecord()) == acted.record()
+    step = acted.with_observed(observed)
+    assert list(step.model_dump()) == [
+        "calls",
+        "genre_hints",
+        "shortlist",
+        "shortlist_sources",
+        "choice",
+        "loop",
+    ]
+    assert [c.role for c in step.calls] == ["actor", "critic"]
+    assert list(step.model_dump()["loop"]) == list(LoopTrace.model_fields)
+    assert step.loop.followed_hint is None and step.loop.advantage == 1
+    assert acted.with_observed(ObserveTrace()) == acted
+    ranked = RankedTrace(choice=ScoredChoice(item_id=1))
+    assert ranked.with_observed(TraceRecord()) is ranked
+    with pytest.raises(TypeError):
+        ranked.with_observed(observed)  # a memoryless step has nowhere to put it
+    with pytest.raises(TypeError):
+        acted.with_observed(ranked)
 
 
 def test_only_policies_with_memories_are_learning_policies() -> None:
@@ -168,4 +184,4 @@ def test_baseline_traces_are_recorded_as_before() -> None:
     policy.popularity = np.array([5, 9, 1])
     policy._order = np.argsort(-policy.popularity, kind="stable")
     trace = policy.choose(None, np.array([True, False, True]))  # type: ignore[arg-type]
-    assert trace.record() == {"choice": {"item_id": 0, "popularity": 5}, "shortlist": [0, 2]}
+    assert trace.model_dump() == {"choice": {"item_id": 0, "popularity": 5}, "shortlist": [0, 2]}

@@ -1,16 +1,23 @@
-"""plan_episodes: which users a run plays, the test-user offset that seeds use, and where
-slow envs step."""
+"""plan_episodes: which users a run plays, the test-user offset that seeds use, where slow
+envs step, and an episode's fallback count."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from types import SimpleNamespace
-from typing import cast
+from typing import Any, cast
 
 import pytest
 
-from billp.config import RunConfig
-from billp.envs import World
-from billp.records import EpisodeRecord
+from billp.agents.billp_traces import BillpStepTrace, ObserveTrace, ReflectionTrace
+from billp.agents.loop_trace import LoopTrace
+from billp.agents.messages import ActorChoice
+from billp.agents.roles import CallTrace
+from billp.config import DataConfig, EnvConfig, RunConfig
+from billp.envs import World, build_world
+from billp.policy import Decision, EpisodeEnd, EpisodeSummary, Policy, Transition
+from billp.records import EpisodeRecord, EpisodeTraceRecord, RunWriter, read_steps
 from billp.runner import (
     RunContext,
     WaveSequencer,
@@ -19,7 +26,8 @@ from billp.runner import (
     plan_episodes,
     plan_waves,
 )
-from billp.runner.episodes import phase_learns
+from billp.runner.episodes import phase_learns, run_episode
+from billp.runner.plan import EpisodeSpec
 
 TRAIN = [3, 5, 8, 13]
 TEST = [100, 101, 102, 103, 104, 105, 106]
@@ -168,3 +176,50 @@ def test_only_phases_that_commit_memories_play_in_waves(
     specs = plan_episodes(config, TRAIN, TEST)
     assert phase_learns(ctx, [s for s in specs if s.phase == "train"]) is train
     assert phase_learns(ctx, [s for s in specs if s.phase == "test"]) is test
+
+
+def _fallback(role: str) -> CallTrace:
+    return CallTrace(
+        role=role, template_hash="t", prompt_hash="p", raw=None, parsed={}, stage="fallback",
+        error="no reply", prompt_tokens=0, completion_tokens=0, cached_tokens=0, latency_s=0.0,
+        calls=1,
+    )  # fmt: skip
+
+
+class _FallingBackForTests:
+    """An episode agent whose Actor and Reflector calls fall back."""
+
+    async def reset(self, info: dict[str, Any]) -> None:
+        self.item = -1
+
+    async def act(self, obs: dict[str, Any], info: dict[str, Any]) -> Decision:
+        self.item += 1
+        trace = BillpStepTrace(
+            calls=[_fallback("actor")],
+            genre_hints=[],
+            shortlist=[self.item],
+            shortlist_sources={str(self.item): "plan"},
+            choice=ActorChoice(item_id=self.item),
+            loop=LoopTrace(),
+        )
+        return Decision(item_id=self.item, trace=trace)
+
+    async def observe(self, transition: Transition) -> ObserveTrace:
+        return ObserveTrace()
+
+    async def end_episode(self, summary: EpisodeSummary) -> EpisodeEnd:
+        reflection = ReflectionTrace(outcome="o", reflection="r", calls=[_fallback("reflector")])
+        return EpisodeEnd(trace=reflection)
+
+
+def test_an_episode_counts_the_fallbacks_of_its_steps_and_its_reflection(tmp_path: Path) -> None:
+    world = build_world(EnvConfig(name="matrix", max_steps=3), DataConfig())
+    user = int(world.dataset.split.test_users[0])
+    policy = SimpleNamespace(spawn=lambda key, seed: _FallingBackForTests())
+    with RunWriter(tmp_path) as writer:
+        ctx = RunContext(RunConfig(), world, cast(Policy, policy), writer, accounting=None)
+        spec = EpisodeSpec(key="test-0000", phase="test", index=0, user_id=user, seed=0)
+        record = asyncio.run(run_episode(ctx, spec))
+    lines = read_steps(tmp_path)
+    assert record.steps == len(lines) - 1 and isinstance(lines[-1], EpisodeTraceRecord)
+    assert record.fallbacks == record.steps + 1

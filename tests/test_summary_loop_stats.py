@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from billp.agents.billp_traces import BillpStepTrace, ReflectionTrace
+from billp.agents.loop_trace import LoopTrace
+from billp.agents.messages import ActorChoice
+from billp.policy.memoryless import RankedTrace, ScoredChoice
+from billp.records import EpisodeTraceRecord, StepRecord, StepTrace
 from billp.summary.loop_stats import loop_stats_by_phase, phase_loop_stats, realised_returns
 
 
@@ -12,8 +19,23 @@ def test_realised_returns_are_discounted_averages() -> None:
     assert realised_returns([2.0, 4.0, 0.0], 0.5) == pytest.approx([2.0, 2.0, 0.0])
 
 
-def _step(episode: str, step: int, **loop: object) -> dict:
-    return {"episode": episode, "phase": "test", "step": step, "trace": {"loop": loop}}
+def _line(episode: str, step: int, trace: StepTrace) -> StepRecord:
+    return StepRecord(
+        episode=episode, phase="test", user_id=1, step=step, action=1, reward=1.0,
+        terminated=False, truncated=False, quit_reason=None, similar_to=None, env_step_s=0.0,
+        trace=trace,
+    )  # fmt: skip
+
+
+def _step(episode: str, step: int, **loop: Any) -> StepRecord:
+    trace = BillpStepTrace(
+        genre_hints=[],
+        shortlist=[1],
+        shortlist_sources={"1": "plan"},
+        choice=ActorChoice(item_id=1),
+        loop=LoopTrace(**loop),
+    )
+    return _line(episode, step, trace)
 
 
 def test_phase_statistics_count_each_link() -> None:
@@ -34,7 +56,10 @@ def test_phase_statistics_count_each_link() -> None:
             hints=[{"item_id": 7, "sign": -1, "weight": -0.5}],
             followed_hint=-1, value_source="critic", v=1.0, reward_booked=0.0, advantage=-1.0,
         ),
-        {"episode": "e1", "phase": "test", "step": None, "trace": {"reflection": "x"}},
+        EpisodeTraceRecord(
+            episode="e1", phase="test",
+            trace=ReflectionTrace(outcome="quit", reflection="x", calls=[]),
+        ),
     ]  # fmt: skip
     stats = phase_loop_stats(lines, gamma=0.5)
     assert stats.episodes == 2 and stats.steps == 3
@@ -51,6 +76,6 @@ def test_phase_statistics_count_each_link() -> None:
 
 
 def test_no_loop_records_give_empty_rates() -> None:
-    stats = phase_loop_stats([{"episode": "e", "phase": "test", "step": 1, "trace": {}}], 0.5)
+    stats = phase_loop_stats([_line("e", 1, RankedTrace(choice=ScoredChoice(item_id=1)))], 0.5)
     assert stats.hint_rate == 0.0 and stats.hint_follow_rate is None
     assert stats.critic_spearman is None and stats.minority_advantage_share is None

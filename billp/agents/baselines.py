@@ -65,14 +65,6 @@ def _ranked(scores: np.ndarray, allowed: np.ndarray, k: int) -> list[int]:
     return [int(i) for i in candidates[order[:k]]]
 
 
-class QuitRuleTrace(RankedTrace):
-    """A ``greedy-diverse`` step: the unseen items the quit rule ruled out, and whether none
-    was left (the choice then ignores the rule)."""
-
-    excluded_by_quit_rule: int
-    no_safe_item: bool
-
-
 class _BaselinePolicy:
     """Base of the memoryless policies (no memories: nothing to commit or reload)."""
 
@@ -197,8 +189,9 @@ class GreedyDiversePolicy(GreedyPolicy):
                 f"greedy-diverse: item {item} passed the vectorised check but the quit rule "
                 f"rejects it ({decision.reason}, similar to {decision.similar_to})"
             )
-        return QuitRuleTrace(
-            **dict(picked),
+        return RankedTrace(
+            choice=picked.choice,
+            shortlist=picked.shortlist,
             excluded_by_quit_rule=int(unseen.sum() - ok.sum()),
             no_safe_item=not ok.any(),
         )

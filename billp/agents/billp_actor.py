@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from billp.agents.billp_critic import estimate_value
 from billp.agents.billp_state import EpisodeState
-from billp.agents.billp_traces import ActTrace, MemoryHits, PlannedStep, ValueEstimate
+from billp.agents.billp_traces import BillpStepTrace, MemoryHits, PlannedStep, ValueEstimate
 from billp.agents.echo import own_text, reject_echo
 from billp.agents.loop_trace import HintShown, LoopTrace
 from billp.agents.messages import (
@@ -196,7 +196,7 @@ async def act_step(ep: EpisodeState) -> Decision:
         if hint.item_id == choice:
             loop.followed_hint = hint.sign
     ep.pending_thought = plan.text() or None
-    trace = ActTrace(
+    trace = BillpStepTrace(
         calls=calls,
         reflections=ep.reflections if cfg.macro else None,
         value=value,

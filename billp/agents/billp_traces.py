@@ -1,8 +1,9 @@
 """The typed traces a BiLLP episode returns from ``act``, ``observe`` and ``end_episode``.
 
-Their records are the ``trace`` objects of ``steps.jsonl`` (key order included: the golden
-files compare them byte for byte); the learning loop's own fields are in
-:mod:`billp.agents.loop_trace`.
+``act`` returns a :class:`BillpStepTrace`, ``observe`` an :class:`ObserveTrace` that folds
+into it; the folded step and the :class:`ReflectionTrace` are the ``trace`` objects of
+``steps.jsonl`` (key order included: the golden files compare them byte for byte). The
+learning loop's own fields are in :mod:`billp.agents.loop_trace`.
 """
 
 from __future__ import annotations
@@ -69,24 +70,6 @@ class MemoryHits(BaseModel):
     discouraged: list[int]
 
 
-class ActTrace(TraceRecord):
-    """What ``act`` did: its LLM calls, the reflections and value it used, the plan, the
-    shortlist it built and the Actor's choice, and the learning loop so far."""
-
-    calls: list[CallTrace] = Field(default_factory=list)
-    reflections: list[str] | None = None
-    """Given to the Planner (macro-learning only)."""
-    value: ValueEstimate | None = None
-    """V(s), when this step had to estimate it (the first; later steps reuse V(s'))."""
-    plan: Plan | None = None
-    memory_hits: MemoryHits | None = None
-    genre_hints: list[str]
-    shortlist: list[int]
-    shortlist_sources: dict[str, str]
-    choice: ActorChoice
-    loop: LoopTrace
-
-
 class CriticStep(BaseModel):
     """The one-step TD update: V(s), V(s'), the TD target and the advantage."""
 
@@ -104,6 +87,43 @@ class ObserveTrace(TraceRecord):
     calls: list[CallTrace] | None = None
     loop: LoopUpdate | None = None
     critic: CriticStep | None = None
+
+
+class BillpStepTrace(TraceRecord):
+    """One BiLLP step: ``act``'s LLM calls, the reflections and value it used, the plan, the
+    shortlist it built and the Actor's choice, and the learning loop; then what ``observe``
+    added (its Critic call, the loop's values, the TD update)."""
+
+    calls: list[CallTrace] = Field(default_factory=list)
+    reflections: list[str] | None = None
+    """Given to the Planner (macro-learning only)."""
+    value: ValueEstimate | None = None
+    """V(s), when this step had to estimate it (the first; later steps reuse V(s'))."""
+    plan: Plan | None = None
+    memory_hits: MemoryHits | None = None
+    genre_hints: list[str]
+    shortlist: list[int]
+    shortlist_sources: dict[str, str]
+    choice: ActorChoice
+    loop: LoopTrace
+    critic: CriticStep | None = None
+    """The TD update (micro-learning), from ``observe``."""
+
+    def with_observed(self, observed: TraceRecord) -> BillpStepTrace:
+        """This step with ``observe``'s trace folded in: its calls after act's, its values
+        in ``loop``, its TD update as ``critic``."""
+        if not isinstance(observed, ObserveTrace):
+            raise TypeError(f"a BiLLP step takes an ObserveTrace, not {type(observed).__name__}")
+        loop = self.loop
+        if observed.loop is not None:
+            loop = loop.model_copy(update=observed.loop.model_dump())
+        return self.model_copy(
+            update={
+                "calls": [*self.calls, *(observed.calls or [])],
+                "loop": loop,
+                "critic": observed.critic,
+            }
+        )
 
 
 class ReflectionTrace(TraceRecord):

@@ -3,7 +3,7 @@
 Every link of the loop is observable: which reflections the Planner was given, which
 actor-memory hints the Actor was shown and whether it took one, whether the Critic's
 value came from memory, and the values, TD target and advantage the step wrote back.
-:mod:`billp.evaluation.loop_stats` turns these records into per-phase rates.
+:mod:`billp.summary.loop_stats` turns these records into per-phase rates.
 """
 
 from __future__ import annotations

@@ -20,13 +20,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from billp.agents.billp_traces import BillpStepTrace, ReflectionTrace
+from billp.agents.roles import CallTrace
 from billp.evaluation.bootstrap import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 from billp.evaluation.evaluate import Evaluation, SeriesResult, evaluate
 from billp.evaluation.metrics import METRICS
 from billp.evaluation.output import format_interval
 from billp.evaluation.plots import all_figures, png_bytes
 from billp.evaluation.rundir import RunData
-from billp.records import EpisodeRecord
+from billp.policy.memoryless import RankedTrace
+from billp.records import EpisodeRecord, EpisodeTraceRecord, StepRecord, StepTrace
 
 REPORT_MAX_EPISODES = 500
 """Episodes per run in the trajectory browser unless --max-episodes says otherwise."""
@@ -50,51 +53,70 @@ def _asset(name: str) -> str:
 
 
 # ------------------------------------------------------------------ trajectory data
-def _call_view(call: dict[str, Any]) -> dict[str, Any]:
-    raw = call.get("raw")
+def _call_view(call: CallTrace) -> dict[str, Any]:
     return {
-        "role": call.get("role"),
-        "stage": call.get("stage"),
-        "error": call.get("error"),
-        "latency_s": call.get("latency_s"),
-        "raw": raw[:RAW_REPLY_CHARS] if isinstance(raw, str) else None,
+        "role": call.role,
+        "stage": call.stage,
+        "error": call.error,
+        "latency_s": call.latency_s,
+        "raw": None if call.raw is None else call.raw[:RAW_REPLY_CHARS],
     }
 
 
-def _value_view(trace: dict[str, Any]) -> dict[str, Any] | None:
+def _value_view(trace: BillpStepTrace) -> dict[str, Any] | None:
     """The value estimate of the state the step acted in, and the learning signal."""
-    critic = trace.get("critic")
-    first = trace.get("value")
     out: dict[str, Any] = {}
-    if isinstance(first, dict):
-        out["source"] = first.get("source")
-        out["v"] = first.get("value")
-        if "similarity" in first:
-            out["similarity"] = first["similarity"]
-    if isinstance(critic, dict):
-        out["v"] = critic.get("v", out.get("v"))
-        out["v_next"] = critic.get("v_next")
-        out["td_target"] = critic.get("td_target")
-        out["advantage"] = critic.get("advantage")
-        nxt = critic.get("next")
-        if isinstance(nxt, dict):
-            out["next_source"] = nxt.get("source")
-    choice = trace.get("choice")
-    if isinstance(choice, dict) and "predicted_reward" in choice:
-        out["predicted_reward"] = choice["predicted_reward"]
+    if trace.value is not None:
+        out["source"] = trace.value.source
+        out["v"] = trace.value.value
+        if trace.value.similarity is not None:
+            out["similarity"] = trace.value.similarity
+    if trace.critic is not None:
+        out["v"] = trace.critic.v
+        out["v_next"] = trace.critic.v_next
+        out["td_target"] = trace.critic.td_target
+        out["advantage"] = trace.critic.advantage
+        out["next_source"] = trace.critic.next.source
     return out or None
 
 
-def quit_explanation(step: dict[str, Any], run: RunData, label: dict[int, str]) -> str | None:
+def _trace_view(trace: StepTrace) -> dict[str, Any]:
+    """What the step's trace shows: plan, choice, shortlist, hints, value and LLM calls (a
+    memoryless policy has a choice, a shortlist and the score it chose by)."""
+    if isinstance(trace, RankedTrace):
+        score = trace.choice.predicted_reward
+        return {
+            "plan": None,
+            "choice": trace.choice.model_dump(),
+            "shortlist": trace.shortlist,
+            "shortlist_sources": None,
+            "genre_hints": None,
+            "memory_hits": None,
+            "value": None if score is None else {"predicted_reward": score},
+            "calls": [],
+        }
+    return {
+        "plan": None if trace.plan is None else trace.plan.model_dump(),
+        "choice": trace.choice.model_dump(),
+        "shortlist": trace.shortlist,
+        "shortlist_sources": trace.shortlist_sources,
+        "genre_hints": trace.genre_hints,
+        "memory_hits": None if trace.memory_hits is None else trace.memory_hits.model_dump(),
+        "value": _value_view(trace),
+        "calls": [_call_view(c) for c in trace.calls],
+    }
+
+
+def quit_explanation(step: StepRecord, run: RunData, label: dict[int, str]) -> str | None:
     """Why the user left on this step, in words (``None`` if they stayed)."""
-    if step.get("terminated"):
-        reason = step.get("quit_reason")
-        item = label.get(int(step["action"]), f"item {step['action']}")
-        other = step.get("similar_to")
-        other_label = label.get(int(other), f"item {other}") if other is not None else None
+    if step.terminated:
+        reason = step.quit_reason
+        item = label.get(step.action, f"item {step.action}")
+        other = step.similar_to
+        other_label = label.get(other, f"item {other}") if other is not None else None
         if reason == "low_reward":
             return (
-                f"low reward: {item} was rated {step.get('reward')}, below the threshold "
+                f"low reward: {item} was rated {step.reward}, below the threshold "
                 f"{run.config.env.quit_reward_threshold}"
             )
         if reason == "too_similar":
@@ -107,30 +129,22 @@ def quit_explanation(step: dict[str, Any], run: RunData, label: dict[int, str]) 
                 f"repeat: {item} was already recommended in the last {run.config.env.quit_window}"
             )
         return f"quit ({reason})"
-    if step.get("truncated"):
+    if step.truncated:
         return f"step cap reached ({run.config.env.max_steps} steps): the episode was cut, not quit"
     return None
 
 
-def _step_view(step: dict[str, Any], run: RunData, label: dict[int, str]) -> dict[str, Any]:
-    trace = step.get("trace") or {}
+def _step_view(step: StepRecord, run: RunData, label: dict[int, str]) -> dict[str, Any]:
     return {
-        "step": step.get("step"),
-        "action": step.get("action"),
-        "reward": step.get("reward"),
-        "terminated": step.get("terminated"),
-        "truncated": step.get("truncated"),
-        "quit_reason": step.get("quit_reason"),
-        "similar_to": step.get("similar_to"),
+        "step": step.step,
+        "action": step.action,
+        "reward": step.reward,
+        "terminated": step.terminated,
+        "truncated": step.truncated,
+        "quit_reason": step.quit_reason,
+        "similar_to": step.similar_to,
         "quit_explanation": quit_explanation(step, run, label),
-        "plan": trace.get("plan"),
-        "choice": trace.get("choice"),
-        "shortlist": trace.get("shortlist"),
-        "shortlist_sources": trace.get("shortlist_sources"),
-        "genre_hints": trace.get("genre_hints"),
-        "memory_hits": trace.get("memory_hits"),
-        "value": _value_view(trace),
-        "calls": [_call_view(c) for c in trace.get("calls", []) if isinstance(c, dict)],
+        **_trace_view(step.trace),
     }
 
 
@@ -148,8 +162,8 @@ def _carry_value_sources(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _episode_view(
     episode: EpisodeRecord,
-    steps: list[dict[str, Any]],
-    ep_trace: dict[str, Any],
+    steps: list[StepRecord],
+    ended: ReflectionTrace | None,
     run: RunData,
     label: dict[int, str],
 ) -> dict[str, Any]:
@@ -175,9 +189,9 @@ def _episode_view(
         "end": end,
         "history": [int(i) for i in history],
         "steps": _carry_value_sources([_step_view(s, run, label) for s in steps]),
-        "outcome": ep_trace.get("outcome"),
-        "reflection": ep_trace.get("reflection"),
-        "episode_calls": [_call_view(c) for c in ep_trace.get("calls", []) if isinstance(c, dict)],
+        "outcome": None if ended is None else ended.outcome,
+        "reflection": None if ended is None else ended.reflection,
+        "episode_calls": [] if ended is None else [_call_view(c) for c in ended.calls],
     }
 
 
@@ -200,23 +214,20 @@ def run_view(
     run: RunData, run_label: str, max_episodes: int, label: dict[int, str]
 ) -> dict[str, Any]:
     """One run's browser data: metadata and its episodes with their steps."""
-    by_episode: dict[str, list[dict[str, Any]]] = {}
-    ep_traces: dict[str, dict[str, Any]] = {}
+    by_episode: dict[str, list[StepRecord]] = {}
+    ended: dict[str, ReflectionTrace] = {}
     for line in run.steps():
-        key = line.get("episode")
-        if not isinstance(key, str):
-            continue
-        if line.get("step") is None:
-            ep_traces[key] = line.get("trace") or {}
+        if isinstance(line, EpisodeTraceRecord):
+            ended[line.episode] = line.trace
         else:
-            by_episode.setdefault(key, []).append(line)
+            by_episode.setdefault(line.episode, []).append(line)
     ordered = run.phase_episodes("all")
     shown = ordered[:max_episodes]
     episodes = [
         _episode_view(
             ep,
-            sorted(by_episode.get(ep.key, []), key=lambda s: int(s.get("step") or 0)),
-            ep_traces.get(ep.key, {}),
+            sorted(by_episode.get(ep.key, []), key=lambda s: s.step),
+            ended.get(ep.key),
             run,
             label,
         )

@@ -25,7 +25,7 @@ from billp.config import (
     load_config,
 )
 from billp.evaluation.metrics import ItemFeatures
-from billp.records import CONFIG_FILE, EPISODES_FILE, EpisodeRecord, RunFileError
+from billp.records import CONFIG_FILE, EPISODES_FILE, EpisodeRecord, RunFileError, StepsLine
 
 if TYPE_CHECKING:
     from billp.data import Dataset
@@ -66,7 +66,7 @@ class RunData:
     config: RunConfig
     manifest: dict[str, Any]
     episodes: list[EpisodeRecord]
-    _steps: list[dict[str, Any]] | None = field(default=None, repr=False)
+    _steps: list[StepsLine] | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -116,7 +116,7 @@ class RunData:
         blob = json.dumps({"config": flat, "templates": self.templates()}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
-    def steps(self) -> list[dict[str, Any]]:
+    def steps(self) -> list[StepsLine]:
         """Lines of ``steps.jsonl`` (read on first use)."""
         if self._steps is None:
             self._steps = records.read_steps(self.path)

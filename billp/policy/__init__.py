@@ -2,7 +2,7 @@
 
 from billp.policy.memoryless import MemorylessEpisode, RankedTrace, ScoredChoice, decide
 from billp.policy.protocol import EpisodeSummary, LearningPolicy, Policy, Transition, learning
-from billp.policy.trace import Decision, EpisodeEnd, TraceRecord, step_record
+from billp.policy.trace import Decision, EpisodeEnd, TraceRecord
 from billp.policy.writes import MemoryWrites
 
 __all__ = [
@@ -19,5 +19,4 @@ __all__ = [
     "Transition",
     "decide",
     "learning",
-    "step_record",
 ]

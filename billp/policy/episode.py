@@ -21,7 +21,7 @@ import gymnasium as gym
 from gymnasium.wrappers import RecordEpisodeStatistics
 
 from billp.policy.protocol import EpisodeAgent, EpisodeSummary, Transition
-from billp.policy.trace import step_record
+from billp.policy.trace import TraceRecord
 from billp.policy.writes import MemoryWrites
 
 T = TypeVar("T")
@@ -38,9 +38,10 @@ class PlayedStep:
     info: dict[str, Any]
     env_step_s: float
     """Wall-clock seconds of ``env.step``."""
-    trace: dict[str, Any]
+    trace: TraceRecord
     """The step's trace as recorded: what the agent's ``act`` and ``observe`` returned
-    (what it asked, saw, decided and learnt), folded by :func:`~billp.policy.trace.step_record`."""
+    (what it asked, saw, decided and learnt), folded by
+    :meth:`~billp.policy.trace.TraceRecord.with_observed`."""
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,8 @@ class PlayedEpisode:
     summary: EpisodeSummary
     writes: MemoryWrites
     """Memory writes the agent buffered (committed, or not, by the caller)."""
-    episode_trace: dict[str, Any]
-    """The record of the episode trace ``end_episode`` returned (empty: none)."""
+    episode_trace: TraceRecord | None
+    """The episode trace ``end_episode`` returned (None: no episode-level calls)."""
     statistics: dict[str, float]
     """Gymnasium's episode statistics: ``r`` (return), ``l`` (env steps), ``t`` (seconds)."""
 
@@ -115,7 +116,7 @@ async def play_episode(
                     truncated=bool(truncated),
                     info=info,
                     env_step_s=elapsed,
-                    trace=step_record(decision.trace, observed),
+                    trace=decision.trace.with_observed(observed),
                 )
             )
     finally:
@@ -134,6 +135,6 @@ async def play_episode(
         steps=steps,
         summary=summary,
         writes=ended.writes,
-        episode_trace=ended.trace.record(),
+        episode_trace=ended.trace,
         statistics=statistics,
     )

@@ -20,10 +20,14 @@ class ScoredChoice(TraceRecord):
 
 
 class RankedTrace(TraceRecord):
-    """A memoryless step: the choice and the next best candidates, best first."""
+    """A memoryless step: the choice and the next best candidates, best first; a policy
+    that filters by the quit rule (``greedy-diverse``) adds how many unseen items the rule
+    ruled out and whether none was left (the choice then ignores the rule)."""
 
     choice: ScoredChoice
     shortlist: list[int] | None = None
+    excluded_by_quit_rule: int | None = None
+    no_safe_item: bool | None = None
 
 
 class MemorylessEpisode:

@@ -10,6 +10,7 @@ from billp.records.models import (
     Phase,
     StepRecord,
     StepsLine,
+    StepTrace,
 )
 from billp.records.rundir import (
     CONFIG_FILE,
@@ -39,6 +40,7 @@ __all__ = [
     "RunFileError",
     "RunWriter",
     "StepRecord",
+    "StepTrace",
     "StepsLine",
     "build_manifest",
     "create",

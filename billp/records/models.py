@@ -10,7 +10,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from billp.agents.billp_traces import BillpStepTrace, ReflectionTrace
+from billp.agents.roles import CallTrace
 from billp.policy import MemoryWrites
+from billp.policy.memoryless import RankedTrace
 
 Phase = Literal["train", "test"]
 
@@ -49,11 +52,17 @@ class EpisodeRecord(BaseModel):
         return self.model_dump(mode="json")
 
 
+StepTrace = BillpStepTrace | RankedTrace
+"""What a policy recorded of one step: a BiLLP agent's step (LLM calls, plan, shortlist,
+choice, learning loop) or a memoryless policy's (its scored choice and shortlist). Their key
+orders and choices differ, so each has its own model; a line's JSON reads back as the one
+that wrote it (each rejects the other's fields)."""
+
+
 class StepRecord(BaseModel):
     """One env step of an episode, a line of ``steps.jsonl``.
 
-    ``reward`` and ``env_step_s`` are rounded to 6 decimals by :meth:`of`; ``trace`` is the
-    agent's step trace (JSON values) and is written as given.
+    ``reward`` and ``env_step_s`` are rounded to 6 decimals by the runner.
     """
 
     episode: str
@@ -68,10 +77,15 @@ class StepRecord(BaseModel):
     quit_reason: str | None
     similar_to: int | None
     env_step_s: float
-    trace: dict[str, Any]
+    trace: StepTrace
+
+    @property
+    def calls(self) -> list[CallTrace]:
+        """The step's LLM calls (none for a memoryless policy)."""
+        return self.trace.calls if isinstance(self.trace, BillpStepTrace) else []
 
     def line(self) -> dict[str, Any]:
-        """The JSON object of the line (the trace's values untouched)."""
+        """The JSON object of the line."""
         return self.model_dump()
 
 
@@ -82,10 +96,15 @@ class EpisodeTraceRecord(BaseModel):
     episode: str
     phase: Phase
     step: None = None
-    trace: dict[str, Any]
+    trace: ReflectionTrace
+
+    @property
+    def calls(self) -> list[CallTrace]:
+        """The episode-level LLM calls (the Reflector's)."""
+        return self.trace.calls
 
     def line(self) -> dict[str, Any]:
-        """The JSON object of the line (the trace's values untouched)."""
+        """The JSON object of the line."""
         return self.model_dump()
 
 

@@ -28,7 +28,7 @@ from billp.common.atomic_io import write_json_atomic, write_jsonl_atomic
 from billp.config import RunConfig, config_to_toml_dict, load_config
 from billp.records.files import JsonlAppender, RunFileError, create_run_dir
 from billp.records.jsonl import read_jsonl, read_jsonl_repairing, validate_line
-from billp.records.models import EpisodeRecord, StepsLine
+from billp.records.models import EpisodeRecord, EpisodeTraceRecord, StepRecord, StepsLine
 
 if TYPE_CHECKING:
     from billp.agents import PromptLibrary
@@ -187,9 +187,17 @@ def read_episodes(run_dir: Path) -> list[EpisodeRecord]:
     ]
 
 
-def read_steps(run_dir: Path) -> list[dict[str, Any]]:
-    """The lines of ``steps.jsonl`` as JSON objects ([] when there is none)."""
-    return read_jsonl(run_dir / STEPS_FILE)
+def read_steps(run_dir: Path) -> list[StepsLine]:
+    """The lines of ``steps.jsonl`` ([] when there is none): a :class:`StepRecord` per step,
+    an :class:`EpisodeTraceRecord` for a line without a step number; a line that is not one
+    is a :class:`RunFileError`."""
+    path = run_dir / STEPS_FILE
+    return [
+        validate_line(
+            path, EpisodeTraceRecord if line.get("step") is None else StepRecord, line, number
+        )
+        for number, line in enumerate(read_jsonl(path), 1)
+    ]
 
 
 def recover(run_dir: Path, keys: Collection[str]) -> list[EpisodeRecord]:

@@ -15,7 +15,6 @@ import shutil
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -56,10 +55,6 @@ class RunContext:
         self.env_threads = env_threads
 
 
-def _count_fallbacks(trace: dict[str, Any]) -> int:
-    return sum(1 for call in trace.get("calls", []) if call.get("stage") == "fallback")
-
-
 def env_threads(config: RunConfig, world: World) -> ThreadPoolExecutor | None:
     """A thread per episode that can be in flight when ``world`` steps slowly (asyncio's
     default pool has ``cpu_count + 4`` threads, which would cap the LE's step batches); a
@@ -96,12 +91,11 @@ async def run_episode(ctx: RunContext, spec: EpisodeSpec) -> EpisodeRecord:
         )
         for number, step in enumerate(played.steps, start=1)
     ]
-    fallbacks = sum(_count_fallbacks(step.trace) for step in played.steps)
-    fallbacks += _count_fallbacks(played.episode_trace)
-    if played.episode_trace:
+    if played.episode_trace is not None:
         lines.append(
             EpisodeTraceRecord(episode=spec.key, phase=spec.phase, trace=played.episode_trace)
         )
+    fallbacks = sum(1 for line in lines for call in line.calls if call.stage == "fallback")
     # Steps first, then the episode line: an episode line always has its steps on disk.
     ctx.writer.write_steps(lines)
     length = len(summary.items) - (1 if summary.terminated else 0)

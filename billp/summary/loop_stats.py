@@ -1,7 +1,8 @@
 """Per-phase statistics of BiLLP's learning loop, from the ``loop`` records of steps.
 
-Each step line of ``steps.jsonl`` carries a :class:`billp.agents.loop_trace.LoopTrace`
-under ``trace.loop``. From them this module reports, per phase:
+Each BiLLP step of ``steps.jsonl`` carries a :class:`billp.agents.loop_trace.LoopTrace`
+as ``trace.loop`` (a memoryless policy's steps have none). From them this module reports,
+per phase:
 
 * reflection retrieval: share of episodes whose Planner saw at least one reflection, and
   the mean similarity of what it saw;
@@ -19,11 +20,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 from pydantic import BaseModel
 from scipy.stats import spearmanr
+
+from billp.agents.billp_traces import BillpStepTrace
+from billp.agents.loop_trace import LoopTrace
 
 
 class PhaseLoopStats(BaseModel):
@@ -44,6 +48,17 @@ class PhaseLoopStats(BaseModel):
     critic_spearman_pairs: int
 
 
+class StepLine(Protocol):
+    """What these statistics read of a line of ``steps.jsonl``: the attributes of
+    ``billp.records``' line models (a sibling layer, so not imported here). An episode's
+    own line (its reflection) has no step number."""
+
+    episode: str
+    phase: str
+    step: int | None
+    trace: object
+
+
 def _rate(numerator: int, denominator: int) -> float | None:
     return round(numerator / denominator, 4) if denominator else None
 
@@ -58,47 +73,46 @@ def realised_returns(booked: list[float], gamma: float) -> list[float]:
     return out
 
 
-def phase_loop_stats(step_lines: Iterable[dict[str, Any]], gamma: float) -> PhaseLoopStats:
+def _loop(line: StepLine) -> LoopTrace:
+    """The step's learning loop (an empty one for a policy without one)."""
+    return line.trace.loop if isinstance(line.trace, BillpStepTrace) else LoopTrace()
+
+
+def phase_loop_stats(step_lines: Iterable[StepLine], gamma: float) -> PhaseLoopStats:
     """Statistics of the loop records among ``step_lines`` (one phase's steps)."""
-    episodes: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    episodes: dict[str, list[tuple[int, LoopTrace]]] = defaultdict(list)
     for line in step_lines:
-        if line.get("step") is None:
-            continue
-        episodes[str(line["episode"])].append(line)
+        if line.step is not None:
+            episodes[line.episode].append((line.step, _loop(line)))
     steps = retrieved_episodes = hinted = followed = followed_bad = 0
     value_from_memory = value_estimates = negative = signed = 0
     similarities: list[float] = []
     values: list[float] = []
     returns: list[float] = []
-    for lines in episodes.values():
-        lines.sort(key=lambda line: int(line["step"]))
-        loops = [line.get("trace", {}).get("loop") or {} for line in lines]
-        if loops and loops[0].get("reflections"):
+    for numbered in episodes.values():
+        loops = [loop for _, loop in sorted(numbered, key=lambda pair: pair[0])]
+        if loops and loops[0].reflections:
             retrieved_episodes += 1
-            similarities += [
-                r["similarity"] for r in loops[0]["reflections"] if r.get("similarity") is not None
-            ]
+            similarities += [r.similarity for r in loops[0].reflections if r.similarity is not None]
         for loop in loops:
             steps += 1
-            if loop.get("hints"):
+            if loop.hints:
                 hinted += 1
-                if loop.get("followed_hint") == 1:
+                if loop.followed_hint == 1:
                     followed += 1
-                elif loop.get("followed_hint") == -1:
+                elif loop.followed_hint == -1:
                     followed_bad += 1
-            if loop.get("value_source") in ("memory", "critic", "session"):
+            if loop.value_source in ("memory", "critic", "session"):
                 value_estimates += 1
-                value_from_memory += loop["value_source"] == "memory"
-            if loop.get("advantage") is not None:
+                value_from_memory += loop.value_source == "memory"
+            if loop.advantage is not None:
                 signed += 1
-                negative += loop["advantage"] < 0
-        booked = [loop.get("reward_booked") for loop in loops]
-        if booked and all(b is not None for b in booked):
-            for loop, ret in zip(
-                loops, realised_returns([float(b) for b in booked], gamma), strict=True
-            ):
-                if loop.get("v") is not None:
-                    values.append(float(loop["v"]))
+                negative += loop.advantage < 0
+        booked = [loop.reward_booked for loop in loops if loop.reward_booked is not None]
+        if booked and len(booked) == len(loops):
+            for loop, ret in zip(loops, realised_returns(booked, gamma), strict=True):
+                if loop.v is not None:
+                    values.append(loop.v)
                     returns.append(ret)
     spearman = None
     if len(values) >= 3 and np.ptp(values) > 0 and np.ptp(returns) > 0:
@@ -123,11 +137,9 @@ def phase_loop_stats(step_lines: Iterable[dict[str, Any]], gamma: float) -> Phas
     )
 
 
-def loop_stats_by_phase(
-    step_lines: Iterable[dict[str, Any]], gamma: float
-) -> dict[str, PhaseLoopStats]:
+def loop_stats_by_phase(step_lines: Iterable[StepLine], gamma: float) -> dict[str, PhaseLoopStats]:
     """:func:`phase_loop_stats` for each phase found in ``step_lines``."""
-    phases: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    phases: dict[str, list[StepLine]] = defaultdict(list)
     for line in step_lines:
-        phases[str(line.get("phase"))].append(line)
+        phases[line.phase].append(line)
     return {phase: phase_loop_stats(lines, gamma) for phase, lines in sorted(phases.items())}

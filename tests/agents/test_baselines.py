@@ -17,8 +17,8 @@ from billp.agents.baselines import (
 )
 from billp.data import Catalogue, Item
 from billp.envs import MatrixUserModel, QuitRule
+from billp.policy.memoryless import RankedTrace, ScoredChoice
 from billp.policy.protocol import Transition
-from billp.policy.trace import step_record
 
 GENRES: list[tuple[str, ...]] = [
     ("Action",),
@@ -54,13 +54,14 @@ def quit_rule(catalogue: Catalogue, window: int = 2, threshold: float = 1.0) -> 
 
 def play(
     policy: Any, steps: int, history: list[int] | None = None, seed: int = 0
-) -> tuple[list[int], list[dict[str, Any]]]:
-    """Act ``steps`` times for user 0, feeding back each action; items and traces."""
+) -> tuple[list[int], list[RankedTrace]]:
+    """Act ``steps`` times for user 0, feeding back each action; items and step traces."""
 
-    async def go() -> tuple[list[int], list[dict[str, Any]]]:
+    async def go() -> tuple[list[int], list[RankedTrace]]:
         episode = policy.spawn("test-0000", seed)
         await episode.reset({"user_id": 0, "history": history or []})
-        items, traces = [], []
+        items: list[int] = []
+        traces: list[RankedTrace] = []
         for _ in range(steps):
             decision = await episode.act({}, {})
             item = decision.item_id
@@ -70,7 +71,9 @@ def play(
                     action=item, reward=3.0, terminated=False, truncated=False, next_obs={}, info={}
                 )
             )
-            traces.append(step_record(decision.trace, observed))
+            trace = decision.trace.with_observed(observed)
+            assert isinstance(trace, RankedTrace)
+            traces.append(trace)
         return items, traces
 
     return asyncio.run(go())
@@ -81,9 +84,9 @@ def test_greedy_is_the_myopic_argmax_over_unseen_items(catalogue10: Catalogue) -
     items, traces = play(policy, 3, history=[1])
     # 1 is seen; 3 (5.0) then 9 (4.9), then 6 and 8 tie at 4.5: the lower id wins
     assert items == [3, 9, 6]
-    assert traces[0]["choice"] == {"item_id": 3, "predicted_reward": 5.0}
-    assert traces[0]["shortlist"][:4] == [3, 9, 6, 8]
-    assert len(traces[0]["shortlist"]) == min(TRACE_SHORTLIST, 9)
+    assert traces[0].choice == ScoredChoice(item_id=3, predicted_reward=5.0)
+    assert traces[0].shortlist is not None and traces[0].shortlist[:4] == [3, 9, 6, 8]
+    assert len(traces[0].shortlist) == min(TRACE_SHORTLIST, 9)
 
 
 def test_greedy_diverse_acceptable_set_is_the_quit_rules(catalogue10: Catalogue) -> None:
@@ -108,7 +111,8 @@ def test_greedy_diverse_avoids_similar_items(catalogue10: Catalogue) -> None:
         assert not rule.decide(item, 5.0, items[:step]).quit, (step, items)
     # greedy alone would take 9 ({Comedy}) right after 1 ({Comedy}); greedy-diverse does not
     assert items[:2] == [1, 3]  # 1 (5.0) then 3 (5.0; {Action, Comedy} is not {Comedy})
-    assert traces[1]["excluded_by_quit_rule"] >= 1 and traces[1]["no_safe_item"] is False
+    excluded = traces[1].excluded_by_quit_rule
+    assert excluded is not None and excluded >= 1 and traces[1].no_safe_item is False
 
 
 def test_greedy_diverse_falls_back_when_nothing_is_safe() -> None:
@@ -121,15 +125,15 @@ def test_greedy_diverse_falls_back_when_nothing_is_safe() -> None:
     rule = quit_rule(catalogue, window=2)
     policy = GreedyDiversePolicy(catalogue, MatrixUserModel(np.array([[3.0, 4.0, 5.0]])), rule)
     items, traces = play(policy, 2)
-    assert items == [2, 1] and traces[1]["no_safe_item"] is True
+    assert items == [2, 1] and traces[1].no_safe_item is True
 
 
 def test_popularity_trace_lists_the_next_most_popular(catalogue10: Catalogue) -> None:
     popularity = np.array([5, 50, 40, 30, 20, 10, 0, 0, 1, 2])
     items, traces = play(PopularityPolicy(catalogue10, popularity), 2, history=[1])
     assert items == [2, 3]
-    assert traces[0]["choice"] == {"item_id": 2, "popularity": 40}
-    assert traces[0]["shortlist"][:3] == [2, 3, 4]
+    assert traces[0].choice == ScoredChoice(item_id=2, popularity=40)
+    assert traces[0].shortlist is not None and traces[0].shortlist[:3] == [2, 3, 4]
     with pytest.raises(ValueError, match="popularity has 3 entries for 10 items"):
         PopularityPolicy(catalogue10, np.array([1, 2, 3]))
 

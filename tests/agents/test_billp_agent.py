@@ -37,7 +37,6 @@ from billp.llm import Accounting, LLMRequest, LLMResponse, TokenUsage
 from billp.llm.messages import TokenLogprobs
 from billp.memory import AgentMemories, HashEmbedder
 from billp.policy.protocol import EpisodeSummary, Transition
-from billp.policy.trace import step_record
 
 CRITIC_VALUE = 2
 
@@ -186,7 +185,7 @@ async def test_commit_then_memory_guides_the_next_episode(
     (lesson,) = episode.reflections
     assert lesson.startswith("Prefer Drama. vary the genres Rated highest: ")  # + the facts
     decision = await episode.act({}, {})
-    assert decision.trace.record()["value"]["source"] == "memory"
+    assert decision.trace.value is not None and decision.trace.value.source == "memory"
     assert "critic" not in llm.roles()
 
 
@@ -219,9 +218,8 @@ async def test_free_text_actor_reply_is_grounded(catalogue: Catalogue, tmp_path:
     await episode.reset({"user_id": 1, "history": [0]})
     decision = await episode.act({}, {})
     item = decision.item_id
-    trace = decision.trace.record()
-    actor_call = next(c for c in trace["calls"] if c["role"] == "actor")
-    assert actor_call["stage"] == "repair"
+    actor_call = next(c for c in decision.trace.calls if c.role == "actor")
+    assert actor_call.stage == "repair"
     assert item not in {0}
     assert 0 <= item < len(catalogue)
 
@@ -362,10 +360,11 @@ async def test_remembered_values_outside_the_scale_are_clipped(
     episode = policy.spawn("e", seed=1)
     await episode.reset({"user_id": 1, "history": [0]})
     decision = await episode.act({}, {})
-    value = decision.trace.record()["value"]
-    assert value["source"] == "critic" and value["call"]["stage"] == "fallback"
-    assert value["value"] == policy.clip_value(remembered)
-    assert policy.rules.value_min <= value["value"] <= policy.rules.value_max
+    value = decision.trace.value
+    assert value is not None and value.call is not None
+    assert value.source == "critic" and value.call.stage == "fallback"
+    assert value.value == policy.clip_value(remembered)
+    assert policy.rules.value_min <= value.value <= policy.rules.value_max
 
 
 async def test_step_trace_records_the_loop(catalogue: Catalogue, tmp_path: Path) -> None:
@@ -375,12 +374,12 @@ async def test_step_trace_records_the_loop(catalogue: Catalogue, tmp_path: Path)
     await episode.reset({"user_id": 1, "history": [0]})
     decision = await episode.act({}, {})
     observed = await episode.observe(transition(decision.item_id, 4.0))
-    loop = step_record(decision.trace, observed)["loop"]
+    loop = decision.trace.with_observed(observed).loop
     gamma = policy.config.gamma
-    assert loop["value_source"] == "critic" and loop["v"] == CRITIC_VALUE
-    assert loop["td_target"] == pytest.approx((1 - gamma) * 4.0 + gamma * CRITIC_VALUE)
-    assert loop["advantage"] == pytest.approx(loop["td_target"] - CRITIC_VALUE)
-    assert loop["reward_booked"] == 4.0 and loop["hints"] == []
+    assert loop.value_source == "critic" and loop.v == CRITIC_VALUE
+    assert loop.td_target == pytest.approx((1 - gamma) * 4.0 + gamma * CRITIC_VALUE)
+    assert loop.advantage == pytest.approx(loop.td_target - CRITIC_VALUE)
+    assert loop.reward_booked == 4.0 and loop.hints == []
 
 
 class LogprobCriticLLMForTests(FakeRoleLLMForTests):

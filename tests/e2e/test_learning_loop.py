@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from billp.agents.billp_traces import BillpStepTrace
+from billp.records import StepRecord, read_steps
 from tests.e2e.conftest import only_run_dir, run_cli, simulate_cmd
 
 FOLLOW_HINTS = [
@@ -28,10 +30,6 @@ TEST_USERS = 6
 
 def _records(run_dir: Path) -> list[dict]:
     return [json.loads(x) for x in (run_dir / "episodes.jsonl").read_text().splitlines()]
-
-
-def _steps(run_dir: Path) -> list[dict]:
-    return [json.loads(x) for x in (run_dir / "steps.jsonl").read_text().splitlines()]
 
 
 def _mean_return(run_dir: Path) -> float:
@@ -87,11 +85,11 @@ def test_memories_of_train_users_lift_fixed_test_users(tmp_path: Path, shared_ca
             if write["sign"] > 0:
                 written.setdefault(write["item_id"], set()).add(record["user_id"])
     crossed = [
-        (step["user_id"], int(item))
-        for step in _steps(runs["trained"])
-        if step["step"] is not None
-        for item, source in step["trace"]["shortlist_sources"].items()
-        if source == "memory" and step["user_id"] not in written.get(int(item), {step["user_id"]})
+        (step.user_id, int(item))
+        for step in read_steps(runs["trained"])
+        if isinstance(step, StepRecord) and isinstance(step.trace, BillpStepTrace)
+        for item, source in step.trace.shortlist_sources.items()
+        if source == "memory" and step.user_id not in written.get(int(item), {step.user_id})
     ]
     assert crossed, "no train user's hint reached a test user's shortlist"
     loop = json.loads((runs["trained"] / "summary.json").read_text())["loop"]["test"]

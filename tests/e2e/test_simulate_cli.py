@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from billp.records import EpisodeTraceRecord, RunWriter, StepRecord, read_steps
 from tests.e2e.conftest import only_run_dir, run_cli, simulate_cmd
 from tests.e2e.golden_compare import EXACT, GOLDEN_FLOAT_TOLERANCE, differences, documents
 from tests.e2e.regen_golden import GOLDEN_DIR, golden_outputs, produce
@@ -63,13 +64,18 @@ def test_tiny_run_matches_the_golden_episodes(tmp_path: Path, shared_cache: Path
     assert f"prompt tokens per env step: {tokens['prompt_tokens']:.0f}" in result.stdout
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert set(manifest["templates"]) == {"actor.j2", "critic.j2", "planner.j2", "reflector.j2"}
-    steps = [json.loads(line) for line in (run_dir / "steps.jsonl").read_text().splitlines()]
-    act_steps = [s for s in steps if s["step"] is not None]
-    calls = [c for s in act_steps for c in s["trace"]["calls"]]
-    assert {c["role"] for c in calls} == {"planner", "actor", "critic"}
-    assert all(len(c["prompt_hash"]) == 16 and c["raw"] for c in calls)
-    reflections = [s for s in steps if s["step"] is None]
+    steps = read_steps(run_dir)
+    calls = [c for s in steps if isinstance(s, StepRecord) for c in s.calls]
+    assert {c.role for c in calls} == {"planner", "actor", "critic"}
+    assert all(len(c.prompt_hash) == 16 and c.raw for c in calls)
+    reflections = [s for s in steps if isinstance(s, EpisodeTraceRecord)]
     assert len(reflections) == 6
+    (tmp_path / "rewritten").mkdir()
+    with RunWriter(tmp_path / "rewritten") as writer:  # the read models write the same bytes
+        writer.write_steps(steps)
+    assert (tmp_path / "rewritten" / "steps.jsonl").read_bytes() == (
+        run_dir / "steps.jsonl"
+    ).read_bytes()
     memory_root = Path(manifest["memory_dir"])
     assert (memory_root / "reflections" / "index.faiss").is_file()
 

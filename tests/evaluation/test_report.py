@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from billp.agents.billp_traces import BillpStepTrace
 from billp.evaluation.report import build_report
 from billp.evaluation.rundir import load_runs
+from billp.records import read_steps
 from tests.evaluation.chromium import Page, filter_episodes, find_chromium
 from tests.evaluation.conftest import TINY_TEST_USERS, run_cli
 
@@ -47,10 +49,11 @@ def hostile_report(tiny_runs: tuple[Path, Path], tmp_path_factory: pytest.TempPa
     folder = tmp_path_factory.mktemp("hostile")
     run = folder / tiny_runs[0].name
     shutil.copytree(tiny_runs[0], run)
-    lines = [json.loads(x) for x in (run / "steps.jsonl").read_text().splitlines()]
-    target = next(x for x in lines if x["episode"] == "test-0000" and x["step"] == 1)
-    target["trace"]["plan"]["thought"] = HOSTILE
-    (run / "steps.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    lines = read_steps(run)
+    target = next(x for x in lines if x.episode == "test-0000" and x.step == 1)
+    assert isinstance(target.trace, BillpStepTrace) and target.trace.plan is not None
+    target.trace.plan.thought = HOSTILE
+    (run / "steps.jsonl").write_text("".join(json.dumps(x.line()) + "\n" for x in lines))
     out = folder / "hostile.html"
     out.write_text(build_report(load_runs([run]), resamples=100), encoding="utf-8")
     return out

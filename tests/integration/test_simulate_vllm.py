@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from billp.records import read_steps
 from tests.integration.conftest import require_vllm
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,9 +62,8 @@ def test_simulate_on_a_real_vllm_server(tiny_model_dir: Path, tmp_path: Path) ->
     (run_dir,) = list((tmp_path / "runs").iterdir())
     records = [json.loads(x) for x in (run_dir / "episodes.jsonl").read_text().splitlines()]
     assert [r["phase"] for r in records] == ["train", "train", "test", "test"]
-    steps = [json.loads(x) for x in (run_dir / "steps.jsonl").read_text().splitlines()]
-    calls = [c for s in steps for c in s["trace"].get("calls", [])]
-    assert calls and all(c["prompt_tokens"] > 0 for c in calls), "token usage comes from vLLM"
+    calls = [c for s in read_steps(run_dir) for c in s.calls]
+    assert calls and all(c.prompt_tokens > 0 for c in calls), "token usage comes from vLLM"
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["llm"]["actor"]["calls"] >= 2
     # The server honours the JSON schemas: even a random model's replies parse (no schema
