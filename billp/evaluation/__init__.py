@@ -1,4 +1,5 @@
-"""Metrics, comparisons, plots and reports computed from run directories alone.
+"""Metrics, comparisons, plots and reports computed from run directories alone (read through
+:mod:`billp.records.read`).
 
 Modules (nothing here imports the runner; the runner imports :mod:`.metrics`):
 
@@ -7,7 +8,6 @@ Modules (nothing here imports the runner; the runner imports :mod:`.metrics`):
 - :mod:`.bootstrap`: seeded bootstrap (episodes, two-level over seeds, paired) and the
   paired permutation test;
 - :mod:`.survival`: Kaplan-Meier survival of episode length (the cap censors);
-- :mod:`.rundir`: reading run directories (and their dataset, through ``config.toml``);
 - :mod:`.evaluate`: metrics with intervals for runs and groups of seeds;
 - :mod:`.output`, :mod:`.plots`, :mod:`.compare`, :mod:`.report`: tables, JSON/CSV,
   PNG plots, paired run comparison, the static HTML report;

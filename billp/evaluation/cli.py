@@ -22,7 +22,7 @@ from rich.console import Console
 
 from billp.common.exit_codes import EXIT_BAD_INPUT
 from billp.evaluation.bootstrap import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
-from billp.evaluation.rundir import RunDirError
+from billp.records.read import RunDirError
 
 CONSOLE_WIDTH = 160
 """Table width when stdout is not a terminal (files, pipes, CI logs)."""
@@ -103,7 +103,7 @@ def _default_out_dir(runs: list[Path]) -> Path:
 def _metrics(args: argparse.Namespace, console: Console) -> int:
     from billp.evaluation.evaluate import evaluate
     from billp.evaluation.output import print_evaluation, write_csv, write_json
-    from billp.evaluation.rundir import load_runs
+    from billp.records.read import load_runs
 
     runs = load_runs(args.runs)
     evaluation = evaluate(runs, args.phase, args.resamples, args.bootstrap_seed)
@@ -126,7 +126,7 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
         print_comparison,
         write_comparison,
     )
-    from billp.evaluation.rundir import load_run
+    from billp.records.read import load_run
 
     try:
         result = compare_runs(
@@ -149,7 +149,7 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
 
 def _report(args: argparse.Namespace, console: Console) -> int:
     from billp.evaluation.report import write_report
-    from billp.evaluation.rundir import load_runs
+    from billp.records.read import load_runs
 
     runs = load_runs(args.runs)
     path = write_report(

@@ -35,12 +35,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Literal
 
 import numpy as np
 
 from billp.evaluation.bootstrap import Interval, WeightedStatistic, bootstrap
 from billp.records import EpisodeRecord
+from billp.records.read import RunData, load_dataset_cached
 
 QUIT_REASONS: tuple[str, ...] = ("low_reward", "too_similar", "repeat")
 """The quit rule's reasons, each reported as a share of episodes."""
@@ -121,6 +123,22 @@ class ItemFeatures:
         """``-log2 p(i)`` with ``p(i) = (pop_i + a) / (sum(pop) + a * n)``, a = smoothing."""
         smoothed = self.popularity + POPULARITY_SMOOTHING
         return -np.log2(smoothed / smoothed.sum())
+
+
+def run_features(run: RunData) -> ItemFeatures:
+    """Genres, popularity and labels of the catalogue a run was made on (built once per data
+    config)."""
+    return _features(run.config.data.model_dump_json())
+
+
+@cache
+def _features(data_config_json: str) -> ItemFeatures:
+    dataset = load_dataset_cached(data_config_json)
+    return ItemFeatures.from_genre_sets(
+        dataset.catalogue.genre_sets,
+        dataset.item_popularity,
+        labels=[item.label for item in dataset.catalogue],
+    )
 
 
 def genre_entropy(items: Sequence[int], features: ItemFeatures) -> float:

@@ -22,11 +22,11 @@ from typing import Any
 
 from billp.evaluation.bootstrap import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
 from billp.evaluation.evaluate import Evaluation, SeriesResult, evaluate
-from billp.evaluation.metrics import METRICS
+from billp.evaluation.metrics import METRICS, run_features
 from billp.evaluation.output import format_interval
 from billp.evaluation.plots import all_figures, png_bytes
-from billp.evaluation.rundir import RunData
 from billp.records import EpisodeRecord
+from billp.records.read import RunData
 
 REPORT_MAX_EPISODES = 500
 """Episodes per run in the trajectory browser unless --max-episodes says otherwise."""
@@ -297,11 +297,11 @@ def build_report(
         )
     evaluation = evaluate(runs, phase, resamples, seed)
     limit = REPORT_MAX_EPISODES if max_episodes is None else max(max_episodes, 0)
-    label = {i: lab for i, lab in enumerate(runs[0].features().labels)}
+    label = {i: lab for i, lab in enumerate(run_features(runs[0]).labels)}
     views = [
         run_view(run, s.label, limit, label) for run, s in zip(runs, evaluation.runs, strict=True)
     ]
-    features = runs[0].features()
+    features = run_features(runs[0])
     referenced: set[int] = set()
     for view in views:
         referenced |= _referenced_items(view["episodes"])

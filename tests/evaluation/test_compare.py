@@ -9,7 +9,7 @@ import pytest
 
 from billp.evaluation.compare import PairingError, compare_runs, pair_episodes
 from billp.evaluation.metrics import METRICS
-from billp.evaluation.rundir import load_run
+from billp.records.read import load_run
 from tests.evaluation.conftest import PROMPT_EDIT, TINY_TEST_USERS, make_episode, run_cli
 
 pytestmark = pytest.mark.slow  # shares the session's two tiny simulate runs

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from billp.evaluation.report import build_report
-from billp.evaluation.rundir import load_runs
+from billp.records.read import load_runs
 from tests.evaluation.chromium import Page, filter_episodes, find_chromium
 from tests.evaluation.conftest import TINY_TEST_USERS, run_cli
 
