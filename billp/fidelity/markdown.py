@@ -6,10 +6,10 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from billp.evaluation.world_agreement import kendall_tau_b
+from billp.fidelity.agreement import kendall_tau_b
 
 if TYPE_CHECKING:
-    from billp.evaluation.fidelity_report import FidelityReport
+    from billp.fidelity.report import FidelityReport
 
 AUC_GOAL = 0.88
 POPULARITY_GAP_GOAL = 0.10

@@ -1,6 +1,6 @@
 """What the fidelity report holds (``fidelity.json``): the models' metrics, the replay of real
 sequences, the policy-order agreement and the settings they used. Computed by
-:mod:`billp.evaluation.fidelity`, rendered by :mod:`billp.evaluation.fidelity_markdown`."""
+:mod:`billp.fidelity.checkpoint`, rendered by :mod:`billp.fidelity.markdown`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from billp.evaluation.model_fidelity import ModelFidelity, RatingCheck
-from billp.evaluation.replay_validation import ReplayStats
-from billp.evaluation.world_agreement import Agreement
+from billp.fidelity.agreement import Agreement
+from billp.fidelity.models import ModelFidelity, RatingCheck
+from billp.fidelity.replay import ReplayStats
 
 
 class QuitRuleSettings(BaseModel):
