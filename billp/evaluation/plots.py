@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from billp.evaluation.evaluate import SeriesResult
+from billp.evaluation.series import SeriesResult
 
 PLOT_DPI = 110
 FIG_WIDTH_IN = 7.5

@@ -1,4 +1,4 @@
-"""``python -m billp.eval report``: one self-contained static HTML page.
+"""``python -m billp.evaluation report``: one self-contained static HTML page.
 
 The page holds the metrics table, the plots (PNG, inlined as base64) and a trajectory
 browser. The browser's data (episodes, per-step plans, shortlists, choices, rewards,
@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from billp.evaluation.bootstrap import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
-from billp.evaluation.evaluate import Evaluation, SeriesResult, evaluate
 from billp.evaluation.metrics import METRICS, run_features
 from billp.evaluation.output import format_interval
 from billp.evaluation.plots import all_figures, png_bytes
+from billp.evaluation.series import Evaluation, SeriesResult, evaluate
 from billp.records import EpisodeRecord
 from billp.records.read import RunData
 

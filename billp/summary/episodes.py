@@ -1,4 +1,4 @@
-"""The episode metrics ``summary.json`` and ``python -m billp.eval`` share, each defined
+"""The episode metrics ``summary.json`` and ``python -m billp.evaluation`` share, each defined
 once, as a weighted statistic:
 
 - **Len**: accepted recommendations per episode (the record's ``length``: the step on which
@@ -133,7 +133,7 @@ def summarize(episodes: Sequence[Episode], n_items: int) -> dict[str, Any]:
 def summarize_episodes(episodes: Sequence[Episode], n_items: int) -> dict[str, Any]:
     """Per-phase summaries for ``summary.json``; the headline numbers are the test phase's.
 
-    Point estimates only; ``python -m billp.eval`` adds intervals and the other metrics.
+    Point estimates only; ``python -m billp.evaluation`` adds intervals and the other metrics.
     """
     return {
         phase: summarize([ep for ep in episodes if ep.phase == phase], n_items)

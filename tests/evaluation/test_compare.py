@@ -1,4 +1,4 @@
-"""``python -m billp.eval compare`` on two tiny runs that differ in a template."""
+"""``python -m billp.evaluation compare`` on two tiny runs that differ in a template."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ def test_compare_cli_shows_metrics_and_the_template_diff(
     run_a, run_b = tiny_runs
     out = tmp_path / "cmp.json"
     done = run_cli(
-        ["-m", "billp.eval", "compare", str(run_a), str(run_b), "--json", str(out)], eval_cache
+        ["-m", "billp.evaluation", "compare", str(run_a), str(run_b), "--json", str(out)],
+        eval_cache,
     )
     assert done.returncode == 0, done.stderr
     text = done.stdout

@@ -1,4 +1,4 @@
-"""``python -m billp.eval report``: the static page, then the page in headless Chromium."""
+"""``python -m billp.evaluation report``: the static page, then the page in headless Chromium."""
 
 from __future__ import annotations
 
@@ -36,7 +36,9 @@ def report(
     tiny_runs: tuple[Path, Path], eval_cache: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     out = tmp_path_factory.mktemp("report") / "report.html"
-    done = run_cli(["-m", "billp.eval", "report", *map(str, tiny_runs), "-o", str(out)], eval_cache)
+    done = run_cli(
+        ["-m", "billp.evaluation", "report", *map(str, tiny_runs), "-o", str(out)], eval_cache
+    )
     assert done.returncode == 0, done.stderr
     return out
 

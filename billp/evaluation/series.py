@@ -1,4 +1,5 @@
-"""Metrics of runs and of groups of runs (seeds of one experiment), with intervals.
+"""The series an evaluation shows: metrics of each run and of each group of runs (seeds of one
+experiment), with intervals.
 
 A *run* gets intervals over its episodes. Runs that differ only in their seed (same config
 otherwise, same templates) form a *group*, whose intervals come from the two-level
