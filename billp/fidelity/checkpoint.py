@@ -34,7 +34,6 @@ from billp.fidelity.agreement import (
     policy_agreement,
     simple_policies,
 )
-from billp.fidelity.markdown import render_markdown
 from billp.fidelity.models import (
     bias_metrics,
     model_fidelity,
@@ -43,7 +42,7 @@ from billp.fidelity.models import (
     sample_test_users,
 )
 from billp.fidelity.replay import validate_world
-from billp.fidelity.report import FidelityReport, QuitRuleSettings
+from billp.fidelity.report import FidelityReport, QuitRuleSettings, render_markdown
 from billp.le.checkpoint import REPORT_JSON, REPORT_MD, LEManifest
 from billp.le.train import peak_rss_mib
 from billp.le.user_model import LEUserModel, load_user_model

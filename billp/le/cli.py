@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"LE checkpoint written to {args.out}")
         else:
             from billp.fidelity.checkpoint import evaluate_checkpoint
-            from billp.fidelity.markdown import render_markdown
+            from billp.fidelity.report import render_markdown
 
             evaluate = load_command_config(LEEvalCommandConfig, args.config, overrides)
             dataset = load_dataset(evaluate.data)
