@@ -14,9 +14,9 @@ from rich.table import Table
 from table_runs import Cell
 
 from billp.config import RunConfig
-from billp.evaluation.evaluate import evaluate
 from billp.evaluation.metrics import METRIC_BY_NAME, PAPER_METRICS
-from billp.evaluation.rundir import RunDirError, load_run
+from billp.evaluation.series import evaluate
+from billp.records.read import RunDirError, load_run
 
 PRETTY: dict[str, str] = {
     "random": "Random",

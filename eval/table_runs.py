@@ -27,7 +27,7 @@ from billp.config import (
 )
 from billp.config.flags import collect_overrides
 from billp.evaluation.executors import Executor, LocalExecutor
-from billp.evaluation.rundir import flatten, is_run_dir
+from billp.records.read import flatten, is_run_dir
 from billp.simulate import build_parser as simulate_parser
 
 IGNORED_WHEN_MATCHING: frozenset[str] = frozenset(

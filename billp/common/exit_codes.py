@@ -1,5 +1,5 @@
-"""Exit statuses of billp's commands (``python -m billp.simulate``, ``billp.eval``, ``billp.le``,
-``billp.rl`` and the ``eval/`` scripts)."""
+"""Exit statuses of billp's commands (``python -m billp.simulate``, ``billp.evaluation``,
+``billp.le``, ``billp.rl`` and the ``eval/`` scripts)."""
 
 EXIT_BAD_INPUT = 2
 """A bad config, a missing file or another input error, found before any expensive start."""

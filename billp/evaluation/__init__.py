@@ -1,17 +1,18 @@
-"""Metrics, comparisons, plots and reports computed from run directories alone.
+"""Metrics, comparisons, plots and reports computed from run directories alone (read through
+:mod:`billp.records.read`); ``python -m billp.evaluation``.
 
-Modules (nothing here imports the runner; the runner imports :mod:`.metrics`):
+Modules:
 
-- :mod:`.metrics`: metric definitions on episodes (Len, R_each, R_traj, coverage,
-  diversity, popularity, end reasons) as weighted statistics, and ``summary.json``;
+- :mod:`.metrics`: the metrics beyond those ``summary.json`` shares
+  (:mod:`billp.summary.episodes`): diversity, popularity, end reasons, as weighted statistics;
 - :mod:`.bootstrap`: seeded bootstrap (episodes, two-level over seeds, paired) and the
   paired permutation test;
 - :mod:`.survival`: Kaplan-Meier survival of episode length (the cap censors);
-- :mod:`.rundir`: reading run directories (and their dataset, through ``config.toml``);
-- :mod:`.evaluate`: metrics with intervals for runs and groups of seeds;
+- :mod:`.series`: metrics with intervals for each run and each group of seeds;
 - :mod:`.output`, :mod:`.plots`, :mod:`.compare`, :mod:`.report`: tables, JSON/CSV,
   PNG plots, paired run comparison, the static HTML report;
-- :mod:`.cli`: ``python -m billp.eval``.
+- :mod:`.executors`: where the ``eval/`` sweeps' simulate runs execute;
+- :mod:`.__main__`: the command line.
 
 Kept light on purpose: importing this package imports neither matplotlib nor the data.
 """

@@ -18,10 +18,12 @@ resamples from a generator seeded with :data:`BOOTSTRAP_SEED` make every number 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from billp.summary.episodes import WeightedStatistic
 
 BOOTSTRAP_RESAMPLES = 2000
 """Resamples per bootstrap interval."""
@@ -33,9 +35,6 @@ PERMUTATION_RESAMPLES = 2000
 """Random label swaps of the paired permutation test."""
 _TIE_TOLERANCE = 1e-12
 """Relative slack so that permuted differences equal to the observed one count as extreme."""
-
-WeightedStatistic = Callable[[np.ndarray], np.ndarray]
-"""Maps weights ``[B, n]`` (one row per resample) to the statistic of each row ``[B]``."""
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,9 @@ from billp.evaluation.bootstrap import (
     PairedResult,
     paired_comparison,
 )
-from billp.evaluation.metrics import METRICS, EpisodeTable, statistic_for
-from billp.evaluation.rundir import RunData, flatten
+from billp.evaluation.metrics import METRICS, EpisodeTable, run_features, statistic_for
 from billp.records import EpisodeRecord
+from billp.records.read import RunData, flatten
 
 SIGNIFICANCE = 0.05
 """p-values below this are highlighted."""
@@ -185,7 +185,7 @@ def compare_runs(
     )
     if a.cap != b.cap:
         warnings.append(f"step caps differ: env.max_steps {a.cap} vs {b.cap}")
-    joint = EpisodeTable(eps_a + eps_b, a.features())
+    joint = EpisodeTable(eps_a + eps_b, run_features(a))
     pairs = len(eps_a)
     results = {
         spec.name: paired_comparison(

@@ -1,17 +1,10 @@
 """Long-term engagement metrics of a set of episodes.
 
-Definitions (those of BiLLP, made explicit):
+Len, R_traj, R_each, coverage and the quit and capped shares are defined once, in
+:mod:`billp.summary.episodes`, which ``summary.json`` uses too. Beyond them (all over the
+*recommended* items of an episode, the quitting one included, since they describe what the
+policy did):
 
-- **Len**: accepted recommendations per episode. The step on which the user quits is
-  not accepted; an episode cut by the step cap accepts every step.
-- **R_traj**: the summed reward of accepted steps.
-- **R_each**: reward per accepted step over all episodes, ``sum(R_traj) / sum(Len)``
-  (so that ``R_each = R_traj / Len`` on the means, as in the paper's tables).
-
-Beyond the paper (all over the *recommended* items of an episode, the quitting one
-included, since they describe what the policy did):
-
-- **coverage**: distinct items recommended in all episodes divided by the catalogue size.
 - **genre entropy**: Shannon entropy (bits) of an episode's genre mix, where each
   recommended item spreads one unit of weight evenly over its genres.
 - **item distance**: mean over unordered pairs of an episode's items of
@@ -22,25 +15,31 @@ included, since they describe what the policy did):
   random recommender scores 50, a popularity recommender close to 100.
 - **novelty**: mean self-information ``-log2 p(i)`` (bits) of an episode's items, with
   ``p(i)`` the item's smoothed share of train interactions.
-- **quit share / capped share**: episodes ended by the user quitting / by the step cap;
-  ``quit_<reason>`` splits the quits by the quit rule's reason.
+- ``quit_<reason>``: episodes ended by a quit of the quit rule's reason.
 
 Per-episode metrics are averaged with every episode weighted equally; episodes where a
 metric is undefined are left out of that metric's mean. Every metric is a *weighted
 statistic* (see :mod:`billp.evaluation.bootstrap`), so its bootstrap interval comes from
-the same code as its point estimate.
-"""
+the same code as its point estimate."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Literal
 
 import numpy as np
 
-from billp.evaluation.bootstrap import Interval, WeightedStatistic, bootstrap
+from billp.evaluation.bootstrap import Interval, bootstrap
 from billp.records import EpisodeRecord
+from billp.records.read import RunData, load_dataset_cached
+from billp.summary.episodes import (
+    WeightedStatistic,
+    episode_values,
+    shared_metrics,
+    weighted_mean,
+)
 
 QUIT_REASONS: tuple[str, ...] = ("low_reward", "too_similar", "repeat")
 """The quit rule's reasons, each reported as a share of episodes."""
@@ -123,6 +122,22 @@ class ItemFeatures:
         return -np.log2(smoothed / smoothed.sum())
 
 
+def run_features(run: RunData) -> ItemFeatures:
+    """Genres, popularity and labels of the catalogue a run was made on (built once per data
+    config)."""
+    return _features(run.config.data.model_dump_json())
+
+
+@cache
+def _features(data_config_json: str) -> ItemFeatures:
+    dataset = load_dataset_cached(data_config_json)
+    return ItemFeatures.from_genre_sets(
+        dataset.catalogue.genre_sets,
+        dataset.item_popularity,
+        labels=[item.label for item in dataset.catalogue],
+    )
+
+
 def genre_entropy(items: Sequence[int], features: ItemFeatures) -> float:
     """Entropy (bits) of the genre mix of ``items``; ``nan`` for no items."""
     if len(items) == 0:
@@ -152,10 +167,9 @@ class EpisodeTable:
 
     episodes: list[EpisodeRecord]
     features: ItemFeatures
-    length: np.ndarray = field(init=False)
-    r_traj: np.ndarray = field(init=False)
     per_episode: dict[str, np.ndarray] = field(init=False)
-    incidence: np.ndarray = field(init=False)
+    shared: dict[str, WeightedStatistic] = field(init=False)
+    """The metrics ``summary.json`` shares (:func:`billp.summary.episodes.shared_metrics`)."""
     durations: np.ndarray = field(init=False)
     events: np.ndarray = field(init=False)
 
@@ -166,32 +180,25 @@ class EpisodeTable:
             f.check(ep.items, f"episode {ep.key}")
         percentile = f.popularity_percentile()
         information = f.self_information()
-        self.length = np.array([ep.length for ep in eps], dtype=np.float64)
-        self.r_traj = np.array([ep.total_reward for ep in eps], dtype=np.float64)
 
         def item_mean(values: np.ndarray, ep: EpisodeRecord) -> float:
             return float(values[ep.items].mean()) if ep.items else float("nan")
 
         values: dict[str, list[float]] = {
-            "len": [float(ep.length) for ep in eps],
-            "r_traj": [float(ep.total_reward) for ep in eps],
             "genre_entropy": [genre_entropy(ep.items, f) for ep in eps],
             "item_distance": [mean_pairwise_distance(ep.items, f) for ep in eps],
             "popularity_percentile": [item_mean(percentile, ep) for ep in eps],
             "novelty": [item_mean(information, ep) for ep in eps],
-            "quit_share": [float(ep.terminated) for ep in eps],
-            "capped_share": [float(ep.capped) for ep in eps],
         }
         for reason in QUIT_REASONS:
             values[f"quit_{reason}"] = [
                 float(ep.terminated and ep.quit_reason == reason) for ep in eps
             ]
-        self.per_episode = {k: np.array(v, dtype=np.float64) for k, v in values.items()}
-        distinct = sorted({i for ep in eps for i in ep.items})
-        column = {item: j for j, item in enumerate(distinct)}
-        self.incidence = np.zeros((len(eps), len(distinct)), dtype=np.float64)
-        for row, ep in enumerate(eps):
-            self.incidence[row, [column[i] for i in ep.items]] = 1.0
+        self.per_episode = {
+            **episode_values(eps),
+            **{k: np.array(v, dtype=np.float64) for k, v in values.items()},
+        }
+        self.shared = shared_metrics(eps, f.n_items)
         self.durations = np.array(
             [ep.length + 1 if ep.terminated else ep.steps for ep in eps], dtype=np.int64
         )
@@ -199,41 +206,6 @@ class EpisodeTable:
 
     def __len__(self) -> int:
         return len(self.episodes)
-
-    # ---------------------------------------------------------------- statistics
-    def mean_of(self, name: str) -> WeightedStatistic:
-        """Weighted mean of a per-episode value, skipping episodes where it is ``nan``."""
-        values = self.per_episode[name]
-        valid = np.isfinite(values).astype(np.float64)
-        filled = np.where(valid > 0, values, 0.0)
-
-        def statistic(weights: np.ndarray) -> np.ndarray:
-            num = weights @ filled
-            den = weights @ valid
-            return np.divide(num, den, out=np.full_like(num, np.nan), where=den > 0)
-
-        return statistic
-
-    def r_each(self) -> WeightedStatistic:
-        """``sum(R_traj) / sum(Len)`` under weights; ``nan`` when no step was accepted."""
-
-        def statistic(weights: np.ndarray) -> np.ndarray:
-            num = weights @ self.r_traj
-            den = weights @ self.length
-            return np.divide(num, den, out=np.full_like(num, np.nan), where=den > 0)
-
-        return statistic
-
-    def coverage(self) -> WeightedStatistic:
-        """Share of the catalogue recommended in the episodes with positive weight."""
-        n_items = max(self.features.n_items, 1)
-
-        def statistic(weights: np.ndarray) -> np.ndarray:
-            if self.incidence.shape[1] == 0:
-                return np.zeros(weights.shape[0])
-            return ((weights @ self.incidence) > 0).sum(axis=1) / n_items
-
-        return statistic
 
 
 MetricKind = Literal["mean", "ratio", "set"]
@@ -276,12 +248,11 @@ PAPER_METRICS: tuple[str, ...] = ("len", "r_each", "r_traj")
 
 
 def statistic_for(table: EpisodeTable, spec: MetricSpec) -> WeightedStatistic:
-    """The weighted statistic computing ``spec`` on ``table``."""
-    if spec.name == "r_each":
-        return table.r_each()
-    if spec.name == "coverage":
-        return table.coverage()
-    return table.mean_of(spec.name)
+    """The weighted statistic computing ``spec`` on ``table``: a metric ``summary.json``
+    shares, or the mean of a per-episode value."""
+    if spec.name in table.shared:
+        return table.shared[spec.name]
+    return weighted_mean(table.per_episode[spec.name])
 
 
 def compute_metrics(table: EpisodeTable, weights: np.ndarray, units: int) -> dict[str, Interval]:

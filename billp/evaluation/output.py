@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from billp.evaluation.bootstrap import Interval
-from billp.evaluation.evaluate import Evaluation, SeriesResult
 from billp.evaluation.metrics import METRIC_BY_NAME, METRICS
+from billp.evaluation.series import Evaluation, SeriesResult
 from billp.summary.loop_stats import PhaseLoopStats, loop_stats_by_phase
 
 METRICS_JSON = "metrics.json"

@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from billp.evaluation.evaluate import SeriesResult
+from billp.evaluation.series import SeriesResult
 
 PLOT_DPI = 110
 FIG_WIDTH_IN = 7.5
@@ -114,7 +114,9 @@ def length_histogram(series: Sequence[SeriesResult]) -> Figure:
     cap = max((s.cap for s in series), default=1)
     bins = [b - 0.5 for b in range(cap + 2)]
     for s in series:
-        ax.hist(s.table.length, bins=bins, histtype="step", linewidth=1.6, label=s.label)
+        ax.hist(
+            s.table.per_episode["len"], bins=bins, histtype="step", linewidth=1.6, label=s.label
+        )
     ax.set_xlabel("Len (accepted recommendations)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("episodes")

@@ -1,4 +1,4 @@
-"""``python -m billp.eval report``: one self-contained static HTML page.
+"""``python -m billp.evaluation report``: one self-contained static HTML page.
 
 The page holds the metrics table, the plots (PNG, inlined as base64) and a trajectory
 browser. The browser's data (episodes, per-step plans, shortlists, choices, rewards,
@@ -23,13 +23,13 @@ from typing import Any
 from billp.agents.billp_traces import BillpStepTrace, ReflectionTrace
 from billp.agents.roles import CallTrace
 from billp.evaluation.bootstrap import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
-from billp.evaluation.evaluate import Evaluation, SeriesResult, evaluate
-from billp.evaluation.metrics import METRICS
+from billp.evaluation.metrics import METRICS, run_features
 from billp.evaluation.output import format_interval
 from billp.evaluation.plots import all_figures, png_bytes
-from billp.evaluation.rundir import RunData
+from billp.evaluation.series import Evaluation, SeriesResult, evaluate
 from billp.policy.memoryless import RankedTrace
 from billp.records import EpisodeRecord, EpisodeTraceRecord, StepRecord, StepTrace
+from billp.records.read import RunData
 
 REPORT_MAX_EPISODES = 500
 """Episodes per run in the trajectory browser unless --max-episodes says otherwise."""
@@ -308,11 +308,11 @@ def build_report(
         )
     evaluation = evaluate(runs, phase, resamples, seed)
     limit = REPORT_MAX_EPISODES if max_episodes is None else max(max_episodes, 0)
-    label = {i: lab for i, lab in enumerate(runs[0].features().labels)}
+    label = {i: lab for i, lab in enumerate(run_features(runs[0]).labels)}
     views = [
         run_view(run, s.label, limit, label) for run, s in zip(runs, evaluation.runs, strict=True)
     ]
-    features = runs[0].features()
+    features = run_features(runs[0])
     referenced: set[int] = set()
     for view in views:
         referenced |= _referenced_items(view["episodes"])

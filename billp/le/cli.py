@@ -99,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             train_le(load_dataset(train.data), train.env.le, train.train, args.out)
             print(f"LE checkpoint written to {args.out}")
         else:
-            from billp.evaluation.fidelity import evaluate_checkpoint
-            from billp.evaluation.fidelity_markdown import render_markdown
+            from billp.fidelity.checkpoint import evaluate_checkpoint
+            from billp.fidelity.report import render_markdown
 
             evaluate = load_command_config(LEEvalCommandConfig, args.config, overrides)
             dataset = load_dataset(evaluate.data)

@@ -1,4 +1,5 @@
-"""The durable files of a run directory: JSONL appends, the run lock, exclusive creation.
+"""The durable files of a run directory: their names, JSONL appends, the run lock, exclusive
+creation.
 
 ``episodes.jsonl`` and ``steps.jsonl`` grow by appends: each line is written with one
 ``write`` on an ``O_APPEND`` descriptor and fsynced before :meth:`JsonlAppender.write`
@@ -27,6 +28,11 @@ from filelock import FileLock, Timeout
 from billp.common import faults
 from billp.common.atomic_io import fsync_dir, write_text_atomic
 
+CONFIG_FILE = "config.toml"
+MANIFEST_FILE = "manifest.json"
+EPISODES_FILE = "episodes.jsonl"
+STEPS_FILE = "steps.jsonl"
+SUMMARY_FILE = "summary.json"
 LOCK_FILE = ".billp.lock"
 
 
@@ -105,7 +111,7 @@ def create_run_dir(parent: Path, name: str, config_text: str) -> Path:
         except FileExistsError:
             suffix += 1
     try:
-        write_text_atomic(run_dir / "config.toml", config_text)
+        write_text_atomic(run_dir / CONFIG_FILE, config_text)
     except BaseException:
         with contextlib.suppress(OSError):
             for child in run_dir.iterdir():

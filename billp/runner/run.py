@@ -37,10 +37,10 @@ from billp.records.files import locked_run_dir
 from billp.runner.episodes import RunContext, env_threads, run_phase, snapshot_memories
 from billp.runner.plan import EpisodeSpec, plan_episodes, run_name
 from billp.runner.progress import progress
-from billp.summary.episodes import summarize_episodes, throughput
+from billp.summary.episodes import summarize_episodes
 from billp.summary.loop_stats import loop_stats_by_phase
 from billp.summary.phases import PhaseClock
-from billp.summary.tokens import tokens_per_step
+from billp.summary.throughput import throughput, tokens_per_step
 
 
 class RunResult(BaseModel):
@@ -168,9 +168,7 @@ async def _execute(
     episodes = records.read_episodes(run_dir)
     recovered = {r.key for r in finished}
     played = [r for r in episodes if r.key not in recovered]  # by this invocation
-    summary = summarize_episodes(
-        [r.model_dump() for r in episodes], n_items=len(world.dataset.catalogue)
-    )
+    summary = summarize_episodes(episodes, n_items=len(world.dataset.catalogue))
     if config.agent.is_llm:
         loop = loop_stats_by_phase(records.read_steps(run_dir), config.agent.gamma)
         summary["loop"] = {phase: stats.model_dump() for phase, stats in loop.items()}

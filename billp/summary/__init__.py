@@ -1,8 +1,4 @@
-"""What a run writes into ``summary.json``: episode point estimates, learning-loop statistics
-and throughput. Below the runner (which writes it) and evaluation (which reads it)."""
-
-from billp.summary.episodes import summarize
-
-__all__ = [
-    "summarize",
-]
+"""What a run writes into ``summary.json``: the episode metrics it shares with the evaluation
+(:mod:`.episodes`), learning-loop statistics (:mod:`.loop_stats`), wall time per phase
+(:mod:`.phases`) and throughput and tokens per step (:mod:`.throughput`). Below the runner
+(which writes it) and evaluation (which reads it)."""

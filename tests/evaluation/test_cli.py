@@ -1,4 +1,4 @@
-"""``python -m billp.eval RUN_DIR...`` end to end on tiny scripted runs."""
+"""``python -m billp.evaluation RUN_DIR...`` end to end on tiny scripted runs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from billp.evaluation.cli import main
+from billp.evaluation.__main__ import main
 from billp.evaluation.metrics import METRICS
 from billp.evaluation.output import METRICS_CSV, METRICS_JSON, SURVIVAL_CSV
 from billp.evaluation.plots import PLOT_FILES
@@ -23,7 +23,7 @@ CAP = 8  # env.max_steps of tests/e2e/tiny.toml
 def test_eval_one_run(tiny_runs: tuple[Path, Path], eval_cache: Path, tmp_path: Path) -> None:
     run_a, _ = tiny_runs
     out = tmp_path / "out"
-    done = run_cli(["-m", "billp.eval", str(run_a), "-o", str(out)], eval_cache)
+    done = run_cli(["-m", "billp.evaluation", str(run_a), "-o", str(out)], eval_cache)
     assert done.returncode == 0, done.stderr
     for header in ("Len", "R_each", "R_traj", "coverage", "genre H", "pop pct"):
         assert header in done.stdout

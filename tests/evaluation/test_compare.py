@@ -1,4 +1,4 @@
-"""``python -m billp.eval compare`` on two tiny runs that differ in a template."""
+"""``python -m billp.evaluation compare`` on two tiny runs that differ in a template."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from billp.evaluation.compare import PairingError, compare_runs, pair_episodes
 from billp.evaluation.metrics import METRICS
-from billp.evaluation.rundir import load_run
+from billp.records.read import load_run
 from tests.evaluation.conftest import PROMPT_EDIT, TINY_TEST_USERS, make_episode, run_cli
 
 pytestmark = pytest.mark.slow  # shares the session's two tiny simulate runs
@@ -21,7 +21,8 @@ def test_compare_cli_shows_metrics_and_the_template_diff(
     run_a, run_b = tiny_runs
     out = tmp_path / "cmp.json"
     done = run_cli(
-        ["-m", "billp.eval", "compare", str(run_a), str(run_b), "--json", str(out)], eval_cache
+        ["-m", "billp.evaluation", "compare", str(run_a), str(run_b), "--json", str(out)],
+        eval_cache,
     )
     assert done.returncode == 0, done.stderr
     text = done.stdout

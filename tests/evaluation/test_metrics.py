@@ -11,6 +11,7 @@ import pytest
 from billp.envs.similarity import genre_jaccard
 from billp.evaluation.bootstrap import episode_weights, make_rng
 from billp.evaluation.metrics import (
+    METRIC_BY_NAME,
     METRICS,
     NO_GENRE,
     EpisodeTable,
@@ -18,8 +19,9 @@ from billp.evaluation.metrics import (
     compute_metrics,
     genre_entropy,
     mean_pairwise_distance,
+    statistic_for,
 )
-from billp.summary import summarize
+from billp.summary.episodes import shared_metrics, summarize
 from tests.evaluation.conftest import make_episode
 
 # Items (see the `features` fixture): 0 {A}, 1 {B}, 2 {A,B}, 3 {C}, 4 {}, 5 {A};
@@ -148,12 +150,33 @@ def test_popularity_percentile_is_mid_rank() -> None:
     assert features.popularity_percentile().mean() == 50.0
 
 
-def test_summary_json_and_evaluation_agree(features: ItemFeatures) -> None:
+def test_summary_json_and_evaluation_share_one_definition(features: ItemFeatures) -> None:
     episodes = three_episodes()
-    summary = summarize([e.model_dump() for e in episodes], n_items=features.n_items)
-    m = point(EpisodeTable(episodes, features))
-    for name in ("len", "r_each", "r_traj", "coverage", "quit_share", "capped_share"):
-        assert summary[name] == pytest.approx(m[name], abs=1e-6)
+    table = EpisodeTable(episodes, features)
+    shared = shared_metrics(episodes, features.n_items)
+    weights = episode_weights(len(episodes), 50, make_rng(0))
+    for name, stat in shared.items():
+        assert statistic_for(table, METRIC_BY_NAME[name]) is table.shared[name]
+        np.testing.assert_array_equal(table.shared[name](weights), stat(weights), err_msg=name)
+    assert summarize(episodes, n_items=features.n_items) == {
+        "episodes": 3,
+        "len": round(5 / 3, 6),
+        "r_each": 3.6,
+        "r_traj": 6.0,
+        "coverage": round(5 / 6, 6),
+        "quit_share": round(2 / 3, 6),
+        "capped_share": round(1 / 3, 6),
+        "fallbacks": 0,
+    }
+    # What the evaluation leaves undefined (nan), summary.json writes as 0.0.
+    assert summarize(episodes[:1], n_items=features.n_items)["r_each"] == 0.0
+    assert summarize([], n_items=features.n_items) == {
+        "episodes": 0,
+        "len": 0.0,
+        "r_each": 0.0,
+        "r_traj": 0.0,
+        "coverage": 0.0,
+    }
 
 
 def test_intervals_contain_the_estimate(features: ItemFeatures) -> None:

@@ -89,7 +89,7 @@ def test_each_seed_plays_its_own_block_of_test_users(tmp_path: Path) -> None:
 
 def test_runs_of_one_cell_group_across_test_user_offsets(tmp_path: Path) -> None:
     """The offset is run-specific, like the seed: a cell's runs form one group."""
-    from billp.evaluation.rundir import RunData
+    from billp.records.read import RunData
 
     def key(seed: int, offset: int, policy: str = "greedy") -> str:
         config = paper_table.resolve(

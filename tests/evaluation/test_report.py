@@ -1,4 +1,4 @@
-"""``python -m billp.eval report``: the static page, then the page in headless Chromium."""
+"""``python -m billp.evaluation report``: the static page, then the page in headless Chromium."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 
 from billp.agents.billp_traces import BillpStepTrace
 from billp.evaluation.report import build_report
-from billp.evaluation.rundir import load_runs
 from billp.records import read_steps
+from billp.records.read import load_runs
 from tests.evaluation.chromium import Page, filter_episodes, find_chromium
 from tests.evaluation.conftest import TINY_TEST_USERS, run_cli
 
@@ -38,7 +38,9 @@ def report(
     tiny_runs: tuple[Path, Path], eval_cache: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     out = tmp_path_factory.mktemp("report") / "report.html"
-    done = run_cli(["-m", "billp.eval", "report", *map(str, tiny_runs), "-o", str(out)], eval_cache)
+    done = run_cli(
+        ["-m", "billp.evaluation", "report", *map(str, tiny_runs), "-o", str(out)], eval_cache
+    )
     assert done.returncode == 0, done.stderr
     return out
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from billp.records import read_steps
+from billp.agents.billp_traces import BillpStepTrace
+from billp.records import StepRecord, read_steps
 from tests.integration.conftest import require_vllm
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,7 +63,8 @@ def test_simulate_on_a_real_vllm_server(tiny_model_dir: Path, tmp_path: Path) ->
     (run_dir,) = list((tmp_path / "runs").iterdir())
     records = [json.loads(x) for x in (run_dir / "episodes.jsonl").read_text().splitlines()]
     assert [r["phase"] for r in records] == ["train", "train", "test", "test"]
-    calls = [c for s in read_steps(run_dir) for c in s.calls]
+    lines = read_steps(run_dir)
+    calls = [c for s in lines for c in s.calls]
     assert calls and all(c.prompt_tokens > 0 for c in calls), "token usage comes from vLLM"
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["llm"]["actor"]["calls"] >= 2
@@ -70,14 +72,14 @@ def test_simulate_on_a_real_vllm_server(tiny_model_dir: Path, tmp_path: Path) ->
     # failure, repair or fallback) and every pick is one of its step's shortlisted ids.
     for role, stats in summary["llm"].items():
         assert stats["schema_failures"] == stats["repairs"] == stats["fallbacks"] == 0, role
-    played = [s for s in steps if "action" in s]  # the rest are episode-end records
+    played = [s for s in lines if isinstance(s, StepRecord)]  # the rest: episode ends
     assert len(played) == sum(r["steps"] for r in records)
     for step in played:
-        assert step["action"] in step["trace"]["shortlist"]
-        assert step["trace"]["choice"]["item_id"] == step["action"]
+        assert isinstance(step.trace, BillpStepTrace) and step.trace.choice is not None
+        assert step.action in step.trace.shortlist and step.trace.choice.item_id == step.action
     # Token counters come from the server's Prometheus metrics.
     server = summary["server"]
-    assert server["prompt_tokens"] >= sum(c["prompt_tokens"] for c in calls)
+    assert server["prompt_tokens"] >= sum(c.prompt_tokens for c in calls)
     assert server["generation_tokens"] >= 1
     assert (run_dir / "vllm_server.log").stat().st_size > 0
     assert not _processes_mentioning(str(tiny_model_dir)), "the vLLM server outlived the run"

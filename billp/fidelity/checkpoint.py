@@ -2,11 +2,11 @@
 
 Three parts, all on test users' held-out interactions (never used to train any model):
 
-* models (:mod:`billp.evaluation.model_fidelity`): ranking, rating and reward-bias metrics of
+* models (:mod:`billp.fidelity.models`): ranking, rating and reward-bias metrics of
   the LE, the classic matrix model and a ranking-fair BPR model on held-out interactions;
-* real behaviour (:mod:`billp.evaluation.replay_validation`): each test user's real held-out
+* real behaviour (:mod:`billp.fidelity.replay`): each test user's real held-out
   sequence replayed through both worlds: acceptance, quit reasons, survival, reward vs rating;
-* policy order (:mod:`billp.evaluation.world_agreement`): non-oracle policies played in both
+* policy order (:mod:`billp.fidelity.agreement`): non-oracle policies played in both
   worlds, Kendall's tau between the orders with a CI.
 
 ``python -m billp.le evaluate`` writes it as ``fidelity.json`` and ``fidelity.md``.
@@ -29,21 +29,20 @@ from billp.envs.ranking_model import fit_bpr_scores
 from billp.envs.rating_model import load_or_fit_rating_matrix
 from billp.envs.user_model import MatrixUserModel
 from billp.envs.world import World
-from billp.evaluation.fidelity_markdown import render_markdown
-from billp.evaluation.fidelity_report import FidelityReport, QuitRuleSettings
-from billp.evaluation.model_fidelity import (
+from billp.fidelity.agreement import (
+    RL_POLICIES,
+    policy_agreement,
+    simple_policies,
+)
+from billp.fidelity.models import (
     bias_metrics,
     model_fidelity,
     ranking_metrics,
     rating_metrics,
     sample_test_users,
 )
-from billp.evaluation.replay_validation import validate_world
-from billp.evaluation.world_agreement import (
-    RL_POLICIES,
-    policy_agreement,
-    simple_policies,
-)
+from billp.fidelity.replay import validate_world
+from billp.fidelity.report import FidelityReport, QuitRuleSettings, render_markdown
 from billp.le.checkpoint import REPORT_JSON, REPORT_MD, LEManifest
 from billp.le.train import peak_rss_mib
 from billp.le.user_model import LEUserModel, load_user_model

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from billp.evaluation.world_agreement import StaticScores, kendall_tau_b, tau_interval
+from billp.fidelity.agreement import StaticScores, kendall_tau_b, tau_interval
 
 
 def test_tau_b_matches_hand_counts() -> None:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from billp.le.stats import rank_metrics, spearman
+from billp.fidelity.models import rank_metrics, spearman
 
 
 def test_spearman_of_monotone_and_reversed_orders() -> None:

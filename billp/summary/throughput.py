@@ -1,10 +1,23 @@
-"""Tokens per env step: what each step costs the server (prompt tokens to prefill, output
-tokens to decode), and how much of the prompts the server's prefix cache served."""
+"""What a run's episodes cost: simulated users per hour, and tokens per env step (prompt
+tokens to prefill, output tokens to decode, and how much of the prompts the server's prefix
+cache served)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+
+def throughput(episodes_played: int, wall_s: float) -> dict[str, float | int]:
+    """Simulated users per hour of this process's wall clock (one episode plays one user;
+    episodes recovered by ``--resume`` are not counted). The rate is that of the rounded
+    seconds written beside it, so the two agree."""
+    wall = round(wall_s, 3)
+    return {
+        "episodes_played": episodes_played,
+        "wall_s": wall,
+        "users_per_hour": round(episodes_played * 3600.0 / wall, 2) if wall > 0 else 0.0,
+    }
 
 
 def tokens_per_step(llm: Mapping[str, Mapping[str, Any]], env_steps: int) -> dict[str, Any]:

@@ -11,20 +11,22 @@ the matrix models, and by default the LE, learned from the test users' train par
   reward of a repeated item next to that of a fresh random item; the spread of the rewards.
 
 The world-level checks (real held-out sequences replayed through each world, policy-order
-agreement) and the report itself live in :mod:`billp.evaluation.fidelity`.
+agreement) and the report itself live in :mod:`billp.fidelity.checkpoint`.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 from pydantic import BaseModel
+from scipy.stats import spearmanr
 
 from billp.data.dataset import Dataset
 from billp.envs.user_model import MatrixUserModel, UserModel
-from billp.le.stats import rank_metrics, spearman
 from billp.le.train_data import heldout_data
 from billp.le.user_model import LEUserModel
 
@@ -35,6 +37,28 @@ POPULARITY_ITEMS_PER_USER = 20
 """Random items per test user whose reward is correlated with popularity."""
 REWARD_MODELS = ("le", "matrix")
 """The worlds' reward models (the BPR model ranks only)."""
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rho with tied ranks averaged; NaN when either side is constant."""
+    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(spearmanr(a, b).statistic)
+
+
+def rank_metrics(positive: float, negatives: np.ndarray, k: int) -> tuple[float, float, float]:
+    """AUC, HR@k and NDCG@k of one positive among negatives (ties count half)."""
+    negatives = np.asarray(negatives, dtype=np.float64)
+    greater = float((negatives > positive).sum())
+    equal = float((negatives == positive).sum())
+    auc = 1.0 - (greater + 0.5 * equal) / negatives.size
+    rank = greater + 0.5 * equal
+    hit = 1.0 if rank < k else 0.0
+    ndcg = 1.0 / math.log2(rank + 2.0) if rank < k else 0.0
+    return auc, hit, ndcg
 
 
 class ModelFidelity(BaseModel):

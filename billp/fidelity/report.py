@@ -1,16 +1,54 @@
-"""The fidelity report as a markdown page (fidelity.md)."""
+"""The fidelity report: what ``fidelity.json`` holds (the models' metrics, the replay of real
+sequences, the policy-order agreement and the settings they used; computed by
+:mod:`billp.fidelity.checkpoint`) and the markdown page ``fidelity.md`` that shows it."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-from billp.evaluation.world_agreement import kendall_tau_b
+from pydantic import BaseModel
 
-if TYPE_CHECKING:
-    from billp.evaluation.fidelity_report import FidelityReport
+from billp.fidelity.agreement import Agreement, kendall_tau_b
+from billp.fidelity.models import ModelFidelity, RatingCheck
+from billp.fidelity.replay import ReplayStats
 
+
+class QuitRuleSettings(BaseModel):
+    """The quit rule both worlds used."""
+
+    window: int
+    similarity_threshold: float
+    reward_threshold: float
+
+
+class FidelityReport(BaseModel):
+    """What ``python -m billp.le evaluate`` writes (fidelity.json) and renders (fidelity.md)."""
+
+    checkpoint: str
+    """The checkpoint folder's name (the report is written beside it by default)."""
+    dataset: str
+    base_model: str
+    test_users: int
+    ranking_instances: int
+    negatives: int
+    models: dict[str, ModelFidelity]
+    """le, matrix (the rating MF) and bpr (ranking only)."""
+    ratings: RatingCheck
+    calibration: dict[str, Any]
+    """The LE calibration's knots and whether it extrapolates."""
+    quit_rule: QuitRuleSettings
+    replay: dict[str, ReplayStats]
+    """world -> verdicts on real held-out sequences."""
+    replay_max_items: int
+    agreement: Agreement
+    training: dict[str, Any] | None
+    evaluation_seconds: float
+    evaluation_peak_rss_mib: float
+
+
+# ------------------------------------------------------------------ fidelity.md
 AUC_GOAL = 0.88
 POPULARITY_GAP_GOAL = 0.10
 SPAN_GOAL = (1.5, 4.8)

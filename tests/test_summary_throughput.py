@@ -1,8 +1,8 @@
-"""Prompt and output tokens per env step in summary.json."""
+"""Throughput and prompt and output tokens per env step in summary.json."""
 
 from __future__ import annotations
 
-from billp.summary.tokens import tokens_per_step
+from billp.summary.throughput import throughput, tokens_per_step
 
 
 def test_tokens_per_step_divides_by_env_steps() -> None:
@@ -26,3 +26,12 @@ def test_no_steps_or_calls_gives_zeros() -> None:
     out = tokens_per_step({}, env_steps=0)
     assert out["prompt_tokens"] == 0.0 and out["cached_share"] == 0.0
     assert out["uncached_by_role"] == {}
+
+
+def test_throughput_is_the_rate_of_the_rounded_seconds() -> None:
+    assert throughput(10, 1800.0004) == {
+        "episodes_played": 10,
+        "wall_s": 1800.0,
+        "users_per_hour": 20.0,
+    }
+    assert throughput(3, 0.0001)["users_per_hour"] == 0.0

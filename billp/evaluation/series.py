@@ -1,4 +1,5 @@
-"""Metrics of runs and of groups of runs (seeds of one experiment), with intervals.
+"""The series an evaluation shows: metrics of each run and of each group of runs (seeds of one
+experiment), with intervals.
 
 A *run* gets intervals over its episodes. Runs that differ only in their seed (same config
 otherwise, same templates) form a *group*, whose intervals come from the two-level
@@ -23,9 +24,9 @@ from billp.evaluation.bootstrap import (
     hierarchical_weights,
     make_rng,
 )
-from billp.evaluation.metrics import METRICS, EpisodeTable, compute_metrics
-from billp.evaluation.rundir import RunData
+from billp.evaluation.metrics import METRICS, EpisodeTable, compute_metrics, run_features
 from billp.evaluation.survival import SurvivalCurve, kaplan_meier, weighted_survival
+from billp.records.read import RunData
 
 Scope = Literal["run", "group"]
 
@@ -140,7 +141,7 @@ def _series(
 ) -> SeriesResult:
     per_run = [r.phase_episodes(phase) for r in runs]
     episodes = [e for eps in per_run for e in eps]
-    table = EpisodeTable(episodes, runs[0].features())
+    table = EpisodeTable(episodes, run_features(runs[0]))
     rng = make_rng(seed)
     if len(runs) > 1:
         weights = hierarchical_weights([len(e) for e in per_run], resamples, rng)

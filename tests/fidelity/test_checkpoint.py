@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from billp.config import EnvConfig, LEEvalConfig, RatingModelConfig
-from billp.evaluation.fidelity import evaluate_checkpoint
-from billp.evaluation.fidelity_report import FidelityReport
-from billp.evaluation.world_agreement import SIMPLE_POLICIES
+from billp.fidelity.agreement import SIMPLE_POLICIES
+from billp.fidelity.checkpoint import evaluate_checkpoint
+from billp.fidelity.report import FidelityReport
 from billp.le.checkpoint import REPORT_JSON, REPORT_MD
 from tests.le.tiny_le import TinyLE
 

@@ -1,11 +1,11 @@
-"""``python -m billp.eval``: metrics, comparisons and reports from run directories.
+"""``python -m billp.evaluation``: metrics, comparisons and reports from run directories.
 
 Examples::
 
-    python -m billp.eval runs/matrix__billp__0__20261125-120000  # table, JSON, CSV, PNGs
-    python -m billp.eval runs/matrix__billp__* -o eval_out         # seeds: CI over seeds
-    python -m billp.eval compare RUN_A RUN_B                       # paired diff, prompt diff
-    python -m billp.eval report RUN_DIR... -o report.html          # self-contained HTML
+    python -m billp.evaluation runs/matrix__billp__0__20261125-120000  # table, JSON, CSV, PNGs
+    python -m billp.evaluation runs/matrix__billp__* -o eval_out  # seeds: CI over seeds
+    python -m billp.evaluation compare RUN_A RUN_B                # paired diff, prompt diff
+    python -m billp.evaluation report RUN_DIR... -o report.html   # self-contained HTML
 
 A folder that holds run directories may be given instead of the runs themselves.
 """
@@ -22,7 +22,7 @@ from rich.console import Console
 
 from billp.common.exit_codes import EXIT_BAD_INPUT
 from billp.evaluation.bootstrap import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED
-from billp.evaluation.rundir import RunDirError
+from billp.records.read import RunDirError
 
 CONSOLE_WIDTH = 160
 """Table width when stdout is not a terminal (files, pipes, CI logs)."""
@@ -55,7 +55,7 @@ def _common_args(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m billp.eval",
+        prog="python -m billp.evaluation",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
         epilog="Without a subcommand, 'metrics' is assumed.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -101,9 +101,9 @@ def _default_out_dir(runs: list[Path]) -> Path:
 
 
 def _metrics(args: argparse.Namespace, console: Console) -> int:
-    from billp.evaluation.evaluate import evaluate
     from billp.evaluation.output import print_evaluation, write_csv, write_json
-    from billp.evaluation.rundir import load_runs
+    from billp.evaluation.series import evaluate
+    from billp.records.read import load_runs
 
     runs = load_runs(args.runs)
     evaluation = evaluate(runs, args.phase, args.resamples, args.bootstrap_seed)
@@ -126,7 +126,7 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
         print_comparison,
         write_comparison,
     )
-    from billp.evaluation.rundir import load_run
+    from billp.records.read import load_run
 
     try:
         result = compare_runs(
@@ -149,7 +149,7 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
 
 def _report(args: argparse.Namespace, console: Console) -> int:
     from billp.evaluation.report import write_report
-    from billp.evaluation.rundir import load_runs
+    from billp.records.read import load_runs
 
     runs = load_runs(args.runs)
     path = write_report(

@@ -1,8 +1,8 @@
-"""Read run directories (config.toml, manifest.json, episodes.jsonl, steps.jsonl) through
-:mod:`billp.records`, the module that writes them.
+"""Reading a run directory: its config, manifest, episode and step lines, and a whole run
+(:class:`RunData`) as the evaluation, the report and the comparison see it.
 
-Evaluation needs nothing but a run directory: the catalogue's genres and popularity come
-from loading the dataset named by the run's own ``config.toml``.
+A run directory is all they need: the dataset comes from the data config of the run's own
+``config.toml``. Bad JSONL lines follow the one rule of :mod:`billp.records.jsonl`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from billp import records
 from billp.config import (
     UNSET_KEY,
     ConfigError,
@@ -24,8 +23,15 @@ from billp.config import (
     config_to_toml_dict,
     load_config,
 )
-from billp.evaluation.metrics import ItemFeatures
-from billp.records import CONFIG_FILE, EPISODES_FILE, EpisodeRecord, RunFileError, StepsLine
+from billp.records.files import (
+    CONFIG_FILE,
+    EPISODES_FILE,
+    MANIFEST_FILE,
+    STEPS_FILE,
+    RunFileError,
+)
+from billp.records.jsonl import read_jsonl, validate_line
+from billp.records.models import EpisodeRecord, EpisodeTraceRecord, StepRecord, StepsLine
 
 if TYPE_CHECKING:
     from billp.data import Dataset
@@ -44,6 +50,68 @@ class RunDirError(RunFileError):
     """A run directory is missing a file or holds an unreadable one (the message names it)."""
 
 
+# ------------------------------------------------------------------ the files
+def load_run_config(run_dir: Path) -> RunConfig:
+    """The resolved config a run directory was started with."""
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run directory: {CONFIG_FILE} is missing")
+    return load_config(path)
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    """``manifest.json`` ({} when there is none); a damaged one is a :class:`RunFileError`."""
+    path = run_dir / MANIFEST_FILE
+    if not path.is_file():
+        return {}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict):
+            raise TypeError(f"a JSON {type(manifest).__name__}, not an object")
+    except (ValueError, TypeError) as exc:
+        raise RunFileError(
+            f"{path} is damaged ({type(exc).__name__}: {exc}); it must be the JSON object "
+            "billp wrote"
+        ) from None
+    return manifest
+
+
+def manifest_memory_dir(run_dir: Path) -> Path:
+    """The memory folder the run's manifest names."""
+    path = run_dir / MANIFEST_FILE
+    memory_dir = read_manifest(run_dir).get("memory_dir")
+    if not isinstance(memory_dir, str):
+        raise RunFileError(
+            f"{path} is damaged (no 'memory_dir' entry); it must be the JSON object billp "
+            "wrote, with a 'memory_dir' entry"
+        )
+    return Path(memory_dir)
+
+
+def read_episodes(run_dir: Path) -> list[EpisodeRecord]:
+    """The episode records of ``episodes.jsonl``; a record that is not an
+    :class:`EpisodeRecord` is a :class:`RunFileError`."""
+    path = run_dir / EPISODES_FILE
+    return [
+        validate_line(path, EpisodeRecord, line, number)
+        for number, line in enumerate(read_jsonl(path), 1)
+    ]
+
+
+def read_steps(run_dir: Path) -> list[StepsLine]:
+    """The lines of ``steps.jsonl`` ([] when there is none): a :class:`StepRecord` per step,
+    an :class:`EpisodeTraceRecord` for a line without a step number; a line that is not one
+    is a :class:`RunFileError`."""
+    path = run_dir / STEPS_FILE
+    return [
+        validate_line(
+            path, EpisodeTraceRecord if line.get("step") is None else StepRecord, line, number
+        )
+        for number, line in enumerate(read_jsonl(path), 1)
+    ]
+
+
+# ------------------------------------------------------------------ a whole run
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     """Dotted keys of a nested dict (lists and scalars are leaves)."""
     if not isinstance(tree, dict):
@@ -119,16 +187,12 @@ class RunData:
     def steps(self) -> list[StepsLine]:
         """Lines of ``steps.jsonl`` (read on first use)."""
         if self._steps is None:
-            self._steps = records.read_steps(self.path)
+            self._steps = read_steps(self.path)
         return self._steps
 
     def dataset(self) -> Dataset:
-        """The run's dataset (for starting histories and titles)."""
+        """The run's dataset (for starting histories, titles and the catalogue)."""
         return load_dataset_cached(self.config.data.model_dump_json())
-
-    def features(self) -> ItemFeatures:
-        """Genres, popularity and labels of the run's catalogue (loaded from its data config)."""
-        return load_features(self.config.data.model_dump_json())
 
 
 @cache
@@ -137,18 +201,6 @@ def load_dataset_cached(data_config_json: str) -> Dataset:
     from billp.data import load_dataset
 
     return load_dataset(DataConfig.model_validate_json(data_config_json))
-
-
-@cache
-def load_features(data_config_json: str) -> ItemFeatures:
-    """Item features of the dataset a data config names (cached per config)."""
-    dataset = load_dataset_cached(data_config_json)
-    catalogue = dataset.catalogue
-    return ItemFeatures.from_genre_sets(
-        catalogue.genre_sets,
-        dataset.item_popularity,
-        labels=[item.label for item in catalogue],
-    )
 
 
 def is_run_dir(path: Path) -> bool:
@@ -181,21 +233,17 @@ def load_run(path: Path) -> RunData:
 
     Raises:
         RunDirError: a file is missing, or the config is invalid; the message names it.
-        RunFileError: the manifest or an episode line is damaged (:mod:`billp.records`).
+        RunFileError: the manifest or an episode line is damaged.
     """
-    config_path = path / CONFIG_FILE
-    episodes_path = path / EPISODES_FILE
-    if not config_path.is_file():
+    if not (path / CONFIG_FILE).is_file():
         raise RunDirError(f"{path} is not a run directory: {CONFIG_FILE} is missing")
-    if not episodes_path.is_file():
+    if not (path / EPISODES_FILE).is_file():
         raise RunDirError(f"{path}: {EPISODES_FILE} is missing (did the run start?)")
     try:
-        config = load_config(config_path)
+        config = load_run_config(path)
     except ConfigError as exc:
-        raise RunDirError(f"{config_path}: {exc}") from None
-    manifest = records.read_manifest(path)
-    episodes = records.read_episodes(path)
-    return RunData(path=path, config=config, manifest=manifest, episodes=episodes)
+        raise RunDirError(f"{path / CONFIG_FILE}: {exc}") from None
+    return RunData(path, config, read_manifest(path), read_episodes(path))
 
 
 def load_runs(paths: Sequence[Path]) -> list[RunData]:

@@ -12,7 +12,7 @@ from billp.data import Dataset, load_dataset, write_toy_dataset
 from billp.envs.quit_rule import QuitRule
 from billp.envs.replay import replay_user
 from billp.envs.user_model import MatrixUserModel
-from billp.evaluation.replay_validation import summarise
+from billp.fidelity.replay import summarise
 
 
 @pytest.fixture(scope="module")

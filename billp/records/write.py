@@ -1,5 +1,5 @@
-"""The run directory: its files, the manifest, writing records, reading them, and the
-recovery ``--resume`` starts with.
+"""Writing a run directory: creating it, its manifest, appending records, and the recovery
+``--resume`` starts with (reading it back: :mod:`billp.records.read`).
 
 A run directory holds ``config.toml`` (the resolved config), ``manifest.json`` (versions,
 templates, where the memories live), ``episodes.jsonl`` (an :class:`EpisodeRecord` per
@@ -11,7 +11,6 @@ always has its steps on disk.
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
 import subprocess
@@ -25,22 +24,22 @@ from typing import TYPE_CHECKING, Any
 import tomli_w
 
 from billp.common.atomic_io import write_json_atomic, write_jsonl_atomic
-from billp.config import RunConfig, config_to_toml_dict, load_config
-from billp.records.files import JsonlAppender, RunFileError, create_run_dir
-from billp.records.jsonl import read_jsonl, read_jsonl_repairing, validate_line
-from billp.records.models import EpisodeRecord, EpisodeTraceRecord, StepRecord, StepsLine
+from billp.config import RunConfig, config_to_toml_dict
+from billp.records.files import (
+    EPISODES_FILE,
+    MANIFEST_FILE,
+    STEPS_FILE,
+    JsonlAppender,
+    create_run_dir,
+)
+from billp.records.jsonl import read_jsonl_repairing, validate_line
+from billp.records.models import EpisodeRecord, StepsLine
 
 if TYPE_CHECKING:
     from billp.agents import PromptLibrary
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.toml"
-MANIFEST_FILE = "manifest.json"
-EPISODES_FILE = "episodes.jsonl"
-STEPS_FILE = "steps.jsonl"
-SUMMARY_FILE = "summary.json"
-RUN_FILES = (CONFIG_FILE, MANIFEST_FILE, EPISODES_FILE, STEPS_FILE, SUMMARY_FILE)
 MANIFEST_PACKAGES = (
     "billp",
     "torch",
@@ -59,14 +58,6 @@ def create(config: RunConfig, name: str) -> Path:
     """Create a fresh run directory under ``config.output_dir`` (exclusively: never one that
     exists; ``name-2``... when taken) holding the resolved config."""
     return create_run_dir(config.output_dir, name, tomli_w.dumps(config_to_toml_dict(config)))
-
-
-def load_run_config(run_dir: Path) -> RunConfig:
-    """The resolved config a run directory was started with."""
-    path = run_dir / CONFIG_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run directory: {CONFIG_FILE} is missing")
-    return load_config(path)
 
 
 def _version(dist: str) -> str | None:
@@ -116,35 +107,6 @@ def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
     write_json_atomic(run_dir / MANIFEST_FILE, manifest)
 
 
-def read_manifest(run_dir: Path) -> dict[str, Any]:
-    """``manifest.json`` ({} when there is none); a damaged one is a :class:`RunFileError`."""
-    path = run_dir / MANIFEST_FILE
-    if not path.is_file():
-        return {}
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(manifest, dict):
-            raise TypeError(f"a JSON {type(manifest).__name__}, not an object")
-    except (ValueError, TypeError) as exc:
-        raise RunFileError(
-            f"{path} is damaged ({type(exc).__name__}: {exc}); it must be the JSON object "
-            "billp wrote"
-        ) from None
-    return manifest
-
-
-def manifest_memory_dir(run_dir: Path) -> Path:
-    """The memory folder the run's manifest names."""
-    path = run_dir / MANIFEST_FILE
-    memory_dir = read_manifest(run_dir).get("memory_dir")
-    if not isinstance(memory_dir, str):
-        raise RunFileError(
-            f"{path} is damaged (no 'memory_dir' entry); it must be the JSON object billp "
-            "wrote, with a 'memory_dir' entry"
-        )
-    return Path(memory_dir)
-
-
 # ------------------------------------------------------------------ records
 class RunWriter:
     """Appends records to a run directory, each line durable before the call returns
@@ -175,29 +137,6 @@ class RunWriter:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def read_episodes(run_dir: Path) -> list[EpisodeRecord]:
-    """The episode records of ``episodes.jsonl`` (see :mod:`billp.records.jsonl` for bad
-    lines); a record that is not an :class:`EpisodeRecord` is a :class:`RunFileError`."""
-    path = run_dir / EPISODES_FILE
-    return [
-        validate_line(path, EpisodeRecord, line, number)
-        for number, line in enumerate(read_jsonl(path), 1)
-    ]
-
-
-def read_steps(run_dir: Path) -> list[StepsLine]:
-    """The lines of ``steps.jsonl`` ([] when there is none): a :class:`StepRecord` per step,
-    an :class:`EpisodeTraceRecord` for a line without a step number; a line that is not one
-    is a :class:`RunFileError`."""
-    path = run_dir / STEPS_FILE
-    return [
-        validate_line(
-            path, EpisodeTraceRecord if line.get("step") is None else StepRecord, line, number
-        )
-        for number, line in enumerate(read_jsonl(path), 1)
-    ]
 
 
 def recover(run_dir: Path, keys: Collection[str]) -> list[EpisodeRecord]:
