@@ -62,6 +62,7 @@ LEVERS: dict[str, list[str]] = {
         "--agent.actor-reason", "true", "--agent.plan-anchor", "title",
         "--agent.plan-avoid", "true", "--agent.critic-scale", "number",
     ],
+    "bare replies": ["--agent.reply-format", "bare"],
     "no concurrent calls": ["--agent.concurrent-calls", "false"],
     "bfloat16 (no native support here)": ["--llm.server.dtype", "bfloat16"],
     "LE scoring in bfloat16": ["--env.le.dtype", "bfloat16"],
