@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Family = Literal["llm", "baseline", "rl"]
-Retrieval = Literal["nearest", "recent"]
+Retrieval = Literal["nearest", "recent", "useful"]
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,10 @@ class AgentConfig(Section):
     micro: bool | None = Field(
         None, description="Micro-learning: Critic and actor memory (default from agent.name)."
     )
-    reflection_retrieval: Literal["nearest", "recent"] | None = Field(
+    reflection_retrieval: Literal["nearest", "recent", "useful"] | None = Field(
         None,
-        description="'nearest' (BiLLP: FAISS top-K) or 'recent' (Reflexion); default from name.",
+        description="'nearest' (BiLLP: FAISS top-K), 'recent' (Reflexion) or 'useful' (of the "
+        "3K nearest, the K whose episodes earned the most reward); default from name.",
     )
     knowledge: Literal["informed", "uninformed"] = Field(
         "informed",

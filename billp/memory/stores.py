@@ -22,6 +22,10 @@ CRITIC_DIR = "critic"
 ALLOWED_SIGNS = (-1, 1)
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+USEFUL_POOL_FACTOR = 3
+"""A ``useful`` retrieval of ``k`` reflections ranks the ``k * USEFUL_POOL_FACTOR`` most
+similar situations by their episode's total reward."""
+RetrievalMode = Literal["nearest", "recent", "useful"]
 
 
 class ReflectionEntry(BaseModel):
@@ -48,22 +52,28 @@ class ReflectionMemory:
         """Store a reflection (several may share a situation)."""
         self.memory.add(situation, entry)
 
-    def retrieve(
-        self, situation: str, k: int, mode: Literal["nearest", "recent"]
-    ) -> list[ReflectionEntry]:
-        """``k`` reflections: the most similar situations first (``"nearest"``, BiLLP), or the
-        ``k`` most recent, newest last (``"recent"``, Reflexion)."""
+    def retrieve(self, situation: str, k: int, mode: RetrievalMode) -> list[ReflectionEntry]:
+        """``k`` reflections: the most similar situations first (``"nearest"``, BiLLP); the
+        ``k`` most recent, newest last (``"recent"``, Reflexion); or, of the
+        ``k * USEFUL_POOL_FACTOR`` most similar, the ``k`` whose episodes earned the most
+        reward, best first (``"useful"``: lessons ranked by utility as well as similarity)."""
         return [entry for entry, _ in self.retrieve_scored(situation, k, mode)]
 
     def retrieve_scored(
-        self, situation: str, k: int, mode: Literal["nearest", "recent"]
+        self, situation: str, k: int, mode: RetrievalMode
     ) -> list[tuple[ReflectionEntry, float | None]]:
         """Like :meth:`retrieve`, with each entry's cosine similarity (None for recency)."""
         if mode == "nearest":
             return [(hit.payload, hit.score) for hit in self.memory.search(situation, k)]
         if mode == "recent":
             return [(hit.payload, None) for hit in self.memory.recent(k)]
-        raise ValueError(f"unknown reflection retrieval mode {mode!r}: 'nearest' or 'recent'")
+        if mode == "useful":
+            pool = self.memory.search(situation, k * USEFUL_POOL_FACTOR)
+            ranked = sorted(pool, key=lambda hit: -hit.payload.total_reward)  # stable on ties
+            return [(hit.payload, hit.score) for hit in ranked[:k]]
+        raise ValueError(
+            f"unknown reflection retrieval mode {mode!r}: 'nearest', 'recent' or 'useful'"
+        )
 
     def __len__(self) -> int:
         return len(self.memory)

@@ -49,8 +49,27 @@ def test_reflections_nearest_and_recent(tmp_path: Path) -> None:
     assert [entry.episode for entry in recent] == ["ep3", "ep4"]
     assert memory.retrieve("anything", k=0, mode="nearest") == []
     assert memory.retrieve("anything", k=0, mode="recent") == []
-    with pytest.raises(ValueError, match="'nearest' or 'recent'"):
+    with pytest.raises(ValueError, match="'nearest', 'recent' or 'useful'"):
         memory.retrieve("anything", k=1, mode="random")  # type: ignore[arg-type]
+
+
+def test_useful_reflections_are_the_best_rewarded_of_the_nearest(tmp_path: Path) -> None:
+    memory = ReflectionMemory(tmp_path, EMBEDDER)
+    situations = [
+        "likes animation comedy children films",
+        "likes animation comedy family films",
+        "likes animation drama films",
+        "likes war documentaries",
+    ]
+    rewards = [10.0, 5.0, 30.0, 99.0]
+    for number, (situation, reward) in enumerate(zip(situations, rewards, strict=True)):
+        entry = _reflection(f"ep{number}").model_copy(update={"total_reward": reward})
+        memory.add(situation, entry)
+    # k = 1 ranks the 3 nearest by reward: the war documentaries (99) are not among them.
+    (best,) = memory.retrieve("likes animation comedy children films", k=1, mode="useful")
+    assert best.episode == "ep2"
+    two = memory.retrieve("likes animation comedy children films", k=2, mode="useful")
+    assert [entry.episode for entry in two] == ["ep3", "ep2"]  # the pool of 6 holds all 4
 
 
 def test_reflection_entry_validation() -> None:
