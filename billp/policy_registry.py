@@ -19,7 +19,7 @@ test checks that the table is current). An LLM ablation needs no module: it is a
 :class:`LLMPreset` and the BiLLP builder. An RL policy also needs its trainer in ``billp.rl``
 (the builder loads the checkpoint named after the policy). ``--agent.name``'s choices and
 ``--help``, the presets, ``AgentConfig.is_llm``, ``billp.config.LLM_AGENTS`` and
-``billp.rl.names.RL_AGENT_NAMES`` follow from the specs.
+the RL policies' names (``names("rl")``) follow from the specs.
 
 ``python -m billp.config.policy_table`` lists the policies; ``--markdown`` prints the table.
 """

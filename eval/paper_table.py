@@ -68,7 +68,7 @@ from billp.evaluation.executors import (
     on_cluster,
     running,
 )
-from billp.rl.names import RL_AGENT_NAMES
+from billp.policy_registry import names
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # The runs and the table live in table_runs and table_layout; the names marked "as" stay
@@ -87,7 +87,7 @@ from table_runs import run_one as run_one
 from table_runs import simulate_args as simulate_args
 
 BASELINES: tuple[str, ...] = ("random", "popularity", "greedy", "greedy-diverse")
-RL_METHODS: tuple[str, ...] = RL_AGENT_NAMES
+RL_METHODS: tuple[str, ...] = names("rl")
 """Trained with ``python -m billp.rl train`` beforehand (found under $BILLP_RL_CHECKPOINTS,
 default runs/rl); an untrained one fails its cells with the command that trains it."""
 LLM_METHODS: tuple[str, ...] = ("actonly", "react", "reflexion", "billp")

@@ -18,10 +18,10 @@ from billp.config import EnvConfig, RatingModelConfig
 from billp.data import Dataset
 from billp.envs import World, build_world
 from billp.policy.protocol import EpisodeSummary, Transition
+from billp.policy_registry import names
 from billp.rl.checkpoint import CHECKPOINT_ENV_VAR, MODEL_FILE, RLCheckpointError, read_manifest
 from billp.rl.cli import main
 from billp.rl.le_models import RandomVectorLE
-from billp.rl.names import RL_AGENT_NAMES
 from billp.rl.policy import build_rl_policy
 from tests.rl.conftest import tiny_flags
 
@@ -37,6 +37,9 @@ TRAIN_COMMANDS: list[list[str]] = [
     ["--algo", "a2c", "--env", "matrix"],
     ["--algo", "a2c", "--env", "le"],
 ]
+
+RL_AGENT_NAMES = names("rl")
+"""Every trained RL policy, from the policy registry."""
 
 
 @pytest.fixture(scope="module")
