@@ -84,6 +84,7 @@ def call(
     repair: Callable[[str], Pick | None] | None = None,
     reask: bool = True,
     schema: dict[str, Any] | None = None,
+    choices: dict[str, Pick] | None = None,
 ) -> StructuredOutcome[Pick]:
     return asyncio.run(
         call_structured(
@@ -98,6 +99,7 @@ def call(
             validate=validate,
             repair=repair,
             reask=reask,
+            choices=choices,
         )
     )
 
@@ -388,20 +390,14 @@ def call_choices(
     validate: Callable[[Pick], None] | None = None,
     repair: Callable[[str], Pick | None] | None = None,
 ) -> StructuredOutcome[Pick]:
-    return asyncio.run(
-        call_structured(
-            client,
-            role="actor",
-            messages=MESSAGES,
-            output_type=Pick,
-            sampling=SamplingParams(seed=3),
-            accounting=accounting,
-            fallback=lambda: FALLBACK,
-            schema={"ignored": True},
-            validate=validate,
-            repair=repair,
-            choices=CHOICES,
-        )
+    """:func:`call` with CHOICES (and a schema that must not be sent)."""
+    return call(
+        client,
+        accounting,
+        validate=validate,
+        repair=repair,
+        schema={"ignored": True},
+        choices=CHOICES,
     )
 
 
