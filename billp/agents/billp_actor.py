@@ -12,6 +12,7 @@ from billp.agents.billp_critic import estimate_value
 from billp.agents.billp_state import EpisodeState
 from billp.agents.billp_traces import BillpStepTrace, MemoryHits, PlannedStep, ValueEstimate
 from billp.agents.echo import own_text, reject_echo
+from billp.agents.genre_order import planner_genres
 from billp.agents.loop_trace import HintShown, LoopTrace
 from billp.agents.messages import (
     ActorChoice,
@@ -25,7 +26,7 @@ from billp.agents.messages import (
     plan_schema,
 )
 from billp.agents.roles import CallTrace
-from billp.agents.shortlist import exploration_genres, genres_by_frequency
+from billp.agents.shortlist import exploration_genres
 from billp.policy import Decision
 
 FALLBACK_PLAN = "Recommend a well-liked movie from genres the user has not seen recently."
@@ -45,14 +46,13 @@ async def plan_step(ep: EpisodeState) -> PlannedStep:
     )
     if not cfg.planner:
         return PlannedStep(Plan(), None, [], None, history, genre_hints)
-    genres = list(p.catalogue.genres)
-    if cfg.genre_order != "catalogue":
-        genres = genres_by_frequency(p.catalogue, ep.history[-cfg.prompt_history_length :])
-    if cfg.genre_order == "fresh":
-        recent = set().union(
-            *(p.catalogue.genre_sets[i] for i in ep.recommended[-cfg.hint_window :])
-        )
-        genres = [g for g in genres if g not in recent] + [g for g in genres if g in recent]
+    genres = planner_genres(
+        p.catalogue,
+        cfg.genre_order,
+        ep.history[-cfg.prompt_history_length :],
+        ep.recommended[-cfg.hint_window :] if cfg.hint_window > 0 else [],
+        ep.lesson_lift,
+    )
     bare = (
         cfg.reply_format == "bare"
         and not cfg.free_text

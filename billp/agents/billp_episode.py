@@ -15,6 +15,7 @@ from billp.agents.billp_critic import td_update
 from billp.agents.billp_reflect import reflect
 from billp.agents.billp_state import EpisodeState
 from billp.agents.billp_traces import ObserveTrace
+from billp.agents.genre_order import lesson_lift
 from billp.agents.loop_trace import RetrievedReflection
 from billp.agents.messages import StepView
 from billp.policy import Decision, EpisodeEnd, EpisodeSummary, Transition
@@ -35,6 +36,7 @@ class BiLLPEpisode(EpisodeState):
                 self.cfg.reflection_retrieval or "nearest",
             )
             self.reflections = [entry.text for entry, _ in scored]
+            self.lesson_lift = lesson_lift(entry.genre_lift for entry, _ in scored)
             self.retrieved = [
                 RetrievedReflection(
                     episode=entry.episode,

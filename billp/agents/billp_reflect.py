@@ -51,18 +51,31 @@ LESSON_GENRES = 2
 """Genres named among the highest and among the lowest rated in a lesson's facts."""
 
 
+def genre_means(steps: list[StepView]) -> dict[str, float]:
+    """The mean reward of the episode's movies of each genre they have."""
+    ratings: dict[str, list[float]] = {}
+    for step in steps:
+        for genre in step.genres:
+            ratings.setdefault(genre, []).append(step.reward)
+    return {genre: sum(r) / len(r) for genre, r in ratings.items()}
+
+
+def genre_lift(steps: list[StepView]) -> dict[str, float]:
+    """Each genre's mean reward in the episode minus the episode's mean reward (over every
+    step shown to the user, the one they left after included): what this user rated above
+    and below their own session, measured rather than written by the Reflector's model."""
+    if not steps:
+        return {}
+    mean = sum(s.reward for s in steps) / len(steps)
+    return {genre: round(m - mean, 4) for genre, m in sorted(genre_means(steps).items())}
+
+
 def session_facts(steps: list[StepView], left: bool) -> str:
     """What the episode measured, in words, for the lesson: the genres its movies were rated
     highest and lowest in (mean rating per genre) and, when the user left, the last movie and
     the one before it with their genres and ratings. Facts, not the model's prior: they let
     later Planners see why users stayed and left, whatever the Reflector's model writes."""
-    ratings: dict[str, list[float]] = {}
-    for step in steps:
-        for genre in step.genres:
-            ratings.setdefault(genre, []).append(step.reward)
-    means = sorted(
-        ((sum(r) / len(r), genre) for genre, r in ratings.items()), key=lambda m: (-m[0], m[1])
-    )
+    means = sorted(((m, g) for g, m in genre_means(steps).items()), key=lambda m: (-m[0], m[1]))
     parts = []
     if means:
         best = means[:LESSON_GENRES]
@@ -117,6 +130,7 @@ async def reflect(ep: EpisodeState, summary: EpisodeSummary) -> ReflectionTrace:
                 episode=ep.key,
                 length=len(accepted),
                 total_reward=total_reward,
+                genre_lift=genre_lift(ep.steps),
             ),
         )
     )

@@ -95,6 +95,8 @@ class EpisodeState:
         self.steps: list[StepView] = []
         self.reflections: list[str] = []
         self.retrieved: list[RetrievedReflection] = []
+        self.lesson_lift: dict[str, float] = {}
+        """The retrieved lessons' mean lift per genre (``agent.genre_order = "lessons"``)."""
         self.value: float | None = None
         """V(s) of the current state, once estimated (micro-learning)."""
         self.value_origin: tuple[str, float | None] | None = None

@@ -59,17 +59,6 @@ def exploration_genres(
     return [fresh[i] for i in sorted(picks)]
 
 
-def genres_by_frequency(catalogue: Catalogue, items: Sequence[int]) -> list[str]:
-    """Every genre of the catalogue: those of ``items`` first, most frequent first (ties in
-    catalogue order), then the others in catalogue order."""
-    counts = dict.fromkeys(catalogue.genres, 0)
-    for item in items:
-        for genre in catalogue.genre_sets[item]:
-            counts[genre] += 1
-    order = {genre: rank for rank, genre in enumerate(catalogue.genres)}
-    return sorted(catalogue.genres, key=lambda g: (-counts[g], order[g]))
-
-
 class ShortlistBuilder:
     """Scores catalogue items for one user state and composes the Actor's shortlist."""
 

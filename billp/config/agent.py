@@ -17,6 +17,8 @@ else:
 :mod:`billp.policy_registry`. A Literal so that a bad name fails validation, naming them."""
 
 LLM_AGENTS: frozenset[str] = frozenset(names("llm"))
+GenreOrder = Literal["catalogue", "history", "fresh", "lessons"]
+"""Orders of the Planner's genre list (:mod:`billp.agents.genre_order`)."""
 
 
 class AgentConfig(Section):
@@ -70,13 +72,15 @@ class AgentConfig(Section):
     prompt_history_length: int = Field(
         15, ge=1, description="History titles shown in prompts (BiLLP: 15)."
     )
-    genre_order: Literal["catalogue", "history", "fresh"] = Field(
+    genre_order: GenreOrder = Field(
         "catalogue",
         description="Order of the genre list the Planner chooses from: the catalogue's "
         "(alphabetical for MovieLens); 'history' (the genres of the user's shown history, "
-        "most frequent first, then the rest); or 'fresh' (as 'history', but genres of the last "
-        "agent.hint_window recommendations go last). A 135M Planner picks the first genres it "
-        "is shown more often than any other.",
+        "most frequent first, then the rest); 'fresh' (as 'history', but genres of the last "
+        "agent.hint_window recommendations go last); or 'lessons' (as 'fresh', and within "
+        "each part the genres the retrieved lessons' users rated above their session mean "
+        "first, those rated below it last). A 135M Planner picks the first genres it is "
+        "shown more often than any other.",
     )
     lesson_facts: bool = Field(
         True,

@@ -38,6 +38,11 @@ class ReflectionEntry(BaseModel):
     episode: str
     length: int = Field(ge=0)
     total_reward: FiniteFloat
+    genre_lift: dict[str, FiniteFloat] = Field(
+        default_factory=dict,
+        description="For each genre of the episode's movies, their mean reward minus the "
+        "episode's mean reward: which genres this user rated above and below their session.",
+    )
 
 
 class ReflectionMemory:

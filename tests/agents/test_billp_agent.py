@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from billp.agents.billp_actor import scratchpad_window
 from billp.agents.billp_agent import BiLLPPolicy
 from billp.agents.billp_critic import DIGIT_TOP_LOGPROBS, digit_distribution
-from billp.agents.billp_reflect import describe_outcome, session_facts
+from billp.agents.billp_reflect import describe_outcome, genre_lift, session_facts
 from billp.agents.billp_state import BiLLPRoles
+from billp.agents.genre_order import planner_genres
 from billp.agents.item_index import ItemIndex
 from billp.agents.messages import (
     ActorChoice,
@@ -30,7 +31,7 @@ from billp.agents.messages import (
 )
 from billp.agents.prompts import PromptLibrary
 from billp.agents.roles import Role, RoleSettings
-from billp.agents.shortlist import ShortlistBuilder, genres_by_frequency
+from billp.agents.shortlist import ShortlistBuilder
 from billp.config import AgentConfig, MemoryConfig
 from billp.data import Catalogue
 from billp.llm import Accounting, LLMRequest, LLMResponse, TokenUsage
@@ -187,6 +188,32 @@ async def test_commit_then_memory_guides_the_next_episode(
     decision = await episode.act({}, {})
     assert decision.trace.value is not None and decision.trace.value.source == "memory"
     assert "critic" not in llm.roles()
+
+
+async def test_lessons_carry_their_genre_lift_into_the_next_planners_genre_order(
+    catalogue: Catalogue, tmp_path: Path
+) -> None:
+    llm = FakeRoleLLMForTests()
+    policy = make_policy(catalogue, tmp_path, "billp", llm, genre_order="lessons")
+    writes, items = await play(policy, [4.5, 1.5], quit_last=False)
+    (write,) = writes.reflections
+    steps = [
+        StepView(step=n + 1, title="", genres=list(catalogue[i].genres), reward=r)
+        for n, (i, r) in enumerate(zip(items, [4.5, 1.5], strict=True))
+    ]
+    assert write.entry.genre_lift == genre_lift(steps)
+    assert any(v > 0 for v in write.entry.genre_lift.values())
+    assert any(v < 0 for v in write.entry.genre_lift.values())
+    policy.commit(writes, "train-0000")
+    episode = policy.spawn("test-0000", seed=4)
+    await episode.reset({"user_id": 2, "history": [0]})
+    assert episode.lesson_lift == write.entry.genre_lift
+    llm.requests.clear()
+    await episode.act({}, {})
+    (planner,) = [r for r in llm.requests if r.role == "planner"]
+    expected = planner_genres(catalogue, "lessons", [0], [], write.entry.genre_lift)
+    assert expected != planner_genres(catalogue, "fresh", [0], [])
+    assert f"Genres of the catalogue: {', '.join(expected)}." in planner.messages[-1].content
 
 
 @pytest.mark.parametrize(
@@ -503,6 +530,11 @@ def test_lesson_facts_name_the_best_and_worst_genres_and_where_the_user_left() -
     )
     assert "Left after" not in session_facts(steps, left=False)
     assert session_facts([], left=False) == ""
+    # The same session as lifts: genre mean minus the session's mean (3.0667).
+    assert genre_lift(steps) == pytest.approx(
+        {"Action": -0.7167, "Drama": 1.4333, "Sci-Fi": 0.1333, "Thriller": -1.5667}, abs=1e-4
+    )
+    assert genre_lift([]) == {}
 
 
 def test_uninformed_outcome_says_where_the_user_left_not_why(catalogue: Catalogue) -> None:
@@ -514,13 +546,6 @@ def test_uninformed_outcome_says_where_the_user_left_not_why(catalogue: Catalogu
     uninformed = describe_outcome(quit, catalogue, {}, "uninformed")
     assert "disliked" in informed
     assert uninformed == f"the user left right after recommendation 2, {catalogue[2].label}"
-
-
-def test_genres_by_frequency_put_the_users_genres_first(catalogue: Catalogue) -> None:
-    order = genres_by_frequency(catalogue, [0, 1])
-    assert sorted(order) == sorted(catalogue.genres)
-    shown = set().union(*(catalogue.genre_sets[i] for i in (0, 1)))
-    assert set(order[: len(shown)]) == shown
 
 
 async def test_session_values_need_no_critic_call(catalogue: Catalogue, tmp_path: Path) -> None:
