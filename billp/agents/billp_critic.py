@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from billp.agents.billp_state import EpisodeState
+from billp.agents.billp_state import EpisodeState, TDRecord
 from billp.agents.billp_traces import CriticStep, ObserveTrace, ValueEstimate
 from billp.agents.loop_trace import LoopUpdate
 from billp.agents.messages import (
@@ -154,6 +154,17 @@ async def td_update(ep: EpisodeState, previous: list[int], transition: Transitio
         ActorWrite(state=state, item_id=transition.action, sign=1 if advantage >= 0 else -1)
     )
     ep.writes.critic.append(CriticWrite(state=state, value=round(target, 6)))
+    ep.td_log.append(
+        TDRecord(
+            state=state,
+            item=transition.action,
+            v=ep.value,
+            v_source=ep.value_origin[0] if ep.value_origin else "critic",
+            v_next=next_value.value,
+            v_next_source=next_value.source,
+            terminal=transition.terminated,
+        )
+    )
     trace = ObserveTrace(
         calls=None if next_value.call is None else [next_value.call],
         loop=LoopUpdate(

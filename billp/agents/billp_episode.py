@@ -18,6 +18,7 @@ from billp.agents.billp_traces import ObserveTrace
 from billp.agents.genre_order import lesson_lift
 from billp.agents.loop_trace import RetrievedReflection
 from billp.agents.messages import StepView
+from billp.agents.reward_shuffle import shuffle_learning_signal
 from billp.policy import Decision, EpisodeEnd, EpisodeSummary, Transition
 
 
@@ -84,6 +85,8 @@ class BiLLPEpisode(EpisodeState):
 
     async def end_episode(self, summary: EpisodeSummary) -> EpisodeEnd:
         self._drop_prefetched_plan()
+        if self.p.memory_config.shuffle_rewards:
+            shuffle_learning_signal(self)
         if self.cfg.macro and self.p.memories is not None:
             return EpisodeEnd(writes=self.writes, trace=await reflect(self, summary))
         return EpisodeEnd(writes=self.writes)

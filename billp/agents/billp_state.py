@@ -41,6 +41,19 @@ class BiLLPRoles:
     reflector: Role[Reflection]
 
 
+@dataclass(frozen=True)
+class TDRecord:
+    """One TD update as it was made: what the reward-shuffle control needs to redo it."""
+
+    state: str
+    item: int
+    v: float
+    v_source: str
+    v_next: float
+    v_next_source: str
+    terminal: bool
+
+
 class BiLLPCore:
     """What every episode of a run shares: the switches, roles, memories and shortlists."""
 
@@ -102,6 +115,8 @@ class EpisodeState:
         self.value_origin: tuple[str, float | None] | None = None
         """Where ``value`` came from: its source and the similarity consulted."""
         self.writes = MemoryWrites()
+        self.td_log: list[TDRecord] = []
+        """The episode's TD updates in order (``memory.shuffle_rewards`` redoes them)."""
         self.pending_thought: str | None = None
         """The last plan, shown with its step in later prompts."""
         self.quit_info: dict[str, Any] = {}

@@ -60,6 +60,13 @@ class MemoryConfig(Section):
     learn_during_test: bool = Field(
         True, description="Keep writing memories in the test phase (as BiLLP's code does)."
     )
+    shuffle_rewards: bool = Field(
+        False,
+        description="Falsification control: make each episode's lessons and actor/critic "
+        "memory writes from its rewards permuted across its steps (a seeded permutation; the "
+        "episode itself is played with the real rewards). Memories that help because they "
+        "learn from rewards should stop helping.",
+    )
     snapshot_after: list[int] = Field(
         default_factory=list,
         description="Copy the memories to RUN_DIR/memory_snapshots/after-N once N train "
