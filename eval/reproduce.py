@@ -76,22 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         if chosen:
             print("error: --readme takes no targets", file=sys.stderr)
             return EXIT_BAD_INPUT
-        path = root / "README.md"
-        text = path.read_text(encoding="utf-8")
-        new = table(specs, statuses(specs, root))
-        try:
-            updated = replace_table(text, new)
-        except ReadmeError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        if args.check:
-            if current_table(text) != new:
-                print("README's results table is out of date: python eval/reproduce.py --readme")
-                return 1
-            return 0
-        if updated != text:
-            write_text_atomic(path, updated)
-        return 0
+        return write_readme(specs, root, check=args.check)
     chosen = chosen or [t for t in specs.targets if t.automated]
     by_hand = [t.name for t in chosen if not t.automated]
     if by_hand:
@@ -105,6 +90,26 @@ def main(argv: list[str] | None = None) -> int:
         code = run_target(target, work, root)
         if code != 0:
             return code
+    return write_readme(specs, root, check=False)
+
+
+def write_readme(specs: Specs, root: Path, *, check: bool) -> int:
+    """Rewrite README's results table (``check``: only compare; 1 if out of date)."""
+    path = root / "README.md"
+    text = path.read_text(encoding="utf-8")
+    new = table(specs, statuses(specs, root))
+    try:
+        updated = replace_table(text, new)
+        if check:
+            if current_table(text) != new:
+                print("README's results table is out of date: python eval/reproduce.py --readme")
+                return 1
+            return 0
+    except ReadmeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if updated != text:
+        write_text_atomic(path, updated)
     return 0
 
 
