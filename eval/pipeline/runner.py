@@ -16,10 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.specs import Target
 from pydantic import BaseModel
 
 from billp.common.atomic_io import write_json_atomic
+from billp.common.exit_codes import EXIT_INTERRUPTED
+from pipeline.specs import Target
 
 STATE_FILE = "reproduce-state.json"
 
@@ -54,7 +55,7 @@ def load_state(work: Path) -> RunState:
 
 def run_target(target: Target, work: Path, root: Path, log=print) -> int:
     """Run ``target``'s unfinished steps in order from ``root``; the first failing step's exit
-    status (finished steps stay recorded), or 0."""
+    status (130 on Ctrl-C; finished steps stay recorded), or 0."""
     work.mkdir(parents=True, exist_ok=True)
     state = load_state(work)
     for number, step in enumerate(target.steps, 1):
@@ -65,7 +66,10 @@ def run_target(target: Target, work: Path, root: Path, log=print) -> int:
             continue
         log(f"[{target.name}] step {number}/{len(target.steps)}: {' '.join(argv)}")
         start = time.monotonic()
-        code = subprocess.run(argv, cwd=root, check=False).returncode
+        try:
+            code = subprocess.run(argv, cwd=root, check=False).returncode
+        except KeyboardInterrupt:  # Ctrl-C reached the step too (same process group)
+            code = EXIT_INTERRUPTED
         if code != 0:
             log(f"[{target.name}] step {number} failed (exit {code}); run again to resume")
             return code

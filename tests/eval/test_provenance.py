@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
-from pipeline.provenance import Provenance, collect, header_markdown, machine, write_results
+from pipeline.provenance import (
+    Provenance,
+    collect,
+    git_commit,
+    header_markdown,
+    machine,
+    write_results,
+)
 
 from billp.common import faults
 
@@ -79,3 +87,18 @@ def test_a_failed_write_leaves_the_old_file(tiny_repo: Path, match: str, stage: 
     assert not list((tiny_repo / "results").glob(".*.tmp"))  # no temporary file left
     if match == "r.json":  # the JSON failed first: the markdown was not touched either
         assert out_md.read_bytes() == old[out_md]
+
+
+def test_commit_and_dirty_flag(tiny_repo: Path) -> None:
+    assert git_commit(tiny_repo) == ("unknown", True)  # not a git work tree
+    git = ["git", "-C", str(tiny_repo), "-c", "user.name=t", "-c", "user.email=t@t.invalid"]
+    subprocess.run(["git", "init", "-q", str(tiny_repo)], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "tiny"], check=True)
+    head = subprocess.run(
+        [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert git_commit(tiny_repo) == (head, False)
+    (tiny_repo / "prompts" / "actor.j2").write_text("edited\n")
+    assert git_commit(tiny_repo) == (head, True)
+    assert "(with uncommitted changes)" in header_markdown("T", collect("c", 1.0, root=tiny_repo))
