@@ -1,6 +1,7 @@
 """Calibrate the memory thresholds on the real similarity of memory keys.
 
-    python eval/memory_similarity.py [--users 200] [--pairs 400] [--embedder minilm]
+    python eval/memory_similarity.py [--users 200] [--pairs 300] [--embedder minilm]
+        [--json FILE [--markdown FILE]]
 
 BiLLP's memories are keyed by the text of a state, "The user's recent movies are
 [t1; ...; t10]", embedded by the run's embedder; the actor-memory hints and the critic
@@ -14,21 +15,33 @@ their cosine similarity, and the share of pairs above each candidate threshold.
 A threshold is then read off the table: the critic reuses a stored value only when
 states are nearly the same (most pairs sharing >= 8 of 10 items pass, few sharing
 <= 6 do); hints come from states that share about half their items or more.
+
+``--json`` writes the table with its provenance block (:mod:`pipeline.provenance`) and, for
+each memory threshold's default (``billp.config.memory``), the share of pairs that pass it
+at each k; ``--markdown`` writes the report rendered from that JSON alone (:func:`render`).
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
+import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+from pipeline.provenance import Provenance, collect, header_markdown, write_results
 
-from billp.config import DataConfig
+from billp.config import DataConfig, MemoryConfig
 from billp.data import load_dataset
 from billp.memory import make_embedder
 
 WINDOW = 10
 THRESHOLDS = (0.7, 0.75, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.99)
+PERCENTILES = (5, 25, 50, 75, 95)
+DEFAULTS = ("critic_reuse_similarity", "critic_hint_similarity", "actor_min_similarity")
+"""The ``memory`` thresholds whose defaults this table calibrates."""
 
 
 def state_text(labels: list[str]) -> str:
@@ -37,13 +50,68 @@ def state_text(labels: list[str]) -> str:
     return f"The user's recent movies are [{'; '.join(labels)}]"
 
 
+def render(data: dict[str, Any]) -> str:
+    """The markdown report, from the results JSON alone."""
+    prov = Provenance.model_validate(data["provenance"])
+    settings, thresholds = data["settings"], data["thresholds"]
+    lines = [
+        header_markdown(
+            "Memory thresholds, calibrated on the similarity of real memory keys", prov
+        ),
+        'Memory keys are state texts, "The user\'s recent movies are [t1; ...; t10]" (10 = the '
+        f"default `agent.state_window`). For {data['users']} sampled **train** users, each pair "
+        "below takes one user's last 10 items and replaces 10 - k of them with items of another "
+        "train user, so that the two states share exactly k items; the table gives the cosine "
+        f"similarity of the two keys (embedder `{settings['embedder']}`, up to "
+        f"{settings['pairs']} pairs per k, seed {settings['seed']}).",
+        "",
+        "| shared items k/10 | pairs | "
+        + " | ".join(f"p{p}" if p != 50 else "median" for p in data["percentiles"])
+        + " | "
+        + " | ".join(f">= {t:g}" for t in thresholds)
+        + " |",
+        "|---:|---:|" + "---:|" * (len(data["percentiles"]) + len(thresholds)),
+    ]
+    for row in data["rows"]:
+        lines.append(
+            f"| {row['shared']} | {row['pairs']} | "
+            + " | ".join(f"{v:.3f}" for v in row["quantiles"])
+            + " | "
+            + " | ".join(f"{100 * a:.0f} %" for a in row["above"])
+            + " |"
+        )
+    lines += [
+        "",
+        "## Today's defaults on this table",
+        "",
+        "Share of pairs at or above each `memory` threshold's default, by shared items k:",
+        "",
+        "| field | default | " + " | ".join(f"k = {r['shared']}" for r in data["rows"]) + " |",
+        "|---|---:|" + "---:|" * len(data["rows"]),
+    ]
+    for field, entry in data["defaults"].items():
+        shares = [entry["share_by_shared"][str(r["shared"])] for r in data["rows"]]
+        lines.append(
+            f"| `memory.{field}` | {entry['threshold']:g} | "
+            + " | ".join(f"{100 * v:.0f} %" for v in shares)
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=200, help="Train users sampled.")
     parser.add_argument("--pairs", type=int, default=300, help="Pairs per overlap k.")
     parser.add_argument("--embedder", default="minilm", choices=["minilm", "hash"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=None, help="Write the numbers here.")
+    parser.add_argument("--markdown", type=Path, default=None, help="Write the report here.")
     args = parser.parse_args(argv)
+    if args.markdown is not None and args.json is None:
+        print("error: --markdown is rendered from the JSON: give --json too", file=sys.stderr)
+        return 2
+    start = time.monotonic()
     dataset = load_dataset(DataConfig())
     catalogue = dataset.catalogue
     rng = np.random.default_rng(args.seed)
@@ -55,13 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     users = list(rng.choice(users, size=min(args.users, len(users)), replace=False))
     windows = {u: dataset.starting_history(u)[-WINDOW:] for u in users}
     embedder = make_embedder(args.embedder)
-    print(f"embedder {args.embedder}; {len(users)} train users; {args.pairs} pairs per k\n")
-    print(
-        "| shared items k/10 | p5 | p25 | median | p75 | p95 | "
-        + " | ".join(f">= {t}" for t in THRESHOLDS)
-        + " |"
-    )
-    print("|---:|---:|---:|---:|---:|---:|" + "---:|" * len(THRESHOLDS))
+    memory = MemoryConfig()
+    rows: list[dict[str, Any]] = []
+    at_defaults: dict[str, dict[str, float]] = {field: {} for field in DEFAULTS}
     for shared in range(WINDOW, -1, -1):
         left, right = [], []
         for _ in range(args.pairs):
@@ -78,15 +142,44 @@ def main(argv: list[str] | None = None) -> int:
         if not left:
             continue
         sims = np.sum(embedder.embed(left) * embedder.embed(right), axis=1)
-        q = np.percentile(sims, [5, 25, 50, 75, 95])
-        above = [float(np.mean(sims >= t)) for t in THRESHOLDS]
-        print(
-            f"| {shared} | "
-            + " | ".join(f"{v:.3f}" for v in q)
-            + " | "
-            + " | ".join(f"{100 * a:.0f} %" for a in above)
-            + " |"
+        rows.append(
+            {
+                "shared": shared,
+                "pairs": len(left),
+                "quantiles": [float(v) for v in np.percentile(sims, PERCENTILES)],
+                "above": [float(np.mean(sims >= t)) for t in THRESHOLDS],
+            }
         )
+        for field in DEFAULTS:
+            at_defaults[field][str(shared)] = float(np.mean(sims >= getattr(memory, field)))
+    command = "python eval/memory_similarity.py " + shlex.join(
+        sys.argv[1:] if argv is None else argv
+    )
+    data: dict[str, Any] = {
+        "provenance": collect(
+            command.strip(),
+            time.monotonic() - start,
+            model=f"embedder {args.embedder} (no LLM)",
+            users=f"{len(users)} sampled train users",
+        ).model_dump(),
+        "settings": {
+            "users": args.users,
+            "pairs": args.pairs,
+            "embedder": args.embedder,
+            "seed": args.seed,
+        },
+        "users": len(users),
+        "percentiles": list(PERCENTILES),
+        "thresholds": list(THRESHOLDS),
+        "rows": rows,
+        "defaults": {
+            field: {"threshold": getattr(memory, field), "share_by_shared": at_defaults[field]}
+            for field in DEFAULTS
+        },
+    }
+    if args.json is not None:
+        write_results(args.json, args.markdown, data, render)
+    print(render(data))
     return 0
 
 
