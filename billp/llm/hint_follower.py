@@ -8,13 +8,15 @@ rendered prompt:
 * actor: the first candidate the prompt says "worked well" in similar situations, else
   a seeded draw among the candidates that are not said to have made things worse;
 * critic: the session's mean rating as printed in the prompt ("... average 3.4"), else
-  the typical rating it prints.
+  the typical rating it prints;
+* planner: the first genre of the list it is offered (``agent.genre_order`` ranks that list,
+  by the lessons' measured genre lifts with ``lessons``).
 
 It shows the learning loop closing end to end through the real CLI without a language model
 (tests), and bounds what memories can give a model that follows them (experiments: the same
 learning curve with this model is the ceiling, with SmolLM2 between it and no memory); select
 it with ``llm.backend = "scripted"`` and ``llm.scripted_policy = "follow-hints"``. It is not a
-recommender of its own: its other roles answer at random from their schemas.
+recommender of its own: the Reflector answers at random from its schema.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class HintFollowingScriptedLLM(ScriptedLLM):
         prompt = request.messages[-1].content if request.messages else ""
         if request.role == "actor":
             return self._actor(request, prompt)
+        if request.role == "planner":
+            return self._planner(request)
         if request.role == "critic":
             found = _MEAN.search(prompt) or _TYPICAL.search(prompt)
             if found is not None and request.choices is not None:
@@ -48,6 +52,18 @@ class HintFollowingScriptedLLM(ScriptedLLM):
             if found is not None:
                 return json.dumps({"value": float(found.group(1))})
         return super().generate(request)
+
+    def _planner(self, request: LLMRequest) -> str:
+        """The first genre of the list offered (its order carries the fresh and lesson
+        ranking), so the ceiling follows the Planner's options as they are ranked."""
+        if request.choices is not None:
+            return request.choices[0]
+        reply = json.loads(super().generate(request))
+        genres = (request.response_schema or {}).get("properties", {}).get("genres", {})
+        offered = genres.get("items", {}).get("enum", [])
+        if offered:
+            reply["genres"] = offered[:1]
+        return json.dumps(reply)
 
     def _actor(self, request: LLMRequest, prompt: str) -> str:
         candidates = {title: int(item) for item, title in _CANDIDATE.findall(prompt)}
