@@ -39,16 +39,12 @@ def _loop_cells(loop: dict[str, Any]) -> str:
     return " | ".join(_fmt(loop.get(key)) for key, _ in LOOP_COLUMNS) + " |"
 
 
-def markdown(results: list[dict[str, Any]], command: str, caption: str) -> str:
+TITLE = "Learning curves (test phase vs train users seen)"
+
+
+def markdown(results: list[dict[str, Any]], caption: str) -> str:
+    """The tables of a learning-curve result (the provenance header comes before them)."""
     lines = [
-        "# Learning curves (test phase vs train users seen)",
-        "",
-        "Produced by:",
-        "",
-        "```",
-        command,
-        "```",
-        "",
         caption,
         "",
         "## Test Len and R_traj after N train users (mean [95 % CI] over the same test users)",

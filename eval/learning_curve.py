@@ -36,15 +36,16 @@ split's train users. Nothing is tuned on the test users.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rich.console import Console
 
+from billp.common.atomic_io import write_text_atomic
 from billp.common.exit_codes import EXIT_BAD_INPUT
 from billp.config import LLM_AGENTS, ConfigError, RunConfig
 from billp.evaluation.executors import (
@@ -59,12 +60,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # "as" stay importable from this script.
 from curve_report import LABELS as LABELS
 from curve_report import LOOP_COLUMNS as LOOP_COLUMNS
-from curve_report import markdown, plot
+from curve_report import TITLE, markdown, plot
 from curve_results import AGENTS, MEMORYLESS, Curve, paired_gain, point_numbers, train_loop
 from curve_results import METRICS as METRICS
 from curve_results import mean_interval as mean_interval
 from curve_results import test_episodes as test_episodes
 from paper_table import cluster_server_problem, start_executor
+from pipeline import blocks
+from pipeline.provenance import Provenance, collect, header_markdown, write_results
 from table_runs import resolve, run_one, shared_server
 
 WORLDS = ("matrix", "le")
@@ -216,6 +219,7 @@ def check_inputs(args: argparse.Namespace, base: RunConfig) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.monotonic()
     argv = list(sys.argv[1:] if argv is None else argv)
     args, passthrough = build_parser().parse_known_args(argv)
     problem = executor_problem(args)
@@ -287,20 +291,38 @@ def main(argv: list[str] | None = None) -> int:
         f"seeds {', '.join(map(str, args.seeds))}; test-phase learning off; react/actonly keep "
         "no memories (flat references)."
     )
-    text = markdown(results, command, caption)
+    data = {
+        "provenance": collect(
+            command,
+            time.monotonic() - started,
+            model=base.llm.model
+            if base.llm.backend != "scripted"
+            else f"scripted test double ({base.llm.scripted_policy})",
+            knowledge=base.agent.knowledge,
+            users=f"train users 0-{max(points) - 1 if max(points) else 0}; "
+            + blocks.describe(base.test_user_offset, args.test_users),
+        ).model_dump(),
+        "caption": caption,
+        "failures": failures,
+        "results": results,
+    }
+    text = render(data)
     print(text)
     for failure in failures:
         console.print(f"[red]failed:[/red] {failure}")
-    if args.markdown is not None:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(text, encoding="utf-8")
+    if args.json is not None:
+        write_results(args.json, args.markdown, data, render)
+    elif args.markdown is not None:
+        write_text_atomic(args.markdown, text)
     if args.plot is not None and results:
         plot(results, args.plot)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"command": command, "failures": failures, "results": results}
-        args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     return 1 if failures else 0
+
+
+def render(data: dict) -> str:
+    """The markdown of a learning-curve JSON: the provenance header, then the tables."""
+    header = header_markdown(TITLE, Provenance.model_validate(data["provenance"]))
+    return header + "\n" + markdown(data["results"], data["caption"])
 
 
 if __name__ == "__main__":

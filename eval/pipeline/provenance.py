@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.fingerprint import fingerprint
-from pipeline.specs import REPO, SPECS_PATH, load_specs
 from pydantic import BaseModel, ConfigDict
 
 from billp.common.atomic_io import write_json_atomic, write_text_atomic
+from pipeline.fingerprint import fingerprint
+from pipeline.specs import REPO, SPECS_PATH, load_specs
 
 SIMD_FLAGS = (
     "avx2",

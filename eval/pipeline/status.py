@@ -14,10 +14,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from pipeline.fingerprint import changed_parts
 from pipeline.provenance import Provenance
 from pipeline.specs import Target
-from pydantic import BaseModel, ValidationError
 
 
 class State(StrEnum):

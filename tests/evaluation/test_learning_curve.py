@@ -100,5 +100,12 @@ def test_tiny_curve_end_to_end(
     # The memoryless reference is played once and drawn flat.
     actonly = by_agent["actonly"]["points"]
     assert actonly["0"]["total_reward"] == actonly["4"]["total_reward"]
-    assert "Paired difference" in (tmp_path / "curve.md").read_text()
+    text = (tmp_path / "curve.md").read_text()
+    assert "Paired difference" in text
+    # Provenance: generated from the JSON, naming the users' block and the knowledge setting.
+    prov = payload["provenance"]
+    assert prov["users"] == "train users 0-3; test users 0-1 (final block)"
+    assert prov["knowledge"] == "informed"
+    assert prov["model"] == "scripted test double (random)"
+    assert text == learning_curve.render(payload)
     assert (tmp_path / "curve.png").stat().st_size > 0
