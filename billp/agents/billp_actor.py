@@ -141,6 +141,11 @@ async def act_step(ep: EpisodeState) -> Decision:
         hint_genres=genre_hints,
         encouraged=hints_enc,
         discouraged=hints_dis,
+        overlap_limit=(
+            (ep.recommended[-1], ep.overlap_limit)
+            if ep.overlap_limit is not None and ep.recommended
+            else None
+        ),
     )
     ids = shortlist.item_ids
     if not ids:

@@ -15,7 +15,7 @@ from billp.agents.billp_critic import td_update
 from billp.agents.billp_reflect import reflect
 from billp.agents.billp_state import EpisodeState
 from billp.agents.billp_traces import ObserveTrace
-from billp.agents.genre_order import lesson_lift
+from billp.agents.lesson_signals import leaving_overlap, lesson_lift
 from billp.agents.loop_trace import RetrievedReflection
 from billp.agents.messages import StepView
 from billp.agents.reward_shuffle import shuffle_learning_signal
@@ -38,6 +38,8 @@ class BiLLPEpisode(EpisodeState):
             )
             self.reflections = [entry.text for entry, _ in scored]
             self.lesson_lift = lesson_lift(entry.genre_lift for entry, _ in scored)
+            if self.cfg.lesson_overlap_limit:
+                self.overlap_limit = leaving_overlap(entry.left_overlap for entry, _ in scored)
             self.retrieved = [
                 RetrievedReflection(
                     episode=entry.episode,

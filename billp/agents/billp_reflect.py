@@ -70,6 +70,21 @@ def genre_lift(steps: list[StepView]) -> dict[str, float]:
     return {genre: round(m - mean, 4) for genre, m in sorted(genre_means(steps).items())}
 
 
+def genre_overlap(a: list[str], b: list[str]) -> float:
+    """The Jaccard overlap of two genre lists (0 when both are empty)."""
+    union = set(a) | set(b)
+    return len(set(a) & set(b)) / len(union) if union else 0.0
+
+
+def left_overlap(steps: list[StepView], left: bool) -> float | None:
+    """How much the movie the user left after shared its genres with the one before it
+    (Jaccard), when the user left after at least two movies; else None. A measured fact of
+    what came right before leaving, for lessons."""
+    if not left or len(steps) < 2:
+        return None
+    return round(genre_overlap(steps[-1].genres, steps[-2].genres), 4)
+
+
 def session_facts(steps: list[StepView], left: bool) -> str:
     """What the episode measured, in words, for the lesson: the genres its movies were rated
     highest and lowest in (mean rating per genre) and, when the user left, the last movie and
@@ -131,6 +146,7 @@ async def reflect(ep: EpisodeState, summary: EpisodeSummary) -> ReflectionTrace:
                 length=len(accepted),
                 total_reward=total_reward,
                 genre_lift=genre_lift(ep.steps),
+                left_overlap=left_overlap(ep.steps, summary.terminated),
             ),
         )
     )

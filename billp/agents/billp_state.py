@@ -110,6 +110,9 @@ class EpisodeState:
         self.retrieved: list[RetrievedReflection] = []
         self.lesson_lift: dict[str, float] = {}
         """The retrieved lessons' mean lift per genre (``agent.genre_order = "lessons"``)."""
+        self.overlap_limit: float | None = None
+        """The genre overlap with the last recommendation that shortlisted candidates must
+        stay below (``agent.lesson_overlap_limit``; None: no limit)."""
         self.value: float | None = None
         """V(s) of the current state, once estimated (micro-learning)."""
         self.value_origin: tuple[str, float | None] | None = None

@@ -13,7 +13,7 @@ is a decision, not a layout detail (``agent.genre_order``):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from billp.config.agent import GenreOrder
 from billp.data import Catalogue
@@ -28,16 +28,6 @@ def genres_by_frequency(catalogue: Catalogue, items: Sequence[int]) -> list[str]
             counts[genre] += 1
     order = {genre: rank for rank, genre in enumerate(catalogue.genres)}
     return sorted(catalogue.genres, key=lambda g: (-counts[g], order[g]))
-
-
-def lesson_lift(lifts: Iterable[Mapping[str, float]]) -> dict[str, float]:
-    """Each genre's mean lift over the lessons that measured it (a lesson's lift: the mean
-    reward of its episode's movies of that genre minus the episode's mean reward)."""
-    totals: dict[str, list[float]] = {}
-    for lift in lifts:
-        for genre, value in lift.items():
-            totals.setdefault(genre, []).append(value)
-    return {genre: sum(v) / len(v) for genre, v in totals.items()}
 
 
 def _evidence_rank(lift: Mapping[str, float], genre: str) -> int:
@@ -55,7 +45,8 @@ def planner_genres(
 ) -> list[str]:
     """Every genre of the catalogue in the Planner's order; ``history`` is the history the
     Planner is shown, ``recommended`` the recent recommendations whose genres go last
-    (``fresh`` and ``lessons``), ``lift`` the retrieved lessons' :func:`lesson_lift`."""
+    (``fresh`` and ``lessons``), ``lift`` the retrieved lessons' pooled genre lifts
+    (:func:`~billp.agents.lesson_signals.lesson_lift`)."""
     if order == "catalogue":
         return list(catalogue.genres)
     genres = genres_by_frequency(catalogue, history)

@@ -73,6 +73,13 @@ class ShortlistBuilder:
         peak = log_pop.max() if log_pop.size and log_pop.max() > 0 else 1.0
         self._prior = (POPULARITY_WEIGHT * log_pop / peak).astype(np.float32)
 
+    def genre_overlap(self, item: int) -> np.ndarray:
+        """The Jaccard overlap of every catalogue item's genre set with ``item``'s."""
+        matrix = self.catalogue.genre_matrix.astype(np.float32)
+        shared = matrix @ matrix[item]
+        union = matrix.sum(axis=1) + matrix[item].sum() - shared
+        return np.divide(shared, union, out=np.zeros_like(shared), where=union > 0)
+
     def scores(self, recent: Collection[int]) -> np.ndarray:
         """Score of every catalogue item for a user whose recent items are ``recent``."""
         return self.index.vectors @ self.index.profile(recent) + self._prior
@@ -87,9 +94,17 @@ class ShortlistBuilder:
         hint_genres: Sequence[str] = (),
         encouraged: Sequence[int] = (),
         discouraged: Collection[int] = (),
+        overlap_limit: tuple[int, float] | None = None,
     ) -> Shortlist:
-        """Compose a shortlist of at most ``size`` items, none in ``exclude``/``discouraged``."""
+        """Compose a shortlist of at most ``size`` items, none in ``exclude``/``discouraged``;
+        with ``overlap_limit = (item, limit)``, none whose genre overlap with ``item``
+        (:meth:`genre_overlap`) reaches ``limit`` either, unless fewer than ``size`` items
+        would be left."""
         banned = set(exclude) | set(discouraged)
+        if overlap_limit is not None:
+            close = np.flatnonzero(self.genre_overlap(overlap_limit[0]) >= overlap_limit[1])
+            if len(self.catalogue) - len(banned | set(close.tolist())) >= size:
+                banned |= set(close.tolist())
         scores = self.scores(recent)
         ranked = np.argsort(-scores, kind="stable")
         chosen: list[int] = []

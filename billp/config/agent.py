@@ -88,6 +88,12 @@ class AgentConfig(Section):
         "and lowest, and the last movies before the user left (a 135M Reflector's own genre "
         "picks follow the order of the genre list more than the session).",
     )
+    lesson_overlap_limit: bool = Field(
+        False,
+        description="Keep out of the shortlist the candidates whose genres overlap the last "
+        "recommendation's (Jaccard) as much as, or more than, the least overlap after which "
+        "a retrieved lesson's user left (lessons record it; none retrieved: no limit).",
+    )
     free_text: bool = Field(
         False,
         description="Ask the Planner and Reflector for a free-text sentence besides their "

@@ -43,6 +43,11 @@ class ReflectionEntry(BaseModel):
         description="For each genre of the episode's movies, their mean reward minus the "
         "episode's mean reward: which genres this user rated above and below their session.",
     )
+    left_overlap: FiniteFloat | None = Field(
+        None,
+        description="When the user left after two or more movies: the Jaccard overlap of the "
+        "last movie's genres with the one before it.",
+    )
 
 
 class ReflectionMemory:

@@ -216,6 +216,37 @@ async def test_lessons_carry_their_genre_lift_into_the_next_planners_genre_order
     assert f"Genres of the catalogue: {', '.join(expected)}." in planner.messages[-1].content
 
 
+async def test_lessons_of_users_who_left_limit_the_next_shortlists_overlap(
+    catalogue: Catalogue, tmp_path: Path
+) -> None:
+    llm = FakeRoleLLMForTests()
+    policy = make_policy(
+        catalogue, tmp_path, "billp", llm, lesson_overlap_limit=True, shortlist_size=2
+    )
+    writes, items = await play(policy, [4.0, 4.0], quit_last=True)
+    (write,) = writes.reflections
+    a, b = (set(catalogue[i].genres) for i in items)
+    assert write.entry.left_overlap == pytest.approx(len(a & b) / len(a | b))
+    # A lesson whose user left after Drama followed by Drama (overlap 1.0).
+    assert policy.memories is not None
+    policy.memories.reflections.add(
+        policy.state_text([0]),
+        write.entry.model_copy(update={"left_overlap": 1.0}),
+    )
+    episode = policy.spawn("test-0000", seed=4)
+    await episode.reset({"user_id": 2, "history": [0]})
+    assert episode.overlap_limit == 1.0
+    episode.recommended = [2]  # Drama: the other Drama (4) may not follow
+    decision = await episode.act({}, {})
+    assert 4 not in decision.trace.shortlist and len(decision.trace.shortlist) == 2
+    plain = make_policy(catalogue, tmp_path / "plain", "billp", FakeRoleLLMForTests())
+    unlimited = plain.spawn("test-0000", seed=4)
+    await unlimited.reset({"user_id": 2, "history": [0]})
+    assert unlimited.overlap_limit is None
+    unlimited.recommended = [2]
+    assert 4 in (await unlimited.act({}, {})).trace.shortlist  # the plan's Drama
+
+
 @pytest.mark.parametrize(
     ("name", "roles"),
     [

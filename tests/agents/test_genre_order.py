@@ -1,4 +1,4 @@
-from billp.agents.genre_order import genres_by_frequency, lesson_lift, planner_genres
+from billp.agents.genre_order import genres_by_frequency, planner_genres
 from billp.data import Catalogue
 
 # The toy catalogue's genres (tests/agents/conftest.py): Action, Comedy, Drama, Horror.
@@ -33,9 +33,3 @@ def test_lessons_order_ranks_genres_by_the_lessons_lift(catalogue: Catalogue) ->
     assert no_lessons == planner_genres(catalogue, "fresh", [2, 2, 1], [0])
     # Other orders ignore the lift.
     assert planner_genres(catalogue, "fresh", [2, 2, 1], [0], lift) == no_lessons
-
-
-def test_lesson_lift_averages_over_the_lessons_that_measured_a_genre() -> None:
-    lift = lesson_lift([{"Drama": 1.0, "Horror": -1.0}, {"Drama": 0.0}, {}])
-    assert lift == {"Drama": 0.5, "Horror": -1.0}
-    assert lesson_lift([]) == {}
