@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from billp.agents import reward_shuffle
 from billp.agents.billp_state import EpisodeState
 from billp.agents.billp_traces import ReflectionTrace
 from billp.agents.echo import own_text, reject_echo
@@ -85,6 +86,15 @@ def left_overlap(steps: list[StepView], left: bool) -> float | None:
     return round(genre_overlap(steps[-1].genres, steps[-2].genres), 4)
 
 
+def lesson_left_overlap(ep: EpisodeState, left: bool) -> float | None:
+    """The lesson's :func:`left_overlap`; with ``memory.shuffle_leaving`` (a control), the
+    overlap of a seeded random pair of consecutive steps instead of the last pair."""
+    if not (ep.p.memory_config.shuffle_leaving and left and len(ep.steps) >= 2):
+        return left_overlap(ep.steps, left)
+    pair = int(reward_shuffle.permutation(ep, len(ep.steps) - 1)[0])
+    return round(genre_overlap(ep.steps[pair + 1].genres, ep.steps[pair].genres), 4)
+
+
 def session_facts(steps: list[StepView], left: bool) -> str:
     """What the episode measured, in words, for the lesson: the genres its movies were rated
     highest and lowest in (mean rating per genre) and, when the user left, the last movie and
@@ -146,7 +156,7 @@ async def reflect(ep: EpisodeState, summary: EpisodeSummary) -> ReflectionTrace:
                 length=len(accepted),
                 total_reward=total_reward,
                 genre_lift=genre_lift(ep.steps),
-                left_overlap=left_overlap(ep.steps, summary.terminated),
+                left_overlap=lesson_left_overlap(ep, summary.terminated),
             ),
         )
     )

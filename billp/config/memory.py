@@ -67,6 +67,12 @@ class MemoryConfig(Section):
         "episode itself is played with the real rewards). Memories that help because they "
         "learn from rewards should stop helping.",
     )
+    shuffle_leaving: bool = Field(
+        False,
+        description="Falsification control for lessons about leaving: a lesson records the "
+        "genre overlap of a random pair of consecutive movies of its episode (seeded) instead "
+        "of the pair right before the user left.",
+    )
     snapshot_after: list[int] = Field(
         default_factory=list,
         description="Copy the memories to RUN_DIR/memory_snapshots/after-N once N train "

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from billp.agents import reward_shuffle
-from billp.agents.billp_reflect import genre_lift
+from billp.agents.billp_reflect import genre_lift, genre_overlap
 from billp.agents.messages import StepView
 from billp.config import MemoryConfig
 from billp.data import Catalogue
@@ -69,3 +69,20 @@ def test_the_permutation_is_seeded_by_the_episode() -> None:
     first = reward_shuffle.permutation(Episode(), 10)  # type: ignore[arg-type]
     assert sorted(first) == list(range(10))
     assert list(first) == list(reward_shuffle.permutation(Episode(), 10))  # type: ignore[arg-type]
+
+
+async def test_shuffled_leaving_measures_another_pair_of_steps(
+    catalogue: Catalogue, tmp_path: Path
+) -> None:
+    config = MemoryConfig(embedder="hash", shuffle_leaving=True)
+    policy = make_policy(catalogue, tmp_path, "billp", FakeRoleLLMForTests(), config)
+    first_pair = lambda ep, n: np.arange(n)  # noqa: E731 - the pair (step 1, step 2)
+    with mock.patch.object(reward_shuffle, "permutation", first_pair):
+        writes, items = await play(policy, REWARDS, quit_last=True)
+    genres = [list(catalogue[i].genres) for i in items]
+    assert writes.reflections[0].entry.left_overlap == round(genre_overlap(genres[1], genres[0]), 4)
+    plain = make_policy(catalogue, tmp_path / "plain", "billp", FakeRoleLLMForTests())
+    real, same = await play(plain, REWARDS, quit_last=True)
+    assert same == items
+    assert real.reflections[0].entry.left_overlap == round(genre_overlap(genres[2], genres[1]), 4)
+    assert genre_overlap(genres[1], genres[0]) != genre_overlap(genres[2], genres[1])
