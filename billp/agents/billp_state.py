@@ -110,9 +110,10 @@ class EpisodeState:
         self.retrieved: list[RetrievedReflection] = []
         self.lesson_lift: dict[str, float] = {}
         """The retrieved lessons' mean lift per genre (``agent.genre_order = "lessons"``)."""
-        self.overlap_limit: float | None = None
+        self.overlap_limit: float | None = core.config.fixed_overlap_limit
         """The genre overlap with the last recommendation that shortlisted candidates must
-        stay below (``agent.lesson_overlap_limit``; None: no limit)."""
+        stay below (``agent.lesson_overlap_limit`` or ``agent.fixed_overlap_limit``; None:
+        no limit)."""
         self.value: float | None = None
         """V(s) of the current state, once estimated (micro-learning)."""
         self.value_origin: tuple[str, float | None] | None = None

@@ -94,6 +94,13 @@ class AgentConfig(Section):
         "recommendation's (Jaccard) as much as, or more than, the least overlap after which "
         "a retrieved lesson's user left (lessons record it; none retrieved: no limit).",
     )
+    fixed_overlap_limit: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Control for agent.lesson_overlap_limit: the same shortlist limit at this "
+        "fixed genre overlap, at every step, learnt from nothing (a plain diversity filter).",
+    )
     free_text: bool = Field(
         False,
         description="Ask the Planner and Reflector for a free-text sentence besides their "
@@ -162,6 +169,14 @@ class AgentConfig(Section):
         "conversation, whose instructions and history stay the same through an episode and "
         "are served from the prefix cache; the plan reaches it as text either way.",
     )
+
+    @model_validator(mode="after")
+    def _one_overlap_limit(self) -> AgentConfig:
+        if self.lesson_overlap_limit and self.fixed_overlap_limit is not None:
+            raise ValueError(
+                "agent.lesson_overlap_limit and agent.fixed_overlap_limit exclude each other"
+            )
+        return self
 
     @model_validator(mode="after")
     def _resolve_preset(self) -> AgentConfig:

@@ -245,6 +245,15 @@ async def test_lessons_of_users_who_left_limit_the_next_shortlists_overlap(
     assert unlimited.overlap_limit is None
     unlimited.recommended = [2]
     assert 4 in (await unlimited.act({}, {})).trace.shortlist  # the plan's Drama
+    fixed = make_policy(
+        catalogue, tmp_path / "fixed", "billp", FakeRoleLLMForTests(), fixed_overlap_limit=1.0,
+        shortlist_size=2,
+    )  # fmt: skip
+    control = fixed.spawn("test-0000", seed=4)
+    await control.reset({"user_id": 2, "history": [0]})
+    assert control.overlap_limit == 1.0  # with an empty memory
+    control.recommended = [2]
+    assert 4 not in (await control.act({}, {})).trace.shortlist
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,11 @@
+import pytest
+from pydantic import ValidationError
+
 from billp.agents.billp_reflect import left_overlap
 from billp.agents.lesson_signals import leaving_overlap, lesson_lift
 from billp.agents.messages import StepView
 from billp.agents.shortlist import ShortlistBuilder
+from billp.config import AgentConfig
 from billp.data import Catalogue
 
 
@@ -40,3 +44,9 @@ def test_shortlist_drops_candidates_too_close_to_the_last_recommendation(
     # A limit that would leave fewer than `size` items is not applied.
     everything = builder.build(size=6, recent=[2], exclude=set(), overlap_limit=(2, 0.0))
     assert len(everything.item_ids) == 6
+
+
+def test_a_fixed_overlap_limit_excludes_learning_one() -> None:
+    assert AgentConfig(fixed_overlap_limit=0.5).fixed_overlap_limit == 0.5
+    with pytest.raises(ValidationError, match="exclude each other"):
+        AgentConfig(fixed_overlap_limit=0.5, lesson_overlap_limit=True)
