@@ -42,7 +42,7 @@ async def plan_step(ep: EpisodeState) -> PlannedStep:
     p, cfg = ep.p, ep.cfg
     history = p.labels(ep.history[-cfg.prompt_history_length :])
     genre_hints = exploration_genres(
-        p.catalogue, ep.recommended[-cfg.hint_window :], cfg.genre_hint_count, ep.rng
+        p.catalogue, ep.last_recommended(), cfg.genre_hint_count, ep.rng
     )
     if not cfg.planner:
         return PlannedStep(Plan(), None, [], None, history, genre_hints)
@@ -50,7 +50,7 @@ async def plan_step(ep: EpisodeState) -> PlannedStep:
         p.catalogue,
         cfg.genre_order,
         ep.history[-cfg.prompt_history_length :],
-        ep.recommended[-cfg.hint_window :] if cfg.hint_window > 0 else [],
+        ep.last_recommended(),
         ep.lesson_lift,
     )
     bare = (

@@ -49,7 +49,7 @@ async def estimate_value(ep: EpisodeState, items: list[int]) -> ValueEstimate:
     if ep.cfg.value_source == "session":
         return ValueEstimate(
             source="session",
-            value=round(p.clip_value(rules.typical_rating if mean is None else mean), 4),
+            value=session_value(ep, [s.reward for s in ep.steps]),
             similarity=None if hit is None else round(hit[0], 6),
         )
     scale = ep.cfg.critic_scale
@@ -105,6 +105,13 @@ def digit_distribution(logprobs: list[TokenLogprobs], digits: list[int]) -> list
     return None
 
 
+def session_value(ep: EpisodeState, rewards: list[float]) -> float:
+    """V(s) from the session's data (``agent.value_source = "session"``): the mean of
+    ``rewards`` so far, the train users' typical rating before the first step."""
+    mean = float(np.mean(rewards)) if rewards else ep.p.rules.typical_rating
+    return round(ep.p.clip_value(mean), 4)
+
+
 def mean_reward(ep: EpisodeState) -> float | None:
     """Mean reward of this session's steps so far (None before the first)."""
     return float(np.mean([s.reward for s in ep.steps])) if ep.steps else None
@@ -158,6 +165,7 @@ async def td_update(ep: EpisodeState, previous: list[int], transition: Transitio
         TDRecord(
             state=state,
             item=transition.action,
+            reward=reward,
             v=ep.value,
             v_source=ep.value_origin[0] if ep.value_origin else "critic",
             v_next=next_value.value,

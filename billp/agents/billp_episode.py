@@ -88,7 +88,7 @@ class BiLLPEpisode(EpisodeState):
     async def end_episode(self, summary: EpisodeSummary) -> EpisodeEnd:
         self._drop_prefetched_plan()
         if self.p.memory_config.shuffle_rewards:
-            shuffle_learning_signal(self)
+            shuffle_learning_signal(self, summary.terminated)
         if self.cfg.macro and self.p.memories is not None:
             return EpisodeEnd(writes=self.writes, trace=await reflect(self, summary))
         return EpisodeEnd(writes=self.writes)

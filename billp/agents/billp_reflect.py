@@ -88,10 +88,13 @@ def left_overlap(steps: list[StepView], left: bool) -> float | None:
 
 def lesson_left_overlap(ep: EpisodeState, left: bool) -> float | None:
     """The lesson's :func:`left_overlap`; with ``memory.shuffle_leaving`` (a control), the
-    overlap of a seeded random pair of consecutive steps instead of the last pair."""
-    if not (ep.p.memory_config.shuffle_leaving and left and len(ep.steps) >= 2):
+    overlap of a seeded random pair of consecutive steps before the last pair instead (None
+    when the episode has no such pair)."""
+    if not ep.p.memory_config.shuffle_leaving:
         return left_overlap(ep.steps, left)
-    pair = int(reward_shuffle.permutation(ep, len(ep.steps) - 1)[0])
+    if not left or len(ep.steps) < 3:
+        return None
+    pair = int(reward_shuffle.permutation(ep, len(ep.steps) - 2, "shuffle-leaving")[0])
     return round(genre_overlap(ep.steps[pair + 1].genres, ep.steps[pair].genres), 4)
 
 

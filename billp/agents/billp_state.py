@@ -47,6 +47,9 @@ class TDRecord:
 
     state: str
     item: int
+    reward: float
+    """The reward the update booked: the step's real reward (``agent.quit_value`` on the
+    step the user left at)."""
     v: float
     v_source: str
     v_next: float
@@ -141,6 +144,11 @@ class EpisodeState:
         count = self._role_calls[(step, role)] = self._role_calls.get((step, role), -1) + 1
         digest = hashlib.sha256(f"{self.seed}|{step}|{role}|{count}".encode()).digest()
         return int.from_bytes(digest[:8], "big") % _SEED_MODULUS
+
+    def last_recommended(self) -> list[int]:
+        """The last ``agent.hint_window`` recommendations (none when the window is 0)."""
+        window = self.cfg.hint_window
+        return self.recommended[-window:] if window > 0 else []
 
     def recent(self) -> list[int]:
         """The items that make up the current state."""

@@ -24,6 +24,8 @@ def lesson_lift(lifts: Iterable[Mapping[str, float]]) -> dict[str, float]:
 
 def leaving_overlap(overlaps: Iterable[float | None]) -> float | None:
     """The least genre overlap between consecutive movies after which a lesson's user left
-    (None when no retrieved lesson ended that way): overlaps at or above it have lost users."""
-    found = [o for o in overlaps if o is not None]
+    (None when no retrieved lesson ended that way): overlaps at or above it have lost users.
+    A user who left after two movies with no genre in common gives no overlap to avoid (a
+    limit of 0 would exclude every candidate), so only overlaps above 0 count."""
+    found = [o for o in overlaps if o is not None and o > 0]
     return min(found) if found else None

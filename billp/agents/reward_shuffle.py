@@ -2,11 +2,13 @@
 are made from its rewards permuted across its steps.
 
 If memories help because they learn from rewards, memories whose rewards no longer belong
-to their items must not help. The permutation keeps each episode's rewards (their mean and
-spread) and how the episode ended; it breaks which item, genre and state earned which
+to their items must not help. The permutation keeps each episode's accepted rewards (their
+mean and spread) and how the episode ended; it breaks which item, genre and state earned which
 reward. The episode is played with the real rewards (the Planner's scratchpad and V(s)
 during play see them); only what is written for later episodes is shuffled:
 
+- the accepted steps' rewards are permuted among them; the step the user left at keeps its
+  own (no TD update books it, and it is how the episode ended);
 - the Reflector's session, the lesson's facts and its genre lifts read the permuted rewards;
 - the actor and critic memory writes are recomputed: each non-final step's TD target
   ``(1 - gamma) * r + gamma * V(s')`` and advantage ``target - V(s)`` use its permuted
@@ -22,49 +24,49 @@ import hashlib
 
 import numpy as np
 
+from billp.agents.billp_critic import session_value
 from billp.agents.billp_state import EpisodeState
 from billp.policy.writes import ActorWrite, CriticWrite
 
 
-def permutation(ep: EpisodeState, size: int) -> np.ndarray:
-    """The episode's seeded permutation of ``size`` steps (the same in every run)."""
-    digest = hashlib.sha256(f"{ep.seed}|shuffle-rewards".encode()).digest()
+def permutation(ep: EpisodeState, size: int, salt: str = "shuffle-rewards") -> np.ndarray:
+    """The episode's seeded permutation of ``size`` steps for the control named ``salt``
+    (the same in every run)."""
+    digest = hashlib.sha256(f"{ep.seed}|{salt}".encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "big")).permutation(size)
 
 
-def shuffle_learning_signal(ep: EpisodeState) -> None:
-    """Permute ``ep``'s step rewards across its steps and rebuild its actor and critic
-    writes from them (see the module docstring); call before the episode's reflection."""
-    if len(ep.steps) < 2:
+def shuffle_learning_signal(ep: EpisodeState, left: bool) -> None:
+    """Permute the rewards of ``ep``'s accepted steps across them (the step the user
+    ``left`` at keeps its own: no TD update books it) and rebuild the episode's actor and
+    critic writes from them (see the module docstring); call before the reflection."""
+    accepted = len(ep.steps) - 1 if left else len(ep.steps)
+    if accepted < 2:
         return
-    real = [s.reward for s in ep.steps]
-    order = permutation(ep, len(real))
-    shuffled = [real[i] for i in order]
-    ep.steps = [s.model_copy(update={"reward": r}) for s, r in zip(ep.steps, shuffled, strict=True)]
+    order = permutation(ep, accepted)
+    shown = [s.reward for s in ep.steps]
+    shown[:accepted] = [shown[i] for i in order]
+    ep.steps = [s.model_copy(update={"reward": r}) for s, r in zip(ep.steps, shown, strict=True)]
     if ep.td_log:
-        rebuild_micro_writes(ep, shuffled)
+        booked = [record.reward for record in ep.td_log[:accepted]]
+        rebuild_micro_writes(ep, [booked[i] for i in order], shown)
 
 
-def session_value(ep: EpisodeState, rewards: list[float]) -> float:
-    """What ``value_source = "session"`` gives after ``rewards``."""
-    if not rewards:
-        return ep.p.clip_value(ep.p.rules.typical_rating)
-    return ep.p.clip_value(float(np.mean(rewards)))
-
-
-def rebuild_micro_writes(ep: EpisodeState, rewards: list[float]) -> None:
-    """The actor and critic writes of ``ep.td_log`` again, with ``rewards`` per step."""
+def rebuild_micro_writes(ep: EpisodeState, booked: list[float], shown: list[float]) -> None:
+    """The actor and critic writes of ``ep.td_log`` again: the accepted steps book the
+    rewards ``booked``; session values come from ``shown`` (the step rewards as the session
+    showed them)."""
     gamma = ep.cfg.gamma
     actor: list[ActorWrite] = []
     critic: list[CriticWrite] = []
     for t, record in enumerate(ep.td_log):
-        v = session_value(ep, rewards[:t]) if record.v_source == "session" else record.v
+        v = session_value(ep, shown[:t]) if record.v_source == "session" else record.v
         if record.terminal:
-            reward, v_next = ep.cfg.quit_value, 0.0
+            reward, v_next = record.reward, 0.0
         else:
-            reward = rewards[t]
+            reward = booked[t]
             v_next = (
-                session_value(ep, rewards[: t + 1])
+                session_value(ep, shown[: t + 1])
                 if record.v_next_source == "session"
                 else record.v_next
             )

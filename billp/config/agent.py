@@ -79,8 +79,8 @@ class AgentConfig(Section):
         "most frequent first, then the rest); 'fresh' (as 'history', but genres of the last "
         "agent.hint_window recommendations go last); or 'lessons' (as 'fresh', and within "
         "each part the genres the retrieved lessons' users rated above their session mean "
-        "first, those rated below it last). A 135M Planner picks the first genres it is "
-        "shown more often than any other.",
+        "first, those rated below it last; as 'fresh' for agents that keep no lessons). A 135M "
+        "Planner picks the first genres it is shown more often than any other.",
     )
     lesson_facts: bool = Field(
         True,
@@ -92,11 +92,12 @@ class AgentConfig(Section):
         False,
         description="Keep out of the shortlist the candidates whose genres overlap the last "
         "recommendation's (Jaccard) as much as, or more than, the least overlap after which "
-        "a retrieved lesson's user left (lessons record it; none retrieved: no limit).",
+        "a retrieved lesson's user left (lessons record it; overlaps of 0 do not count; no "
+        "lesson retrieved, or an agent that keeps none: no limit).",
     )
     fixed_overlap_limit: float | None = Field(
         None,
-        ge=0,
+        gt=0,
         le=1,
         description="Control for agent.lesson_overlap_limit: the same shortlist limit at this "
         "fixed genre overlap, at every step, learnt from nothing (a plain diversity filter).",

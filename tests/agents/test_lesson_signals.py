@@ -17,6 +17,8 @@ def test_lesson_lift_averages_over_the_lessons_that_measured_a_genre() -> None:
 
 def test_leaving_overlap_is_the_least_overlap_users_left_after() -> None:
     assert leaving_overlap([None, 1.0, 0.5]) == 0.5
+    assert leaving_overlap([0.0, 0.75]) == 0.75  # no shared genre: nothing to avoid
+    assert leaving_overlap([0.0]) is None
     assert leaving_overlap([None, None]) is None
     assert leaving_overlap([]) is None
 

@@ -12,6 +12,8 @@ from billp.data import Catalogue
 from tests.agents.test_billp_agent import FakeRoleLLMForTests, make_policy, play
 
 REWARDS = [4.5, 1.5, 3.0]
+UNROUNDED = [3.14159265, 2.71828183, 4.12345678, 1.41421356]
+"""Rewards whose session means do not end at the fourth decimal."""
 
 
 def shuffle_policy(catalogue: Catalogue, tmp_path: Path, **fields: object):
@@ -28,10 +30,10 @@ async def test_the_identity_permutation_rebuilds_the_same_writes(
     plain = make_policy(
         catalogue, tmp_path / "a", "billp", FakeRoleLLMForTests(), value_source=value_source
     )
-    real, _ = await play(plain, REWARDS, quit_last=True)
+    real, _ = await play(plain, UNROUNDED, quit_last=True)
     identity = shuffle_policy(catalogue, tmp_path / "b", value_source=value_source)
-    with mock.patch.object(reward_shuffle, "permutation", lambda ep, n: np.arange(n)):
-        rebuilt, _ = await play(identity, REWARDS, quit_last=True)
+    with mock.patch.object(reward_shuffle, "permutation", lambda ep, n, salt="": np.arange(n)):
+        rebuilt, _ = await play(identity, UNROUNDED, quit_last=True)
     assert rebuilt.actor == real.actor
     assert rebuilt.critic == real.critic
     assert rebuilt.reflections[0].entry == real.reflections[0].entry
@@ -42,7 +44,7 @@ async def test_shuffled_memories_keep_the_rewards_but_not_their_steps(
 ) -> None:
     plain = make_policy(catalogue, tmp_path / "a", "billp", FakeRoleLLMForTests())
     real, items = await play(plain, REWARDS, quit_last=False)
-    swapped = lambda ep, n: np.array([1, 0, 2])  # noqa: E731 - steps 1 and 2 trade rewards
+    swapped = lambda ep, n, salt="": np.array([1, 0, 2])  # noqa: E731 - steps 1 and 2 trade rewards
     with mock.patch.object(reward_shuffle, "permutation", swapped):
         policy = shuffle_policy(catalogue, tmp_path / "b", value_source="session")
         shuffled, same_items = await play(policy, REWARDS, quit_last=False)
@@ -76,9 +78,8 @@ async def test_shuffled_leaving_measures_another_pair_of_steps(
 ) -> None:
     config = MemoryConfig(embedder="hash", shuffle_leaving=True)
     policy = make_policy(catalogue, tmp_path, "billp", FakeRoleLLMForTests(), config)
-    first_pair = lambda ep, n: np.arange(n)  # noqa: E731 - the pair (step 1, step 2)
-    with mock.patch.object(reward_shuffle, "permutation", first_pair):
-        writes, items = await play(policy, REWARDS, quit_last=True)
+    # Three steps: the one pair before the last is (step 1, step 2).
+    writes, items = await play(policy, REWARDS, quit_last=True)
     genres = [list(catalogue[i].genres) for i in items]
     assert writes.reflections[0].entry.left_overlap == round(genre_overlap(genres[1], genres[0]), 4)
     plain = make_policy(catalogue, tmp_path / "plain", "billp", FakeRoleLLMForTests())
@@ -86,3 +87,22 @@ async def test_shuffled_leaving_measures_another_pair_of_steps(
     assert same == items
     assert real.reflections[0].entry.left_overlap == round(genre_overlap(genres[2], genres[1]), 4)
     assert genre_overlap(genres[1], genres[0]) != genre_overlap(genres[2], genres[1])
+
+    two_steps = make_policy(catalogue, tmp_path / "two", "billp", FakeRoleLLMForTests(), config)
+    short, _ = await play(two_steps, REWARDS[:2], quit_last=True)
+    assert short.reflections[0].entry.left_overlap is None  # no pair before the last
+
+
+async def test_the_step_the_user_left_at_keeps_its_reward(
+    catalogue: Catalogue, tmp_path: Path
+) -> None:
+    swapped = lambda ep, n, salt="": np.arange(n)[::-1]  # noqa: E731
+    with mock.patch.object(reward_shuffle, "permutation", swapped):
+        policy = shuffle_policy(catalogue, tmp_path, value_source="session")
+        writes, _ = await play(policy, REWARDS, quit_last=True)
+    gamma = policy.config.gamma
+    # Accepted steps 4.5 and 1.5 trade rewards; the quit step books quit_value as always.
+    v_next = [1.5, 3.0]  # session means after 1.5, then 1.5 and 4.5
+    expected = [(1 - gamma) * r + gamma * v for r, v in zip([1.5, 4.5], v_next, strict=True)]
+    expected.append((1 - gamma) * policy.config.quit_value)
+    assert [w.value for w in writes.critic] == pytest.approx(expected, abs=1e-6)
