@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
             if base.llm.backend != "scripted"
             else f"scripted test double ({base.llm.scripted_policy})",
             knowledge=base.agent.knowledge,
-            users=f"train users 0-{max(points) - 1 if max(points) else 0}; "
+            users=(f"train users 0-{max(points) - 1}; " if max(points) else "no train users; ")
             + blocks.describe(base.test_user_offset, args.test_users),
         ).model_dump(),
         "caption": caption,

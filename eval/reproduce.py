@@ -7,8 +7,10 @@
     python eval/reproduce.py --readme --check  # exit 1 if README's table is out of date
 
 Each target runs its steps in a work folder (``--work``, default ``runs/reproduce``, one
-subfolder per target) that its scripts resume from; finished steps are recorded there and
-skipped when the target runs again (``--restart`` forgets them). Results JSONs carry a
+subfolder per target and behaviour: a digest of today's fingerprint of the parts it depends
+on) that its scripts resume from; finished steps are recorded there and skipped when the
+target runs again with the same behaviour, and a stale target starts afresh in a new folder
+(``--restart`` forgets every folder of the target). Results JSONs carry a
 provenance block (:mod:`pipeline.provenance`) with a behaviour fingerprint
 (:mod:`pipeline.fingerprint`); the README's table (:mod:`pipeline.readme`) shows each target
 as fresh or stale against today's tree, with the verdicts of its goals
@@ -18,6 +20,8 @@ as fresh or stale against today's tree, with the verdicts of its goals
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -26,7 +30,7 @@ from pipeline.fingerprint import fingerprint
 from pipeline.provenance import format_wall
 from pipeline.readme import ReadmeError, current_table, replace_table, table
 from pipeline.runner import run_target
-from pipeline.specs import REPO, SpecError, Specs, load_specs
+from pipeline.specs import REPO, SpecError, Specs, Target, load_specs
 from pipeline.status import TargetStatus, target_status
 
 from billp.common.atomic_io import write_text_atomic
@@ -83,14 +87,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: not automated yet (see --list): {', '.join(by_hand)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     home = args.work or root / "runs" / "reproduce"
+    today = fingerprint(root, specs.parts, specs.script_files())
     for target in chosen:
-        work = home / target.name
-        if args.restart and work.exists():
-            shutil.rmtree(work)
+        if args.restart and (home / target.name).exists():
+            shutil.rmtree(home / target.name)
+        work = home / target.name / behaviour_key(target, today)
         code = run_target(target, work, root)
         if code != 0:
             return code
     return write_readme(specs, root, check=False)
+
+
+def behaviour_key(target: Target, today: dict[str, str]) -> str:
+    """A short digest of today's fingerprint of the parts ``target`` depends on: its work
+    folder's name, so a target resumes only runs made with the same behaviour, and a stale
+    target starts afresh."""
+    parts = json.dumps({part: today.get(part) for part in target.parts()}, sort_keys=True)
+    return hashlib.sha256(parts.encode("utf-8")).hexdigest()[:12]
 
 
 def write_readme(specs: Specs, root: Path, *, check: bool) -> int:

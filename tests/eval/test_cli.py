@@ -95,6 +95,7 @@ name = "long"
 command = "`python long.py`"
 measures = "three steps"
 result = "`results/long.md`"
+depends = ["prompts"]
 steps = [
     ["python", "-c", "{COUNT}", "{{work}}/one"],
     ["python", "-c", "{FLAKY}", "{counts}/two", "{stop}"],
@@ -105,9 +106,11 @@ steps = [
     args = ["--root", str(tiny_repo), "--work", str(tiny_repo / "work"), "long"]
 
     def done() -> tuple[int, int, int]:
-        one = tiny_repo / "work" / "long" / "one"
-        return tuple(
-            int(p.read_text()) if p.exists() else 0 for p in (one, counts / "two", counts / "three")
+        ones = list((tiny_repo / "work" / "long").glob("*/one"))  # one folder per behaviour
+        one = sum(int(p.read_text()) for p in ones)
+        return (
+            one,
+            *(int(p.read_text()) if p.exists() else 0 for p in (counts / "two", counts / "three")),
         )
 
     stop.touch()
@@ -120,3 +123,10 @@ steps = [
     assert done() == (1, 2, 1)
     assert reproduce.main([*args, "--restart"]) == 0  # afresh
     assert done() == (1, 3, 2)
+    # A change to a part the target depends on makes its finished steps stale: they run
+    # again, in a new work folder (a script resuming from the old one would mix behaviours).
+    template = next((tiny_repo / "prompts").glob("*.j2"))
+    template.write_text(template.read_text() + "changed\n")
+    assert reproduce.main(args) == 0
+    assert done() == (2, 4, 3)
+    assert len(list((tiny_repo / "work" / "long").iterdir())) == 2
