@@ -133,6 +133,12 @@ async def act_step(ep: EpisodeState) -> Decision:
             for item in shown
         ]
     seen = set(ep.history) | set(ep.recommended)
+    limit = (
+        (ep.recommended[-1], ep.overlap_limit)
+        if ep.overlap_limit is not None and ep.recommended
+        else None
+    )
+    loop.overlap_limit = None if limit is None else limit[1]
     shortlist = p.shortlister.build(
         size=cfg.shortlist_size,
         recent=recent,
@@ -141,11 +147,7 @@ async def act_step(ep: EpisodeState) -> Decision:
         hint_genres=genre_hints,
         encouraged=hints_enc,
         discouraged=hints_dis,
-        overlap_limit=(
-            (ep.recommended[-1], ep.overlap_limit)
-            if ep.overlap_limit is not None and ep.recommended
-            else None
-        ),
+        overlap_limit=limit,
     )
     ids = shortlist.item_ids
     if not ids:

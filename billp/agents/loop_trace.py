@@ -58,6 +58,11 @@ class LoopTrace(BaseModel):
     )
     td_target: float | None = None
     advantage: float | None = None
+    overlap_limit: float | None = Field(
+        None,
+        description="The genre overlap with the last recommendation that the shortlist's "
+        "candidates had to stay below (agent.lesson_overlap_limit or fixed_overlap_limit).",
+    )
 
 
 class LoopUpdate(BaseModel):

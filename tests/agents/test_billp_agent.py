@@ -239,6 +239,7 @@ async def test_lessons_of_users_who_left_limit_the_next_shortlists_overlap(
     episode.recommended = [2]  # Drama: the other Drama (4) may not follow
     decision = await episode.act({}, {})
     assert 4 not in decision.trace.shortlist and len(decision.trace.shortlist) == 2
+    assert decision.trace.loop.overlap_limit == 1.0  # recorded in the step's loop trace
     plain = make_policy(catalogue, tmp_path / "plain", "billp", FakeRoleLLMForTests())
     unlimited = plain.spawn("test-0000", seed=4)
     await unlimited.reset({"user_id": 2, "history": [0]})
