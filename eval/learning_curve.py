@@ -67,7 +67,7 @@ from curve_results import mean_interval as mean_interval
 from curve_results import test_episodes as test_episodes
 from paper_table import cluster_server_problem, start_executor
 from pipeline import blocks
-from pipeline.provenance import Provenance, collect, header_markdown, write_results
+from pipeline.provenance import Provenance, collect, header_markdown, source, write_results
 from table_runs import resolve, run_one, shared_server
 
 WORLDS = ("matrix", "le")
@@ -220,6 +220,7 @@ def check_inputs(args: argparse.Namespace, base: RunConfig) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
+    made_from = source()
     argv = list(sys.argv[1:] if argv is None else argv)
     args, passthrough = build_parser().parse_known_args(argv)
     problem = executor_problem(args)
@@ -301,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             knowledge=base.agent.knowledge,
             users=(f"train users 0-{max(points) - 1}; " if max(points) else "no train users; ")
             + blocks.describe(base.test_user_offset, args.test_users),
+            started=made_from,
         ).model_dump(),
         "caption": caption,
         "failures": failures,

@@ -112,6 +112,27 @@ def current_fingerprint(root: Path = REPO, specs_path: Path = SPECS_PATH) -> dic
     return fingerprint(root, specs.parts, specs.script_files())
 
 
+class Source(BaseModel):
+    """What a run was made from: the commit, whether the tree differed from it, and the
+    behaviour fingerprint, read when the run starts (a long run's tree may change under it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    commit: str
+    dirty: bool
+    fingerprint: dict[str, str]
+
+
+def source(root: Path = REPO) -> Source:
+    """The :class:`Source` of a run starting now under ``root``."""
+    commit, dirty = git_commit(root)
+    return Source(
+        commit=commit,
+        dirty=dirty,
+        fingerprint=current_fingerprint(root, root / "eval" / "targets.toml"),
+    )
+
+
 def collect(
     command: str | Sequence[str],
     wall_s: float,
@@ -120,21 +141,24 @@ def collect(
     knowledge: str = "n/a",
     users: str = "n/a",
     root: Path = REPO,
+    started: Source | None = None,
 ) -> Provenance:
-    """The provenance of a run that has just finished (call it after the measurement)."""
-    commit, dirty = git_commit(root)
+    """The provenance of a run that has just finished (call it after the measurement);
+    ``started``: its :func:`source`, read when it started (default: read now, for runs too
+    short for the tree to change under them)."""
+    made = started or source(root)
     text = command if isinstance(command, str) else " ".join(command)
     return Provenance(
         command=text,
-        commit=commit,
-        dirty=dirty,
+        commit=made.commit,
+        dirty=made.dirty,
         date_utc=f"{datetime.now(UTC):%Y-%m-%d %H:%M}",
         machine=machine(),
         wall_s=round(wall_s, 1),
         model=model,
         knowledge=knowledge,
         users=users,
-        fingerprint=current_fingerprint(root, root / "eval" / "targets.toml"),
+        fingerprint=made.fingerprint,
     )
 
 

@@ -13,6 +13,7 @@ from pipeline.provenance import (
     git_commit,
     header_markdown,
     machine,
+    source,
     write_results,
 )
 
@@ -102,3 +103,21 @@ def test_commit_and_dirty_flag(tiny_repo: Path) -> None:
     (tiny_repo / "prompts" / "actor.j2").write_text("edited\n")
     assert git_commit(tiny_repo) == (head, True)
     assert "(with uncommitted changes)" in header_markdown("T", collect("c", 1.0, root=tiny_repo))
+
+
+def test_provenance_is_what_the_run_started_from(tiny_repo: Path) -> None:
+    """A long run's tree may change under it: the commit, dirty flag and fingerprint are
+    those read when it started."""
+    git = ["git", "-C", str(tiny_repo), "-c", "user.name=t", "-c", "user.email=t@t.invalid"]
+    subprocess.run(["git", "init", "-q", str(tiny_repo)], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "tiny"], check=True)
+    at_start = source(tiny_repo)
+    (tiny_repo / "prompts" / "actor.j2").write_text("edited during the run\n")
+    prov = collect("c", 1.0, root=tiny_repo, started=at_start)
+    assert (prov.commit, prov.dirty, prov.fingerprint) == (
+        at_start.commit,
+        False,
+        at_start.fingerprint,
+    )
+    assert collect("c", 1.0, root=tiny_repo).fingerprint != at_start.fingerprint
