@@ -28,7 +28,7 @@ from typing import Any, cast
 import numpy as np
 
 from billp.data import Catalogue
-from billp.envs import QuitRule, UserModel
+from billp.envs import GenreJaccard, QuitRule, UserModel
 from billp.policy import Decision, MemorylessEpisode, RankedTrace, ScoredChoice, decide
 from billp.policy.build import PolicyInputs
 
@@ -150,20 +150,7 @@ class GreedyDiversePolicy(GreedyPolicy):
                 f"the quit rule knows {quit_rule.n_items} items, the catalogue has {len(catalogue)}"
             )
         self.quit_rule = quit_rule
-        # Genre sets as a matrix; a genre-less item gets a column of its own kind, so two
-        # genre-less items have Jaccard 1 and a genre-less and a genred item 0, exactly as
-        # genre_jaccard says.
-        sets = quit_rule.genre_sets
-        names = sorted({g for s in sets for g in s})
-        column = {g: j for j, g in enumerate(names)}
-        matrix = np.zeros((len(sets), len(names) + 1), dtype=np.float64)
-        for i, s in enumerate(sets):
-            if s:
-                matrix[i, [column[g] for g in s]] = 1.0
-            else:
-                matrix[i, -1] = 1.0
-        self._genres = matrix
-        self._sizes = matrix.sum(axis=1)
+        self._jaccard = GenreJaccard(quit_rule.genre_sets)
 
     def acceptable(self, recent: Sequence[int], unseen: np.ndarray) -> np.ndarray:
         """Unseen items the quit rule accepts after ``recent`` whatever their reward."""
@@ -172,9 +159,7 @@ class GreedyDiversePolicy(GreedyPolicy):
         if not window:
             return ok
         ok[window] = False
-        inter = self._genres @ self._genres[window].T
-        union = self._sizes[:, None] + self._sizes[window][None, :] - inter
-        jaccard = inter / union
+        jaccard = self._jaccard.to(window)
         ok &= ~(jaccard >= self.quit_rule.similarity_threshold).any(axis=1)
         return ok
 

@@ -16,6 +16,7 @@ from billp.agents.messages import (
     reflection_schema,
 )
 from billp.data import Catalogue
+from billp.envs import genre_jaccard
 from billp.memory import ReflectionEntry
 from billp.policy import EpisodeSummary
 from billp.policy.writes import ReflectionWrite
@@ -71,10 +72,9 @@ def genre_lift(steps: list[StepView]) -> dict[str, float]:
     return {genre: round(m - mean, 4) for genre, m in sorted(genre_means(steps).items())}
 
 
-def genre_overlap(a: list[str], b: list[str]) -> float:
-    """The Jaccard overlap of two genre lists (0 when both are empty)."""
-    union = set(a) | set(b)
-    return len(set(a) & set(b)) / len(union) if union else 0.0
+def step_jaccard(a: StepView, b: StepView) -> float:
+    """The genre Jaccard similarity of two steps' movies (the quit rule's measure)."""
+    return genre_jaccard(frozenset(a.genres), frozenset(b.genres))
 
 
 def left_overlap(steps: list[StepView], left: bool) -> float | None:
@@ -83,7 +83,7 @@ def left_overlap(steps: list[StepView], left: bool) -> float | None:
     what came right before leaving, for lessons."""
     if not left or len(steps) < 2:
         return None
-    return round(genre_overlap(steps[-1].genres, steps[-2].genres), 4)
+    return round(step_jaccard(steps[-1], steps[-2]), 4)
 
 
 def lesson_left_overlap(ep: EpisodeState, left: bool) -> float | None:
@@ -95,7 +95,7 @@ def lesson_left_overlap(ep: EpisodeState, left: bool) -> float | None:
     if not left or len(ep.steps) < 3:
         return None
     pair = int(reward_shuffle.permutation(ep, len(ep.steps) - 2, "shuffle-leaving")[0])
-    return round(genre_overlap(ep.steps[pair + 1].genres, ep.steps[pair].genres), 4)
+    return round(step_jaccard(ep.steps[pair + 1], ep.steps[pair]), 4)
 
 
 def session_facts(steps: list[StepView], left: bool) -> str:

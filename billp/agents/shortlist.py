@@ -22,6 +22,7 @@ import numpy as np
 
 from billp.agents.item_index import ItemIndex
 from billp.data import Catalogue
+from billp.envs import GenreJaccard
 
 POPULARITY_WEIGHT = 0.1
 """Weight of the normalised log-popularity prior in the candidate score."""
@@ -72,13 +73,12 @@ class ShortlistBuilder:
         log_pop = np.log1p(popularity.astype(np.float64))
         peak = log_pop.max() if log_pop.size and log_pop.max() > 0 else 1.0
         self._prior = (POPULARITY_WEIGHT * log_pop / peak).astype(np.float32)
+        self._jaccard = GenreJaccard(catalogue.genre_sets)
 
     def genre_overlap(self, item: int) -> np.ndarray:
-        """The Jaccard overlap of every catalogue item's genre set with ``item``'s."""
-        matrix = self.catalogue.genre_matrix.astype(np.float32)
-        shared = matrix @ matrix[item]
-        union = matrix.sum(axis=1) + matrix[item].sum() - shared
-        return np.divide(shared, union, out=np.zeros_like(shared), where=union > 0)
+        """The genre Jaccard overlap of every catalogue item with ``item`` (the quit rule's
+        :func:`~billp.envs.genre_jaccard`)."""
+        return self._jaccard.to([item])[:, 0]
 
     def scores(self, recent: Collection[int]) -> np.ndarray:
         """Score of every catalogue item for a user whose recent items are ``recent``."""

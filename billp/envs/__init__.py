@@ -16,13 +16,14 @@ from billp.envs.quit_rule import QuitDecision, QuitRule
 from billp.envs.rating_model import default_cache_dir, fit_rating_model, load_or_fit_rating_matrix
 from billp.envs.recommendation_env import RecommendationEnv
 from billp.envs.registration import LE_ENV_ID, MATRIX_ENV_ID
-from billp.envs.similarity import genre_jaccard
+from billp.envs.similarity import GenreJaccard, genre_jaccard
 from billp.envs.user_model import MatrixUserModel, StateModel, UserModel
 from billp.envs.world import World, build_world
 
 __all__ = [
     "LE_ENV_ID",
     "MATRIX_ENV_ID",
+    "GenreJaccard",
     "MatrixUserModel",
     "QuitDecision",
     "QuitRule",

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 
 from billp.agents import reward_shuffle
-from billp.agents.billp_reflect import genre_lift, genre_overlap
+from billp.agents.billp_reflect import genre_lift
 from billp.agents.messages import StepView
 from billp.config import MemoryConfig
 from billp.data import Catalogue
+from billp.envs import genre_jaccard
 from tests.agents.test_billp_agent import FakeRoleLLMForTests, make_policy, play
 
 REWARDS = [4.5, 1.5, 3.0]
@@ -80,13 +81,13 @@ async def test_shuffled_leaving_measures_another_pair_of_steps(
     policy = make_policy(catalogue, tmp_path, "billp", FakeRoleLLMForTests(), config)
     # Three steps: the one pair before the last is (step 1, step 2).
     writes, items = await play(policy, REWARDS, quit_last=True)
-    genres = [list(catalogue[i].genres) for i in items]
-    assert writes.reflections[0].entry.left_overlap == round(genre_overlap(genres[1], genres[0]), 4)
+    genres = [frozenset(catalogue[i].genres) for i in items]
+    assert writes.reflections[0].entry.left_overlap == round(genre_jaccard(genres[1], genres[0]), 4)
     plain = make_policy(catalogue, tmp_path / "plain", "billp", FakeRoleLLMForTests())
     real, same = await play(plain, REWARDS, quit_last=True)
     assert same == items
-    assert real.reflections[0].entry.left_overlap == round(genre_overlap(genres[2], genres[1]), 4)
-    assert genre_overlap(genres[1], genres[0]) != genre_overlap(genres[2], genres[1])
+    assert real.reflections[0].entry.left_overlap == round(genre_jaccard(genres[2], genres[1]), 4)
+    assert genre_jaccard(genres[1], genres[0]) != genre_jaccard(genres[2], genres[1])
 
     two_steps = make_policy(catalogue, tmp_path / "two", "billp", FakeRoleLLMForTests(), config)
     short, _ = await play(two_steps, REWARDS[:2], quit_last=True)
