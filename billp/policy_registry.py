@@ -31,6 +31,7 @@ from typing import Literal
 
 Family = Literal["llm", "baseline", "rl"]
 Retrieval = Literal["nearest", "recent", "useful"]
+"""How the Planner's reflections are retrieved (:meth:`billp.memory.ReflectionMemory.retrieve`)."""
 
 
 @dataclass(frozen=True)

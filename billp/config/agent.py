@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, model_validator
 
 from billp.config.section import Section
-from billp.policy_registry import POLICY_NAMES, names, policy_spec
+from billp.policy_registry import POLICY_NAMES, Retrieval, names, policy_spec
 
 if TYPE_CHECKING:
     AgentName = str
@@ -34,7 +34,7 @@ class AgentConfig(Section):
     micro: bool | None = Field(
         None, description="Micro-learning: Critic and actor memory (default from agent.name)."
     )
-    reflection_retrieval: Literal["nearest", "recent", "useful"] | None = Field(
+    reflection_retrieval: Retrieval | None = Field(
         None,
         description="'nearest' (BiLLP: FAISS top-K), 'recent' (Reflexion) or 'useful' (of the "
         "3K nearest, the K whose episodes earned the most reward); default from name.",

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from billp.memory.embedders import Embedder
 from billp.memory.vector_store import VectorMemory
+from billp.policy_registry import Retrieval
 
 REFLECTIONS_DIR = "reflections"
 ACTOR_DIR = "actor"
@@ -25,7 +26,6 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 USEFUL_POOL_FACTOR = 3
 """A ``useful`` retrieval of ``k`` reflections ranks the ``k * USEFUL_POOL_FACTOR`` most
 similar situations by their episode's total reward."""
-RetrievalMode = Literal["nearest", "recent", "useful"]
 
 
 class ReflectionEntry(BaseModel):
@@ -62,7 +62,7 @@ class ReflectionMemory:
         """Store a reflection (several may share a situation)."""
         self.memory.add(situation, entry)
 
-    def retrieve(self, situation: str, k: int, mode: RetrievalMode) -> list[ReflectionEntry]:
+    def retrieve(self, situation: str, k: int, mode: Retrieval) -> list[ReflectionEntry]:
         """``k`` reflections: the most similar situations first (``"nearest"``, BiLLP); the
         ``k`` most recent, newest last (``"recent"``, Reflexion); or, of the
         ``k * USEFUL_POOL_FACTOR`` most similar, the ``k`` whose episodes earned the most
@@ -70,7 +70,7 @@ class ReflectionMemory:
         return [entry for entry, _ in self.retrieve_scored(situation, k, mode)]
 
     def retrieve_scored(
-        self, situation: str, k: int, mode: RetrievalMode
+        self, situation: str, k: int, mode: Retrieval
     ) -> list[tuple[ReflectionEntry, float | None]]:
         """Like :meth:`retrieve`, with each entry's cosine similarity (None for recency)."""
         if mode == "nearest":
