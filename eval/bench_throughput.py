@@ -47,7 +47,14 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import blocks
-from pipeline.provenance import Provenance, collect, header_markdown, source, write_results
+from pipeline.provenance import (
+    Provenance,
+    collect,
+    command_line,
+    header_markdown,
+    source,
+    write_results,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE_REF = "920a443"
@@ -420,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         state_path.write_text(json.dumps(state, indent=2) + "\n")
         print(f"  {state['runs'][run_id]['users_per_hour']:.0f} users/hour", file=sys.stderr)
     report = {
-        "command": "python eval/bench_throughput.py " + shlex.join(argv or sys.argv[1:]),
+        "command": command_line("bench_throughput.py", argv),
         "commit": commit,
         "baseline_ref": args.baseline_ref,
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M"),

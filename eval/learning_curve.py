@@ -36,7 +36,6 @@ split's train users. Nothing is tuned on the test users.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -67,7 +66,14 @@ from curve_results import mean_interval as mean_interval
 from curve_results import test_episodes as test_episodes
 from paper_table import cluster_server_problem, start_executor
 from pipeline import blocks
-from pipeline.provenance import Provenance, collect, header_markdown, source, write_results
+from pipeline.provenance import (
+    Provenance,
+    collect,
+    command_line,
+    header_markdown,
+    source,
+    write_results,
+)
 from table_runs import resolve, run_one, shared_server
 
 WORLDS = ("matrix", "le")
@@ -286,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
                 "train_loop": train_loop(curve),
             }
         )
-    command = shlex.join(["python", "eval/learning_curve.py", *argv])
+    command = command_line("learning_curve.py", argv)
     caption = (
         f"Points N = {', '.join(map(str, points))}; {args.test_users} fixed test users; "
         f"seeds {', '.join(map(str, args.seeds))}; test-phase learning off; react/actonly keep "

@@ -24,14 +24,13 @@ at each k; ``--markdown`` writes the report rendered from that JSON alone (:func
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pipeline.provenance import Provenance, collect, header_markdown, write_results
+from pipeline.provenance import Provenance, collect, command_line, header_markdown, write_results
 
 from billp.config import DataConfig, MemoryConfig
 from billp.data import load_dataset
@@ -152,12 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         for field in DEFAULTS:
             at_defaults[field][str(shared)] = float(np.mean(sims >= getattr(memory, field)))
-    command = "python eval/memory_similarity.py " + shlex.join(
-        sys.argv[1:] if argv is None else argv
-    )
+    command = command_line("memory_similarity.py", argv)
     data: dict[str, Any] = {
         "provenance": collect(
-            command.strip(),
+            command,
             time.monotonic() - start,
             model=f"embedder {args.embedder} (no LLM)",
             users=f"{len(users)} sampled train users",

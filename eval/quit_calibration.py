@@ -21,14 +21,13 @@ the chosen rule on the test users with each world's own rewards.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pipeline.provenance import Provenance, collect, header_markdown, write_results
+from pipeline.provenance import Provenance, collect, command_line, header_markdown, write_results
 
 from billp.config import DataConfig, EnvConfig
 from billp.data import load_dataset
@@ -110,12 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     if meeting:
         _, window, threshold = max(meeting, key=lambda m: (m[0], m[1]))
         chosen = {"window": window, "threshold": threshold, "share": grid[(window, threshold)]}
-    command = "python eval/quit_calibration.py " + shlex.join(
-        sys.argv[1:] if argv is None else argv
-    )
+    command = command_line("quit_calibration.py", argv)
     data: dict[str, Any] = {
         "provenance": collect(
-            command.strip(),
+            command,
             time.monotonic() - start,
             model="none (no LLM)",
             users="all train users",

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -131,6 +133,13 @@ def source(root: Path = REPO) -> Source:
         dirty=dirty,
         fingerprint=current_fingerprint(root, root / "eval" / "targets.toml"),
     )
+
+
+def command_line(script: str, argv: Sequence[str] | None = None) -> str:
+    """How a results script under ``eval/`` was run: ``python eval/SCRIPT`` with ``argv``
+    (default: this process's arguments), shell-quoted, as provenance records it."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    return shlex.join(["python", f"eval/{script}", *args])
 
 
 def collect(
