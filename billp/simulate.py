@@ -147,9 +147,10 @@ def print_summary(run_dir: Path, summary: dict[str, Any]) -> None:
     first, idle = phases.get("to_first_request_s"), phases.get("engine_idle_share")
     if first is not None and idle is not None:
         console.print(
-            f"start-up: first LLM request {first:.0f} s after start (world "
-            f"{phases.get('prepare_s', 0):.0f} s, server {phases.get('server_start_s', 0):.0f} s);"
-            f" no LLM request in flight {idle:.0%} of the time"
+            f"start-up: first LLM request {first:.0f} s after start (checks "
+            f"{phases.get('prepare_s', 0):.0f} s, server {phases.get('server_start_s', 0):.0f} s, "
+            f"world {phases.get('world_load_s', 0):.0f} s beside it); no LLM request in flight "
+            f"{idle:.0%} of the time"
         )
 
 

@@ -29,6 +29,10 @@ class WorldSpec:
     description: str
     llm_environment: bool = False
     """Its user model is the LE (slow steps, a state vector, an LE checkpoint)."""
+    checker: str | None = None
+    """``"module:function"`` taking ``(EnvConfig, Dataset)``: checks in seconds what the builder
+    would load (a missing or mismatched checkpoint), so that the run can start its LLM server
+    while the world loads. None: the builder itself is quick to fail."""
 
 
 WORLDS: tuple[WorldSpec, ...] = (
@@ -43,6 +47,7 @@ WORLDS: tuple[WorldSpec, ...] = (
         "the LLM-fine-tuned environment (billp.le), whose model also gives the observation's "
         "state vector",
         llm_environment=True,
+        checker="billp.envs.world:check_le_world",
     ),
 )
 WORLD_NAMES: tuple[str, ...] = tuple(spec.name for spec in WORLDS)

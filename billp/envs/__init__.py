@@ -18,7 +18,7 @@ from billp.envs.recommendation_env import RecommendationEnv
 from billp.envs.registration import LE_ENV_ID, MATRIX_ENV_ID
 from billp.envs.similarity import GenreJaccard, genre_jaccard
 from billp.envs.user_model import MatrixUserModel, StateModel, UserModel
-from billp.envs.world import World, build_world
+from billp.envs.world import World, build_world, build_world_on, check_world
 
 __all__ = [
     "LE_ENV_ID",
@@ -32,6 +32,8 @@ __all__ = [
     "UserModel",
     "World",
     "build_world",
+    "build_world_on",
+    "check_world",
     "default_cache_dir",
     "fit_rating_model",
     "genre_jaccard",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import gymnasium
 from gymnasium.wrappers import TimeLimit
@@ -89,9 +90,29 @@ def build_world(env_config: EnvConfig, data_config: DataConfig) -> World:
         billp.le.errors.CheckpointMismatchError: ``le``: it belongs to another catalogue or
             base model.
     """
-    module, function = world_spec(env_config.name).builder.split(":")
-    builder = getattr(importlib.import_module(module), function)
-    return builder(env_config, load_dataset(data_config))
+    return build_world_on(env_config, load_dataset(data_config))
+
+
+def _registered(target: str) -> Any:
+    module, function = target.split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def build_world_on(env_config: EnvConfig, dataset: Dataset) -> World:
+    """:func:`build_world` on a dataset already loaded."""
+    return _registered(world_spec(env_config.name).builder)(env_config, dataset)
+
+
+def check_world(env_config: EnvConfig, dataset: Dataset) -> None:
+    """Check in seconds what :func:`build_world_on` would load, without loading it (the world's
+    checker in :mod:`billp.world_registry`; nothing for worlds without one).
+
+    Raises:
+        the errors of :func:`build_world` that its inputs cause.
+    """
+    checker = world_spec(env_config.name).checker
+    if checker is not None:
+        _registered(checker)(env_config, dataset)
 
 
 def build_matrix_world(env_config: EnvConfig, dataset: Dataset) -> World:
@@ -99,6 +120,13 @@ def build_matrix_world(env_config: EnvConfig, dataset: Dataset) -> World:
     cache_dir = Path(env_config.cache_dir) if env_config.cache_dir is not None else None
     matrix = load_or_fit_rating_matrix(dataset, env_config.rating_model, cache_dir)
     return World(dataset, MatrixUserModel(matrix), env_config)
+
+
+def check_le_world(env_config: EnvConfig, dataset: Dataset) -> None:
+    """The LE checkpoint fits the dataset's catalogue and its base model is here."""
+    from billp.le.user_model import check_user_model
+
+    check_user_model(env_config.le, dataset.catalogue)
 
 
 def build_le_world(env_config: EnvConfig, dataset: Dataset) -> World:

@@ -292,6 +292,36 @@ def build_model(
     return model, calibration
 
 
+@dataclass(frozen=True)
+class VerifiedCheckpoint:
+    """An LE checkpoint's files, checked against a catalogue and a base model folder."""
+
+    manifest: LEManifest
+    tensors: dict[str, torch.Tensor]
+    base_folder: Path
+
+
+def verify_checkpoint(
+    folder: Path, catalogue: Catalogue, base_model: str | None = None
+) -> VerifiedCheckpoint:
+    """Check an LE checkpoint for ``catalogue`` without loading the base model (a second or
+    two: hashes and the small LE tensors), so that a bad checkpoint fails before anything slow
+    starts.
+
+    Raises:
+        CheckpointError: the folder, manifest or weights are missing or corrupted.
+        CheckpointMismatchError: the catalogue or the base model differ from the checkpoint's.
+        LEError: the base model names nothing loadable.
+    """
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    tensors = read_tensors(folder, manifest)
+    check_catalogue(manifest, catalogue, folder)
+    base_folder = resolve_base_folder(base_model or manifest.base_model)
+    check_base(manifest.base, base_folder, folder)
+    return VerifiedCheckpoint(manifest=manifest, tensors=tensors, base_folder=base_folder)
+
+
 def load_checkpoint(
     folder: Path,
     catalogue: Catalogue,
@@ -311,12 +341,8 @@ def load_checkpoint(
         CheckpointMismatchError: the catalogue or the base model differ from the checkpoint's.
     """
     folder = Path(folder)
-    manifest = read_manifest(folder)
-    tensors = read_tensors(folder, manifest)
-    check_catalogue(manifest, catalogue, folder)
-    base_folder = resolve_base_folder(base_model or manifest.base_model)
-    check_base(manifest.base, base_folder, folder)
-    base = load_base(base_folder, dtype, INFERENCE_ATTENTION)
-    model, calibration = build_model(manifest, tensors, base, folder)
-    logger.info("LE checkpoint %s loaded on %s (%s)", folder, base_folder, dtype)
-    return LoadedLE(model=model, calibration=calibration, manifest=manifest, folder=folder)
+    verified = verify_checkpoint(folder, catalogue, base_model)
+    base = load_base(verified.base_folder, dtype, INFERENCE_ATTENTION)
+    model, calibration = build_model(verified.manifest, verified.tensors, base, folder)
+    logger.info("LE checkpoint %s loaded on %s (%s)", folder, verified.base_folder, dtype)
+    return LoadedLE(model=model, calibration=calibration, manifest=verified.manifest, folder=folder)

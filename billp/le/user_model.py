@@ -38,7 +38,12 @@ from billp.data.catalogue import Catalogue
 from billp.data.dataset import RATING_MAX, RATING_MIN
 from billp.data.errors import UnknownItemError
 from billp.le.batching import DynamicBatcher
-from billp.le.checkpoint import LoadedLE, default_checkpoint_dir, load_checkpoint
+from billp.le.checkpoint import (
+    LoadedLE,
+    default_checkpoint_dir,
+    load_checkpoint,
+    verify_checkpoint,
+)
 from billp.le.errors import LEError
 from billp.le.model_outputs import PromptCache
 from billp.le.neighbours import history_residuals, logged_residuals
@@ -55,6 +60,7 @@ __all__ = [
     "LEScores",
     "LEUserModel",
     "check_device",
+    "check_user_model",
     "load_user_model",
 ]
 
@@ -375,6 +381,22 @@ class LEUserModel:
         return cached.astype(np.float32, copy=True)
 
 
+def _checkpoint_folder(config: LEConfig) -> Path:
+    return Path(config.checkpoint) if config.checkpoint is not None else default_checkpoint_dir()
+
+
+def check_user_model(config: LEConfig, catalogue: Catalogue) -> None:
+    """What :func:`load_user_model` checks before loading, without loading the base model.
+
+    Raises:
+        LEError: the device is unavailable, or the base model names nothing loadable.
+        CheckpointError: the checkpoint is missing or corrupted.
+        CheckpointMismatchError: it was trained on another catalogue or base model.
+    """
+    check_device(config.device)
+    verify_checkpoint(_checkpoint_folder(config), catalogue, config.base_model)
+
+
 def load_user_model(
     config: LEConfig, catalogue: Catalogue, ratings: KnownRatings | None = None
 ) -> LEUserModel:
@@ -385,9 +407,8 @@ def load_user_model(
         CheckpointError: the checkpoint is missing or corrupted.
         CheckpointMismatchError: it was trained on another catalogue or base model.
     """
-    folder = Path(config.checkpoint) if config.checkpoint is not None else default_checkpoint_dir()
     check_device(config.device)  # before the seconds of loading
-    loaded = load_checkpoint(folder, catalogue, config.base_model, config.dtype)
+    loaded = load_checkpoint(_checkpoint_folder(config), catalogue, config.base_model, config.dtype)
     return LEUserModel(
         loaded,
         score_batch_size=config.score_batch_size,

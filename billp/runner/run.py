@@ -27,7 +27,8 @@ from billp import records
 from billp.agents import PromptLibrary
 from billp.common.atomic_io import write_json_atomic
 from billp.config import RunConfig
-from billp.envs import World, build_world
+from billp.data import Dataset, load_dataset
+from billp.envs import World, build_world_on, check_world
 from billp.llm import Accounting, make_llm_client
 from billp.policy import learning
 from billp.policy_factory import build_policy
@@ -84,30 +85,45 @@ class _Prepared(BaseModel):
 
     model_config = {"arbitrary_types_allowed": True}
 
-    world: Any
+    dataset: Dataset
     prompts: PromptLibrary
     specs: list[EpisodeSpec]
     clock: PhaseClock
 
 
 def _prepare(config: RunConfig, fresh: bool = True) -> _Prepared:
-    """Load and check templates, model paths, memory.init (``fresh`` runs) and data, and plan
-    the episodes: fails fast on bad input, before a run directory or server exists."""
+    """Load and check templates, model paths, memory.init (``fresh`` runs), the data and what
+    the world will load, and plan the episodes: fails fast on bad input, before a run
+    directory or server exists. The world itself loads later, while the server starts."""
     clock = PhaseClock()
     with clock.phase("prepare"):
         prompts = PromptLibrary(config.prompts_dir)
         check_inputs(config, prompts, memory_init=fresh)
-        world = build_world(config.env, config.data)
-        split = world.dataset.split
+        dataset = load_dataset(config.data)
+        check_world(config.env, dataset)
+        split = dataset.split
         specs = plan_episodes(config, split.train_users, split.test_users)
-    return _Prepared(world=world, prompts=prompts, specs=specs, clock=clock)
+    return _Prepared(dataset=dataset, prompts=prompts, specs=specs, clock=clock)
+
+
+def _load_world(config: RunConfig, prepared: _Prepared) -> World:
+    """Build the world (seconds for the LE) and time it as ``world_load``."""
+    with prepared.clock.phase("world_load"):
+        return build_world_on(config.env, prepared.dataset)
+
+
+def _settle(task: asyncio.Task[World]) -> None:
+    """Leave no error of a world load that the run did not wait for unretrieved."""
+    if not task.done():
+        task.cancel()  # the loading thread runs on; asyncio.run waits for it
+    elif not task.cancelled():
+        task.exception()
 
 
 async def _execute(
     config: RunConfig, prepared: _Prepared, run_dir: Path, resume: bool
 ) -> RunResult:
     started = time.monotonic()
-    world: World = prepared.world
     prompts, specs = prepared.prompts, prepared.specs
     name = run_dir.name
     memory_root = config.memory.dir / name
@@ -122,53 +138,59 @@ async def _execute(
     finished = records.recover(run_dir, {spec.key for spec in specs}) if resume else []
     accounting = Accounting() if config.agent.is_llm else None
     clock = prepared.clock
+    # The world loads in a thread while the server starts (both take tens of seconds).
+    world_task = asyncio.create_task(asyncio.to_thread(_load_world, config, prepared))
     connecting = time.monotonic()
-    async with make_llm_client(config, run_dir) as connection:
-        clock.add("server_start", time.monotonic() - connecting)
-        metrics_before = connection.server_metrics() if config.agent.is_llm else None
-        policy = build_policy(
-            config,
-            world,
-            client=connection.client,
-            role_clients=connection.role_clients,
-            accounting=accounting,
-            prompts=prompts,
-            memory_root=memory_root,
-        )
-        writer = RunWriter(run_dir)
-        threads = env_threads(config, world)
-        ctx = RunContext(config, world, policy, writer, accounting, threads)
-        # Waves finished before an interruption replay nothing but still commit (in their
-        # turn, so snapshots and the test phase see what they would have); a wave in
-        # progress commits at its end, as it would have.
-        done = {record.key: record for record in finished}
-        train = [s for s in specs if s.phase == "train"]
-        test = [s for s in specs if s.phase == "test"]
-        snapshots = set(config.memory.snapshot_after)
+    try:
+        async with make_llm_client(config, run_dir) as connection:
+            clock.add("server_start", time.monotonic() - connecting)
+            world = await world_task
+            metrics_before = connection.server_metrics() if config.agent.is_llm else None
+            policy = build_policy(
+                config,
+                world,
+                client=connection.client,
+                role_clients=connection.role_clients,
+                accounting=accounting,
+                prompts=prompts,
+                memory_root=memory_root,
+            )
+            writer = RunWriter(run_dir)
+            threads = env_threads(config, world)
+            ctx = RunContext(config, world, policy, writer, accounting, threads)
+            # Waves finished before an interruption replay nothing but still commit (in their
+            # turn, so snapshots and the test phase see what they would have); a wave in
+            # progress commits at its end, as it would have.
+            done = {record.key: record for record in finished}
+            train = [s for s in specs if s.phase == "train"]
+            test = [s for s in specs if s.phase == "test"]
+            snapshots = set(config.memory.snapshot_after)
 
-        def after_train_wave(count: int) -> None:
-            if count in snapshots and config.agent.is_llm:
-                snapshot_memories(memory_root, run_dir, count)
+            def after_train_wave(count: int) -> None:
+                if count in snapshots and config.agent.is_llm:
+                    snapshot_memories(memory_root, run_dir, count)
 
-        if 0 in snapshots and config.agent.is_llm:
-            snapshot_memories(memory_root, run_dir, 0)
-        try:
-            async with progress(config.progress) as bars:
-                with clock.phase("train"):
-                    await run_phase(ctx, train, done, bars, "train episodes", after_train_wave)
-                if (learner := learning(policy)) is not None:
-                    learner.reload()
-                with clock.phase("test"):
-                    await run_phase(ctx, test, done, bars, "test episodes")
-        finally:
-            writer.close()
-            if threads is not None:
-                threads.shutdown(wait=True, cancel_futures=True)
-        metrics_after = connection.server_metrics() if metrics_before is not None else None
+            if 0 in snapshots and config.agent.is_llm:
+                snapshot_memories(memory_root, run_dir, 0)
+            try:
+                async with progress(config.progress) as bars:
+                    with clock.phase("train"):
+                        await run_phase(ctx, train, done, bars, "train episodes", after_train_wave)
+                    if (learner := learning(policy)) is not None:
+                        learner.reload()
+                    with clock.phase("test"):
+                        await run_phase(ctx, test, done, bars, "test episodes")
+            finally:
+                writer.close()
+                if threads is not None:
+                    threads.shutdown(wait=True, cancel_futures=True)
+            metrics_after = connection.server_metrics() if metrics_before is not None else None
+    finally:
+        _settle(world_task)
     episodes = records.read_episodes(run_dir)
     recovered = {r.key for r in finished}
     played = [r for r in episodes if r.key not in recovered]  # by this invocation
-    summary = summarize_episodes(episodes, n_items=len(world.dataset.catalogue))
+    summary = summarize_episodes(episodes, n_items=len(prepared.dataset.catalogue))
     if config.agent.is_llm:
         loop = loop_stats_by_phase(records.read_steps(run_dir), config.agent.gamma)
         summary["loop"] = {phase: stats.model_dump() for phase, stats in loop.items()}

@@ -1,7 +1,8 @@
 """Where a run's wall time goes: start-up, server, phases, and the LLM engine's idle share.
 
-``summary.json``'s ``phases`` records, in seconds: ``prepare_s`` (data, world model and input
-checks, before the run directory), ``server_start_s`` (starting the LLM server, when billp
+``summary.json``'s ``phases`` records, in seconds: ``prepare_s`` (data and input checks,
+before the run directory), ``world_load_s`` (building the world, the LE's model for one; it
+runs while the server starts), ``server_start_s`` (starting the LLM server, when billp
 starts one), ``train_s`` and ``test_s`` (playing each phase), ``to_first_request_s`` (from the
 process's start to its first LLM request) and ``total_s`` (process start to the summary), and
 ``engine_idle_share``: the share of the time from the first LLM request to the last reply with

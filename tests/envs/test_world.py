@@ -8,8 +8,8 @@ import pytest
 from gymnasium.wrappers import TimeLimit
 
 from billp.config import DataConfig, EnvConfig, LEConfig
-from billp.data import UnknownUserError
-from billp.envs import MatrixUserModel, RecommendationEnv, World, build_world
+from billp.data import UnknownUserError, load_dataset
+from billp.envs import MatrixUserModel, RecommendationEnv, World, build_world, check_world
 from billp.envs.quit_rule import QuitDecision
 from billp.le.errors import CheckpointError, CheckpointMismatchError
 
@@ -58,3 +58,20 @@ def test_le_world_needs_a_checkpoint_of_its_catalogue(
         build_world(missing, toy_data_config)
     with pytest.raises(CheckpointMismatchError, match="does not match the catalogue"):
         build_world(EnvConfig(name="le"), toy_data_config)  # the shipped ML-100K checkpoint
+
+
+def test_le_world_check_fails_like_the_build_without_loading_the_base_model(
+    toy_data_config: DataConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # check_world runs before the LLM server starts; the slow load runs beside the start.
+    def no_load(*args: object, **kwargs: object) -> None:
+        raise AssertionError("check_world loaded the base model")
+
+    monkeypatch.setattr("billp.le.checkpoint.load_base", no_load)
+    dataset = load_dataset(toy_data_config)
+    missing = EnvConfig(name="le", le=LEConfig(checkpoint=tmp_path / "missing"))
+    with pytest.raises(CheckpointError, match="checkpoint folder not found"):
+        check_world(missing, dataset)
+    with pytest.raises(CheckpointMismatchError, match="does not match the catalogue"):
+        check_world(EnvConfig(name="le"), dataset)
+    check_world(EnvConfig(name="matrix"), dataset)  # nothing to check before its fit
