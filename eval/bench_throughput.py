@@ -12,9 +12,11 @@ the default LE world and model), so start-up counts as a user sees it. Runs, in 
 
 Workloads: ``default`` is the README's run (8 train and 8 test users, cap 20); ``cap10`` is a
 learning-curve-sized run (8 train users, 16 test users of the dev block at offset 100, cap 10,
-no test-phase learning). Users per hour are counted on the process's wall clock (imports, world
-and server start-up included). A ratio's interval is a t-interval of the per-repeat log ratios
-(each repeat's baseline and new run ran back to back); with one repeat there is none.
+no test-phase learning); ``startup`` (``--workloads startup``) is two dev-block users of two
+steps, for the time to the first LLM request. Users per hour are counted on the process's wall
+clock (imports, world and server start-up included). A ratio's interval is a t-interval of the
+per-repeat log ratios (each repeat's baseline and new run ran back to back); with one repeat
+there is none.
 
 The agents are not told the same things in every arm: the reply formats differ (see the
 levers), so each arm's Len and R_traj are printed beside its speed; a change in what agents see
@@ -66,6 +68,10 @@ WORKLOADS: dict[str, list[str]] = {
         "--train-users", "8", "--test-users", "16", "--test-user-offset", "100",
         "--env.max-steps", "10", "--memory.learn-during-test", "false",
     ],
+    "startup": [
+        "--train-users", "0", "--test-users", "2", "--test-user-offset", "100",
+        "--env.max-steps", "2",
+    ],
 }  # fmt: skip
 LEVERS: dict[str, list[str]] = {
     "old reply formats": [
@@ -93,7 +99,7 @@ LEVER_ENVIRONMENTS: dict[str, dict[str, str]] = {
     "vLLM's OpenMP threads sleep when idle": {"OMP_WAIT_POLICY": "PASSIVE"},
 }
 """Levers that are environment variables of the run (the vLLM server inherits them)."""
-DEV_BLOCK_WORKLOADS = frozenset({"cap10"})
+DEV_BLOCK_WORKLOADS = frozenset({"cap10", "startup"})
 """Workloads whose test users are in the dev block (offset 100): only their outcomes are
 compared; the default run plays test users 0-7, which are kept for final figures."""
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306}
@@ -161,6 +167,7 @@ def play(
         "to_first_request_s": phases.get("to_first_request_s"),
         "server_start_s": phases.get("server_start_s"),
         "prepare_s": phases.get("prepare_s"),
+        "world_load_s": phases.get("world_load_s"),
         "engine_idle_share": phases.get("engine_idle_share"),
         "test_len": test.get("len"),
         "test_r_traj": test.get("r_traj"),
@@ -249,6 +256,13 @@ def figures(results: dict[str, dict[str, Any]], repeats: int) -> dict[str, Any]:
                     [n["env_steps_per_s"] for n, _ in pairs],
                     [o["env_steps_per_s"] for _, o in pairs],
                 ),
+                # Seconds from the process's start to its first LLM request, new - baseline,
+                # per repeat (each pair ran back to back).
+                "to_first_request_s_new_minus_baseline": [
+                    round(n["to_first_request_s"] - o["to_first_request_s"], 1)
+                    for n, o in pairs
+                    if n["to_first_request_s"] is not None and o["to_first_request_s"] is not None
+                ],
             }
     reference = results.get("lever-reference")
     levers = {}
@@ -282,6 +296,11 @@ def played_users(workloads: list[str], levers: list[str]) -> str:
         offset = int(cap10[cap10.index("--test-user-offset") + 1])
         count = int(cap10[cap10.index("--test-users") + 1])
         parts.append(blocks.describe(offset, count) + " in the cap10 run")
+    if "startup" in workloads:
+        startup = WORKLOADS["startup"]
+        offset = int(startup[startup.index("--test-user-offset") + 1])
+        count = int(startup[startup.index("--test-users") + 1])
+        parts.append(blocks.describe(offset, count) + " in the startup runs")
     if levers:
         count = int(LEVER_WORKLOAD[LEVER_WORKLOAD.index("--test-users") + 1])
         parts.append(blocks.describe(0, count) + " in the lever runs (speed only)")
@@ -313,8 +332,9 @@ def render(report: dict[str, Any]) -> str:
         "",
         "## Today's defaults against the baseline",
         "",
-        "| workload | users/hour ratio [95 % CI] | env steps/s ratio [95 % CI] | repeats |",
-        "|---|---|---|---|",
+        "| workload | users/hour ratio [95 % CI] | env steps/s ratio [95 % CI] | "
+        "first LLM request, new - baseline (s, per repeat) | repeats |",
+        "|---|---|---|---|---|",
     ]
 
     def cell(r: dict[str, Any]) -> str:
@@ -324,7 +344,8 @@ def render(report: dict[str, Any]) -> str:
     for workload, ab in report["figures"]["ab"].items():
         lines.append(
             f"| {workload} | {cell(ab['users_per_hour'])} | {cell(ab['env_steps_per_s'])} | "
-            f"{ab['users_per_hour']['pairs']} |"
+            f"{', '.join(f'{d:+.1f}' for d in ab.get('to_first_request_s_new_minus_baseline', []))}"
+            f" | {ab['users_per_hour']['pairs']} |"
         )
     lines += [
         "",
@@ -394,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-ref", default=BASELINE_REF)
     parser.add_argument("--new-ref", default="HEAD", help="The commit measured as today's.")
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--workloads", nargs="*", default=list(WORKLOADS))
+    parser.add_argument("--workloads", nargs="*", default=["default", "cap10"])
     parser.add_argument("--levers", nargs="*", default=[*LEVERS, *LEVER_ENVIRONMENTS])
     parser.add_argument("--json", type=Path)
     parser.add_argument("--markdown", type=Path)
