@@ -74,7 +74,7 @@ from pipeline.provenance import (
     source,
     write_results,
 )
-from table_runs import resolve, run_one, shared_server
+from table_runs import resolve, run_one, shared_server, test_user_offsets
 
 WORLDS = ("matrix", "le")
 POINTS = (0, 8, 24, 48)
@@ -198,6 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--points", nargs="+", type=int, default=list(POINTS), help="Train users N of each point."
     )
     parser.add_argument("--test-users", type=int, default=16, help="Fixed test users per point.")
+    parser.add_argument(
+        "--seed-blocks",
+        action="store_true",
+        help="The i-th seed plays the i-th block of --test-users test users from "
+        "--test-user-offset (as eval/paper_table.py does), so seeds add users; default: every "
+        "seed plays the same test users.",
+    )
     parser.add_argument("--out-dir", type=Path, default=Path("eval/curve_runs"))
     parser.add_argument("--markdown", type=Path, help="Write the tables as markdown here.")
     parser.add_argument("--plot", type=Path, help="Write the PNG plot here.")
@@ -245,6 +252,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     points = sorted(set(args.points))
+    offsets = (
+        test_user_offsets(args.seeds, args.test_users, base.test_user_offset)
+        if args.seed_blocks
+        else dict.fromkeys(args.seeds, base.test_user_offset)
+    )
+
+    def seed_flags(seed: int) -> list[str]:
+        return ["--test-user-offset", str(offsets[seed])] if args.seed_blocks else []
+
     curves = [
         Curve(world, agent, seed)
         for world in args.worlds
@@ -265,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
                             points,
                             args.test_users,
                             out_dir,
-                            [*passthrough, *flags],
+                            [*passthrough, *flags, *seed_flags(c.seed)],
                             console,
                             args.run_timeout_s,
                             executor,
@@ -287,14 +303,23 @@ def main(argv: list[str] | None = None) -> int:
                 "world": curve.world,
                 "agent": curve.agent,
                 "seed": curve.seed,
+                "test_user_offset": offsets[curve.seed],
                 "points": point_numbers(curve),
                 "gain": paired_gain(curve, 0, max(curve.tests)),
                 "train_loop": train_loop(curve),
             }
         )
     command = command_line("learning_curve.py", argv)
+    blocks_of_seeds = (
+        "; ".join(
+            f"seed {seed}: {blocks.describe(offsets[seed], args.test_users)}" for seed in args.seeds
+        )
+        if args.seed_blocks
+        else blocks.describe(base.test_user_offset, args.test_users)
+    )
     caption = (
-        f"Points N = {', '.join(map(str, points))}; {args.test_users} fixed test users; "
+        f"Points N = {', '.join(map(str, points))}; {args.test_users} fixed test users"
+        f"{' per seed, a block each' if args.seed_blocks else ''}; "
         f"seeds {', '.join(map(str, args.seeds))}; test-phase learning off; react/actonly keep "
         "no memories (flat references)."
     )
@@ -307,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
             else f"scripted test double ({base.llm.scripted_policy})",
             knowledge=base.agent.knowledge,
             users=(f"train users 0-{max(points) - 1}; " if max(points) else "no train users; ")
-            + blocks.describe(base.test_user_offset, args.test_users),
+            + blocks_of_seeds,
             started=made_from,
         ).model_dump(),
         "caption": caption,

@@ -109,3 +109,48 @@ def test_tiny_curve_end_to_end(
     assert prov["model"] == "scripted test double (random)"
     assert text == learning_curve.render(payload)
     assert (tmp_path / "curve.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_seed_blocks_give_each_seed_its_own_test_users(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, billp_cache: Path
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(billp_cache))
+    flags = ["--worlds", "matrix", "--agents", "actonly", "--points", "0", "--test-users", "2"]
+    code = learning_curve.main(
+        [
+            *flags,
+            "--seeds",
+            "0",
+            "1",
+            "--seed-blocks",
+            "--test-user-offset",
+            "100",
+            "--out-dir",
+            str(tmp_path / "out"),
+            "--json",
+            str(tmp_path / "curve.json"),
+            "--llm.backend",
+            "scripted",
+            "--env.max-steps",
+            "2",
+        ]
+    )
+    assert code == 0
+    payload = json.loads((tmp_path / "curve.json").read_text())
+    offsets = {r["seed"]: r["test_user_offset"] for r in payload["results"]}
+    assert offsets == {0: 100, 1: 102}
+    assert payload["provenance"]["users"] == (
+        "no train users; seed 0: test users 100-101 (dev block); "
+        "seed 1: test users 102-103 (dev block)"
+    )
+    played = {
+        seed: {
+            json.loads(line)["user_id"]
+            for line in next((tmp_path / "out" / "test").rglob(f"*__{seed}__*/episodes.jsonl"))
+            .read_text()
+            .splitlines()
+        }
+        for seed in (0, 1)
+    }
+    assert played[0].isdisjoint(played[1]) and len(played[0]) == len(played[1]) == 2
