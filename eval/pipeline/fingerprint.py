@@ -36,7 +36,7 @@ def _tracked_files(root: Path) -> list[str] | None:
             text=True,
             check=False,
         )
-    except FileNotFoundError:  # no git on this machine
+    except OSError:  # no git on this machine, or it cannot run: fingerprint plain files
         return None
     if done.returncode != 0 or top.returncode != 0:
         return None

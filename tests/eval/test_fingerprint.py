@@ -82,6 +82,20 @@ def test_in_a_git_tree_only_tracked_files_count(tmp_path: Path) -> None:
     assert fingerprint(root, PARTS)["agents"] == tracked["agents"]
 
 
+@pytest.mark.parametrize("error", [FileNotFoundError, PermissionError])
+def test_a_git_that_cannot_run_falls_back_to_plain_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: type[OSError]
+) -> None:
+    root = _copy(tmp_path / "a")
+    plain = fingerprint(root, PARTS)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise error("git")
+
+    monkeypatch.setattr("pipeline.fingerprint.subprocess.run", broken)
+    assert fingerprint(root, PARTS) == plain
+
+
 def test_the_repository_spec_covers_what_decides_behaviour() -> None:
     specs = load_specs()
     for part in ("prompts", "agents", "envs", "le", "llm", "memory", "config", "checkpoints"):
