@@ -42,58 +42,71 @@ def _loop_cells(loop: dict[str, Any]) -> str:
 TITLE = "Learning curves (test phase vs train users seen)"
 
 
-def markdown(results: list[dict[str, Any]], caption: str) -> str:
-    """The tables of a learning-curve result (the provenance header comes before them)."""
+def markdown(
+    results: list[dict[str, Any]], caption: str, comparisons: list[dict[str, Any]] | None = None
+) -> str:
+    """The tables of a learning-curve result (the provenance header comes before them); a
+    variant column when the curves have variants."""
+    varied = any(r.get("variant") for r in results)
+    head = "| world | variant | agent | seed |" if varied else "| world | agent | seed |"
+    align = "|---|---|---|---:|" if varied else "|---|---|---:|"
+
+    def key(result: dict[str, Any]) -> str:
+        variant = f" {result.get('variant', '')} |" if varied else ""
+        return f"| {result['world']} |{variant} {result['agent']} | {result['seed']} |"
+
     lines = [
         caption,
         "",
         "## Test Len and R_traj after N train users (mean [95 % CI] over the same test users)",
         "",
-        "| world | agent | seed | N | Len | R_traj | " + _loop_header(),
-        "|---|---|---:|---:|---:|---:|" + "---:|" * len(LOOP_COLUMNS),
+        f"{head} N | Len | R_traj | " + _loop_header(),
+        f"{align}---:|---:|---:|" + "---:|" * len(LOOP_COLUMNS),
     ]
     for result in results:
         for point, entry in result["points"].items():
             loop = entry["loop"]
             lines.append(
-                f"| {result['world']} | {result['agent']} | {result['seed']} | {point} | "
+                f"{key(result)} {point} | "
                 f"{_cell(entry['length'])} | {_cell(entry['total_reward'])} | " + _loop_cells(loop)
             )
     lines += [
         "",
         "## Paired difference N_max - 0 over the same test users",
         "",
-        "| world | agent | seed | users | ΔLen [95 % CI] | p | ΔR_traj [95 % CI] | p |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        f"{head} users | ΔLen [95 % CI] | p | ΔR_traj [95 % CI] | p |",
+        f"{align}---:|---:|---:|---:|---:|",
     ]
     for result in results:
         gain = result["gain"]
         if not gain:
             continue
-        cells = []
-        for metric in METRICS:
-            g = gain[metric]
-            cells.append(
-                f"{_fmt(g['diff'])} [{_fmt(g['diff_ci_low'])}, {_fmt(g['diff_ci_high'])}] | "
-                f"{_fmt(g['p_value'], 3)}"
+        lines.append(f"{key(result)} {gain['length']['pairs']} | {_diff_cells(gain)} |")
+    if comparisons:
+        lines += [
+            "",
+            "## Paired difference between agents at their last points, over the same test users",
+            "",
+            f"{head} N | other agent | N | users | ΔLen [95 % CI] | p | ΔR_traj [95 % CI] | p |",
+            f"{align}---:|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for c in comparisons:
+            lines.append(
+                f"{key(c)} {c['point']} | {c['other']} | {c['other_point']} | "
+                f"{c['length']['pairs']} | {_diff_cells(c)} |"
             )
-        lines.append(
-            f"| {result['world']} | {result['agent']} | {result['seed']} | "
-            f"{gain['length']['pairs']} | " + " | ".join(cells) + " |"
-        )
     lines += [
         "",
         "## The learning loop during each train pass",
         "",
-        "| world | agent | seed | episodes | steps | " + _loop_header(),
-        "|---|---|---:|---:|---:|" + "---:|" * len(LOOP_COLUMNS),
+        f"{head} episodes | steps | " + _loop_header(),
+        f"{align}---:|---:|" + "---:|" * len(LOOP_COLUMNS),
     ]
     for result in results:
         loop = result["train_loop"]
         if loop:
             lines.append(
-                f"| {result['world']} | {result['agent']} | {result['seed']} | "
-                f"{loop.get('episodes')} | {loop.get('steps')} | " + _loop_cells(loop)
+                f"{key(result)} {loop.get('episodes')} | {loop.get('steps')} | " + _loop_cells(loop)
             )
     lines += [
         "",
@@ -105,6 +118,23 @@ def markdown(results: list[dict[str, Any]], caption: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _diff_cells(diffs: dict[str, Any]) -> str:
+    """Each metric's paired difference with its interval and p-value."""
+    cells = []
+    for metric in METRICS:
+        g = diffs[metric]
+        cells.append(
+            f"{_fmt(g['diff'])} [{_fmt(g['diff_ci_low'])}, {_fmt(g['diff_ci_high'])}] | "
+            f"{_fmt(g['p_value'], 3)}"
+        )
+    return " | ".join(cells)
+
+
+def _label(result: dict[str, Any]) -> str:
+    variant = f" {result['variant']}" if result.get("variant") else ""
+    return f"{result['agent']}{variant} (seed {result['seed']})"
 
 
 def _or(value: float | None, default: float) -> float:
@@ -146,7 +176,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
                     yerr=yerr,
                     fmt=style + "o",
                     capsize=3,
-                    label=f"{result['agent']} (seed {result['seed']})",
+                    label=_label(result),
                 )
             ax.set_title(f"{world}: test {LABELS[metric]}")
             ax.set_xlabel("train users seen (N)")

@@ -30,11 +30,13 @@ METRICS = ("length", "total_reward")
 
 @dataclass
 class Curve:
-    """One (world, agent, seed): the train pass and the test run of each point."""
+    """One (world, agent, seed, variant): the train pass and the test run of each point."""
 
     world: str
     agent: str
     seed: int
+    variant: str = ""
+    """The name of the ``--variant`` whose flags the curve's runs add ('' for none)."""
     train_run: Path | None = None
     tests: dict[int, Path] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
@@ -83,7 +85,12 @@ def paired_gain(curve: Curve, low: int, high: int) -> dict[str, Any]:
     """Paired difference (high - low) per metric over the users both runs played."""
     if low not in curve.tests or high not in curve.tests:
         return {}
-    a, b = test_episodes(curve.tests[low]), test_episodes(curve.tests[high])
+    return paired_runs(curve.tests[low], curve.tests[high])
+
+
+def paired_runs(run_a: Path, run_b: Path) -> dict[str, Any]:
+    """Paired difference (b - a) per metric over the test users both runs played."""
+    a, b = test_episodes(run_a), test_episodes(run_b)
     users = sorted(set(a) & set(b))
     out = {}
     for metric in METRICS:
@@ -97,3 +104,31 @@ def train_loop(curve: Curve) -> dict[str, Any]:
         return {}
     summary = json.loads((curve.train_run / "summary.json").read_text(encoding="utf-8"))
     return summary.get("loop", {}).get("train", {})
+
+
+def agent_comparisons(curves: list[Curve]) -> list[dict[str, Any]]:
+    """At each curve's last point: the first agent of every (world, variant, seed) against
+    each other agent of it, paired over their test users (first - other)."""
+    groups: dict[tuple[str, str, int], list[Curve]] = {}
+    for curve in curves:
+        if curve.tests:
+            groups.setdefault((curve.world, curve.variant, curve.seed), []).append(curve)
+    out = []
+    for (world, variant, seed), members in groups.items():
+        first, *others = members
+        for other in others:
+            a_point = max(first.tests)
+            b_point = 0 if other.agent in MEMORYLESS else max(other.tests)
+            out.append(
+                {
+                    "world": world,
+                    "variant": variant,
+                    "seed": seed,
+                    "agent": first.agent,
+                    "point": a_point,
+                    "other": other.agent,
+                    "other_point": b_point,
+                    **paired_runs(other.tests[b_point], first.tests[a_point]),
+                }
+            )
+    return out

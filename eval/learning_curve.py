@@ -25,6 +25,17 @@ every simulate call, so the same script makes the CPU result and a GPU-sized run
     python eval/learning_curve.py --llm.backend openai --llm.base-url http://gpu:8000/v1 \\
         --llm.model Qwen/Qwen2.5-7B-Instruct --points 0 16 48 96 --test-users 64 --jobs 8
 
+``--variant NAME=FLAGS`` (repeatable) plays every curve once per named set of extra flags (the
+knowledge settings, a control such as ``--memory.shuffle-rewards true``); ``--seed-blocks``
+gives each seed its own block of test users. Besides each curve's own gain, the first agent of
+every (world, variant, seed) is compared at its last point with each other agent, paired over
+the same test users::
+
+    python eval/learning_curve.py --worlds le --agents billp actonly --points 0 32 \
+        --seeds 0 1 2 --seed-blocks --test-users 32 --env.max-steps 10 \
+        --variant 'informed=--agent.knowledge informed' \
+        --variant 'uninformed=--agent.knowledge uninformed' --out-dir DIR --json F --markdown M
+
 With ``--executor ray [--ray-address auto]`` every run is a Ray task
 (:mod:`billp.evaluation.executors`): all curves go at once, each still playing its train pass
 before its test runs.
@@ -36,6 +47,7 @@ split's train users. Nothing is tuned on the test users.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -60,7 +72,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from curve_report import LABELS as LABELS
 from curve_report import LOOP_COLUMNS as LOOP_COLUMNS
 from curve_report import TITLE, markdown, plot
-from curve_results import AGENTS, MEMORYLESS, Curve, paired_gain, point_numbers, train_loop
+from curve_results import (
+    AGENTS,
+    MEMORYLESS,
+    Curve,
+    agent_comparisons,
+    paired_gain,
+    point_numbers,
+    train_loop,
+)
 from curve_results import METRICS as METRICS
 from curve_results import mean_interval as mean_interval
 from curve_results import test_episodes as test_episodes
@@ -199,6 +219,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--test-users", type=int, default=16, help="Fixed test users per point.")
     parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=FLAGS",
+        help="A named set of simulate flags every curve is also played with (repeatable), e.g. "
+        "--variant 'uninformed=--agent.knowledge uninformed'; each variant's runs live under "
+        "--out-dir/NAME. Default: one variant, the other flags alone.",
+    )
+    parser.add_argument(
         "--seed-blocks",
         action="store_true",
         help="The i-th seed plays the i-th block of --test-users test users from "
@@ -231,6 +260,32 @@ def check_inputs(args: argparse.Namespace, base: RunConfig) -> str | None:
     return None
 
 
+def parse_variants(
+    specs: list[str], passthrough: list[str]
+) -> tuple[dict[str, list[str]], str | None]:
+    """``--variant NAME=FLAGS`` values as name -> flags (``{"": []}`` for none), or a problem
+    (a malformed, repeated or invalid variant)."""
+    if not specs:
+        return {"": []}, None
+    variants: dict[str, list[str]] = {}
+    for spec in specs:
+        name, sep, flags = spec.partition("=")
+        name = name.strip()
+        if not sep or not name or not name.replace("-", "").replace("_", "").isalnum():
+            return (
+                {},
+                f"--variant {spec!r}: expected NAME=FLAGS with a name of letters, digits, - or _",
+            )
+        if name in variants:
+            return {}, f"--variant {name!r} is given twice"
+        try:
+            variants[name] = shlex.split(flags)
+            resolve([*passthrough, *variants[name]])
+        except (ValueError, ConfigError, SystemExit) as exc:
+            return {}, f"--variant {name!r}: invalid simulate flags: {exc}"
+    return variants, None
+
+
 def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     made_from = source()
@@ -251,6 +306,18 @@ def main(argv: list[str] | None = None) -> int:
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    variants, problem = parse_variants(args.variant, passthrough)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    knowledge = (
+        ", ".join(
+            f"{name}: {resolve([*passthrough, *flags]).agent.knowledge}"
+            for name, flags in variants.items()
+        )
+        if args.variant
+        else base.agent.knowledge
+    )
     points = sorted(set(args.points))
     offsets = (
         test_user_offsets(args.seeds, args.test_users, base.test_user_offset)
@@ -262,8 +329,9 @@ def main(argv: list[str] | None = None) -> int:
         return ["--test-user-offset", str(offsets[seed])] if args.seed_blocks else []
 
     curves = [
-        Curve(world, agent, seed)
+        Curve(world, agent, seed, name)
         for world in args.worlds
+        for name in variants
         for agent in args.agents
         for seed in args.seeds
     ]
@@ -280,8 +348,8 @@ def main(argv: list[str] | None = None) -> int:
                             c,
                             points,
                             args.test_users,
-                            out_dir,
-                            [*passthrough, *flags, *seed_flags(c.seed)],
+                            out_dir / c.variant if c.variant else out_dir,
+                            [*passthrough, *variants[c.variant], *flags, *seed_flags(c.seed)],
                             console,
                             args.run_timeout_s,
                             executor,
@@ -303,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
                 "world": curve.world,
                 "agent": curve.agent,
                 "seed": curve.seed,
+                "variant": curve.variant,
                 "test_user_offset": offsets[curve.seed],
                 "points": point_numbers(curve),
                 "gain": paired_gain(curve, 0, max(curve.tests)),
@@ -330,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
             model=base.llm.model
             if base.llm.backend != "scripted"
             else f"scripted test double ({base.llm.scripted_policy})",
-            knowledge=base.agent.knowledge,
+            knowledge=knowledge,
             users=(f"train users 0-{max(points) - 1}; " if max(points) else "no train users; ")
             + blocks_of_seeds,
             started=made_from,
@@ -338,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         "caption": caption,
         "failures": failures,
         "results": results,
+        "comparisons": agent_comparisons([c for c in done if not c.errors]),
     }
     text = render(data)
     print(text)
@@ -355,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
 def render(data: dict) -> str:
     """The markdown of a learning-curve JSON: the provenance header, then the tables."""
     header = header_markdown(TITLE, Provenance.model_validate(data["provenance"]))
-    return header + "\n" + markdown(data["results"], data["caption"])
+    return header + "\n" + markdown(data["results"], data["caption"], data.get("comparisons"))
 
 
 if __name__ == "__main__":

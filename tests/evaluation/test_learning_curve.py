@@ -34,6 +34,9 @@ def test_train_pass_snapshots_each_point_and_tests_learn_nothing(tmp_path: Path)
         (["--points", "4", "8"], "include 0"),
         (["--points", "0", "6"], "multiples of wave_size"),
         (["--agents", "random"], "LLM agents"),
+        (["--variant", "no-equals-sign"], "expected NAME=FLAGS"),
+        (["--variant", "a=", "--variant", "a=--seed 1"], "given twice"),
+        (["--variant", "a=--agent.knowledge clairvoyant"], "invalid simulate flags"),
     ],
 )
 def test_bad_arguments_exit_2_before_any_run(
@@ -100,6 +103,11 @@ def test_tiny_curve_end_to_end(
     # The memoryless reference is played once and drawn flat.
     actonly = by_agent["actonly"]["points"]
     assert actonly["0"]["total_reward"] == actonly["4"]["total_reward"]
+    # billp at its last point against the memoryless reference, over the same users.
+    (comparison,) = payload["comparisons"]
+    assert (comparison["agent"], comparison["point"]) == ("billp", 4)
+    assert (comparison["other"], comparison["other_point"]) == ("actonly", 0)
+    assert comparison["total_reward"]["pairs"] == 2
     text = (tmp_path / "curve.md").read_text()
     assert "Paired difference" in text
     # Provenance: generated from the JSON, naming the users' block and the knowledge setting.
@@ -112,7 +120,7 @@ def test_tiny_curve_end_to_end(
 
 
 @pytest.mark.slow
-def test_seed_blocks_give_each_seed_its_own_test_users(
+def test_seed_blocks_and_variants(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, billp_cache: Path
 ) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(billp_cache))
@@ -124,6 +132,10 @@ def test_seed_blocks_give_each_seed_its_own_test_users(
             "0",
             "1",
             "--seed-blocks",
+            "--variant",
+            "told=--agent.knowledge informed",
+            "--variant",
+            "untold=--agent.knowledge uninformed",
             "--test-user-offset",
             "100",
             "--out-dir",
@@ -138,19 +150,20 @@ def test_seed_blocks_give_each_seed_its_own_test_users(
     )
     assert code == 0
     payload = json.loads((tmp_path / "curve.json").read_text())
-    offsets = {r["seed"]: r["test_user_offset"] for r in payload["results"]}
-    assert offsets == {0: 100, 1: 102}
-    assert payload["provenance"]["users"] == (
+    offsets = {(r["variant"], r["seed"]): r["test_user_offset"] for r in payload["results"]}
+    assert offsets == {("told", 0): 100, ("told", 1): 102, ("untold", 0): 100, ("untold", 1): 102}
+    prov = payload["provenance"]
+    assert prov["users"] == (
         "no train users; seed 0: test users 100-101 (dev block); "
         "seed 1: test users 102-103 (dev block)"
     )
-    played = {
-        seed: {
-            json.loads(line)["user_id"]
-            for line in next((tmp_path / "out" / "test").rglob(f"*__{seed}__*/episodes.jsonl"))
-            .read_text()
-            .splitlines()
-        }
-        for seed in (0, 1)
-    }
-    assert played[0].isdisjoint(played[1]) and len(played[0]) == len(played[1]) == 2
+    assert prov["knowledge"] == "told: informed, untold: uninformed"
+    for variant, knowledge in (("told", "informed"), ("untold", "uninformed")):
+        played = {}
+        for seed in (0, 1):
+            (run,) = (tmp_path / "out" / variant / "test").rglob(f"*__{seed}__*")
+            assert f'knowledge = "{knowledge}"' in (run / "config.toml").read_text()
+            lines = (run / "episodes.jsonl").read_text().splitlines()
+            played[seed] = {json.loads(line)["user_id"] for line in lines}
+        assert played[0].isdisjoint(played[1]) and len(played[0]) == len(played[1]) == 2
+    assert "| world | variant | agent | seed |" in learning_curve.render(payload)
