@@ -43,7 +43,10 @@ TITLE = "Learning curves (test phase vs train users seen)"
 
 
 def markdown(
-    results: list[dict[str, Any]], caption: str, comparisons: list[dict[str, Any]] | None = None
+    results: list[dict[str, Any]],
+    caption: str,
+    comparisons: list[dict[str, Any]] | None = None,
+    figures: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     """The tables of a learning-curve result (the provenance header comes before them); a
     variant column when the curves have variants."""
@@ -95,6 +98,23 @@ def markdown(
                 f"{key(c)} {c['point']} | {c['other']} | {c['other_point']} | "
                 f"{c['length']['pairs']} | {_diff_cells(c)} |"
             )
+    if figures and len({r["seed"] for r in results}) > 1:
+        lines += [
+            "",
+            "## Seeds pooled (each seed's users paired within it)",
+            "",
+            "| figure | seeds | users | ΔLen [95 % CI] | p | ΔR_traj [95 % CI] | p |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for name, entry in figures.items():
+            seeds = ", ".join(map(str, entry["seeds"]))
+            rows = [(f"{name}: N_max - 0", entry.get("gain"))]
+            rows += [(f"{name} - {other}", d) for other, d in entry.get("vs", {}).items()]
+            for label, diffs in rows:
+                if diffs:
+                    lines.append(
+                        f"| {label} | {seeds} | {diffs['length']['pairs']} | {_diff_cells(diffs)} |"
+                    )
     lines += [
         "",
         "## The learning loop during each train pass",

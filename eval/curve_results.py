@@ -90,12 +90,24 @@ def paired_gain(curve: Curve, low: int, high: int) -> dict[str, Any]:
 
 def paired_runs(run_a: Path, run_b: Path) -> dict[str, Any]:
     """Paired difference (b - a) per metric over the test users both runs played."""
-    a, b = test_episodes(run_a), test_episodes(run_b)
-    users = sorted(set(a) & set(b))
+    return pooled_pairs([(run_a, run_b)])
+
+
+def pooled_pairs(runs: list[tuple[Path, Path]]) -> dict[str, Any]:
+    """Paired difference (b - a) per metric over the users of every pair of runs (each pair
+    over the users both of its runs played; pairs of different seeds play different users)."""
+    a_values: dict[str, list[float]] = {m: [] for m in METRICS}
+    b_values: dict[str, list[float]] = {m: [] for m in METRICS}
+    for run_a, run_b in runs:
+        a, b = test_episodes(run_a), test_episodes(run_b)
+        for user in sorted(set(a) & set(b)):
+            for metric in METRICS:
+                a_values[metric].append(a[user][metric])
+                b_values[metric].append(b[user][metric])
     out = {}
     for metric in METRICS:
-        joint = np.asarray([a[u][metric] for u in users] + [b[u][metric] for u in users])
-        out[metric] = paired_comparison(_mean_stat(joint), len(users)).as_dict()
+        joint = np.asarray(a_values[metric] + b_values[metric])
+        out[metric] = paired_comparison(_mean_stat(joint), len(a_values[metric])).as_dict()
     return out
 
 
@@ -131,4 +143,50 @@ def agent_comparisons(curves: list[Curve]) -> list[dict[str, Any]]:
                     **paired_runs(other.tests[b_point], first.tests[a_point]),
                 }
             )
+    return out
+
+
+def figure_key(world: str, variant: str, agent: str) -> str:
+    """The key of a (world, variant, agent) in :func:`pooled_figures` (no dots: goals in
+    eval/targets.toml address figures by dotted paths)."""
+    return "_".join(part for part in (world, variant, agent) if part)
+
+
+def pooled_figures(curves: list[Curve]) -> dict[str, dict[str, Any]]:
+    """Per (world, variant, agent), seeds pooled (their users paired within each seed): the
+    gain from N = 0 to the last point (``gain``) and, for the first agent of each (world,
+    variant), the difference at the last points from each other agent (``vs.<other>``, first
+    - other). A seed missing a run leaves its users out of that figure."""
+    by_key: dict[tuple[str, str], dict[str, dict[int, Curve]]] = {}
+    for curve in curves:
+        if curve.tests:
+            agents = by_key.setdefault((curve.world, curve.variant), {})
+            agents.setdefault(curve.agent, {})[curve.seed] = curve
+    out: dict[str, dict[str, Any]] = {}
+    for (world, variant), agents in by_key.items():
+        first_agent, *others = agents
+        for agent, seeds in agents.items():
+            pairs = [
+                (c.tests[0], c.tests[max(c.tests)])
+                for c in seeds.values()
+                if 0 in c.tests and max(c.tests) > 0
+            ]
+            entry: dict[str, Any] = {"seeds": sorted(seeds)}
+            if pairs and agent not in MEMORYLESS:
+                entry["gain"] = pooled_pairs(pairs)
+            if agent == first_agent:
+                entry["vs"] = {}
+                for other in others:
+                    versus = [
+                        (
+                            agents[other][seed].tests[
+                                0 if other in MEMORYLESS else max(agents[other][seed].tests)
+                            ],
+                            curve.tests[max(curve.tests)],
+                        )
+                        for seed, curve in seeds.items()
+                        if seed in agents[other]
+                    ]
+                    entry["vs"][other] = pooled_pairs(versus)
+            out[figure_key(world, variant, agent)] = entry
     return out

@@ -79,6 +79,7 @@ from curve_results import (
     agent_comparisons,
     paired_gain,
     point_numbers,
+    pooled_figures,
     train_loop,
 )
 from curve_results import METRICS as METRICS
@@ -408,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         "failures": failures,
         "results": results,
         "comparisons": agent_comparisons([c for c in done if not c.errors]),
+        "figures": pooled_figures([c for c in done if not c.errors]),
     }
     text = render(data)
     print(text)
@@ -425,7 +427,11 @@ def main(argv: list[str] | None = None) -> int:
 def render(data: dict) -> str:
     """The markdown of a learning-curve JSON: the provenance header, then the tables."""
     header = header_markdown(TITLE, Provenance.model_validate(data["provenance"]))
-    return header + "\n" + markdown(data["results"], data["caption"], data.get("comparisons"))
+    return (
+        header
+        + "\n"
+        + markdown(data["results"], data["caption"], data.get("comparisons"), data.get("figures"))
+    )
 
 
 if __name__ == "__main__":

@@ -108,6 +108,10 @@ def test_tiny_curve_end_to_end(
     assert (comparison["agent"], comparison["point"]) == ("billp", 4)
     assert (comparison["other"], comparison["other_point"]) == ("actonly", 0)
     assert comparison["total_reward"]["pairs"] == 2
+    # The same figures, seeds pooled, addressable by the goals of eval/targets.toml.
+    figures = payload["figures"]["matrix_billp"]
+    assert figures["gain"] == billp["gain"]
+    assert figures["vs"]["actonly"]["total_reward"] == comparison["total_reward"]
     text = (tmp_path / "curve.md").read_text()
     assert "Paired difference" in text
     # Provenance: generated from the JSON, naming the users' block and the knowledge setting.
@@ -166,4 +170,8 @@ def test_seed_blocks_and_variants(
             lines = (run / "episodes.jsonl").read_text().splitlines()
             played[seed] = {json.loads(line)["user_id"] for line in lines}
         assert played[0].isdisjoint(played[1]) and len(played[0]) == len(played[1]) == 2
-    assert "| world | variant | agent | seed |" in learning_curve.render(payload)
+    text = learning_curve.render(payload)
+    assert "| world | variant | agent | seed |" in text
+    assert "| matrix_untold_actonly: N_max - 0 |" not in text  # memoryless: no gain
+    assert set(payload["figures"]) == {"matrix_told_actonly", "matrix_untold_actonly"}
+    assert payload["figures"]["matrix_told_actonly"]["seeds"] == [0, 1]
