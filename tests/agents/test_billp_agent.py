@@ -93,6 +93,8 @@ def make_policy(
     def role(role_name: str, out: type) -> Role:
         return Role(role_name, out, llm, prompts, accounting, settings)
 
+    # These tests exercise the LLM Critic, an option: by default V(s) comes from the session.
+    agent_fields.setdefault("value_source", "critic")
     config = AgentConfig(name=name, **agent_fields)  # type: ignore[arg-type]
     memories = (
         AgentMemories.open(tmp_path / "mem", embedder) if config.macro or config.micro else None
@@ -277,6 +279,16 @@ async def test_ablations_call_only_their_roles(
     assert set(llm.roles()) == roles
     assert bool(writes.actor) == ("critic" in roles)
     assert bool(writes.reflections) == ("reflector" in roles)
+
+
+async def test_by_default_no_critic_is_called_and_micro_learning_still_writes(
+    catalogue: Catalogue, tmp_path: Path
+) -> None:
+    llm = FakeRoleLLMForTests()
+    policy = make_policy(catalogue, tmp_path, "billp", llm, value_source=AgentConfig().value_source)
+    writes, _ = await play(policy, [4.0, 3.0], quit_last=False)
+    assert set(llm.roles()) == {"planner", "actor", "reflector"}
+    assert writes.actor and writes.critic  # advantages from the session's values
 
 
 async def test_free_text_actor_reply_is_grounded(catalogue: Catalogue, tmp_path: Path) -> None:
