@@ -326,8 +326,7 @@ def render(report: dict[str, Any]) -> str:
         *head,
         f"{made}Today's defaults: commit {report['commit']}. "
         f"Baseline: commit {report['baseline_ref']}'s defaults. World: the LE user; users: "
-        "the split's first train users and test users 0-7 (default) or the dev block at "
-        "offset 100 (cap10); seed 0. Knowledge setting: each arm's own defaults (the "
+        "as the header says; seed 0. Knowledge setting: each arm's own defaults (the "
         "informed prompts of both commits).",
         "",
         "## Today's defaults against the baseline",
