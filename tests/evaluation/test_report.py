@@ -78,7 +78,7 @@ def test_page_data_has_every_step_field(report: Path) -> None:
     first = episode["steps"][0]
     for field in ("plan", "shortlist", "choice", "reward", "value", "memory_hits"):
         assert first[field] is not None, field
-    assert first["value"]["source"] in {"critic", "memory"}
+    assert first["value"]["source"] in {"session", "memory"}  # agent.value_source's default
     assert episode["outcome"] and episode["reflection"] is not None
     last = episode["steps"][-1]
     if episode["end"] != "capped":
