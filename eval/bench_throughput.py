@@ -286,23 +286,23 @@ def loop_speed(run: dict[str, Any]) -> float:
     return run["env_steps"] / (run["wall_s"] - run["to_first_request_s"])
 
 
+def _flag(flags: list[str], name: str) -> int:
+    """The integer value of ``name`` in a workload's flags."""
+    return int(flags[flags.index(name) + 1])
+
+
 def played_users(workloads: list[str], levers: list[str]) -> str:
     """Which users the runs played, by block (speed only where they are final-block users)."""
     parts = ["the split's first train users"]
     if "default" in workloads:
         parts.append(blocks.describe(0, 8) + " in the default run (speed only)")
-    if "cap10" in workloads:
-        cap10 = WORKLOADS["cap10"]
-        offset = int(cap10[cap10.index("--test-user-offset") + 1])
-        count = int(cap10[cap10.index("--test-users") + 1])
-        parts.append(blocks.describe(offset, count) + " in the cap10 run")
-    if "startup" in workloads:
-        startup = WORKLOADS["startup"]
-        offset = int(startup[startup.index("--test-user-offset") + 1])
-        count = int(startup[startup.index("--test-users") + 1])
-        parts.append(blocks.describe(offset, count) + " in the startup runs")
+    for workload, where in (("cap10", "the cap10 run"), ("startup", "the startup runs")):
+        if workload in workloads:
+            flags = WORKLOADS[workload]
+            offset, count = _flag(flags, "--test-user-offset"), _flag(flags, "--test-users")
+            parts.append(f"{blocks.describe(offset, count)} in {where}")
     if levers:
-        count = int(LEVER_WORKLOAD[LEVER_WORKLOAD.index("--test-users") + 1])
+        count = _flag(LEVER_WORKLOAD, "--test-users")
         parts.append(blocks.describe(0, count) + " in the lever runs (speed only)")
     return "; ".join(parts)
 

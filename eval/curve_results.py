@@ -118,6 +118,12 @@ def train_loop(curve: Curve) -> dict[str, Any]:
     return summary.get("loop", {}).get("train", {})
 
 
+def reference_point(curve: Curve) -> int:
+    """The point at which ``curve`` is compared with another agent's last point: its last,
+    or 0 for an agent that keeps no memories (its points are copies of N = 0)."""
+    return 0 if curve.agent in MEMORYLESS else max(curve.tests)
+
+
 def agent_comparisons(curves: list[Curve]) -> list[dict[str, Any]]:
     """At each curve's last point: the first agent of every (world, variant, seed) against
     each other agent of it, paired over their test users (first - other)."""
@@ -129,8 +135,7 @@ def agent_comparisons(curves: list[Curve]) -> list[dict[str, Any]]:
     for (world, variant, seed), members in groups.items():
         first, *others = members
         for other in others:
-            a_point = max(first.tests)
-            b_point = 0 if other.agent in MEMORYLESS else max(other.tests)
+            a_point, b_point = max(first.tests), reference_point(other)
             out.append(
                 {
                     "world": world,
@@ -178,14 +183,9 @@ def pooled_figures(curves: list[Curve]) -> dict[str, dict[str, Any]]:
                 entry["vs"] = {}
                 for other in others:
                     versus = [
-                        (
-                            agents[other][seed].tests[
-                                0 if other in MEMORYLESS else max(agents[other][seed].tests)
-                            ],
-                            curve.tests[max(curve.tests)],
-                        )
+                        (ref.tests[reference_point(ref)], curve.tests[max(curve.tests)])
                         for seed, curve in seeds.items()
-                        if seed in agents[other]
+                        if (ref := agents[other].get(seed)) is not None
                     ]
                     entry["vs"][other] = pooled_pairs(versus)
             out[figure_key(world, variant, agent)] = entry
